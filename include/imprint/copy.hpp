@@ -1,0 +1,34 @@
+// Copying images: reflink when the filesystem supports it, else a sparse copy that reads only the
+// allocated extents (SEEK_DATA/SEEK_HOLE) and writes holes for all-zero blocks; decompression of
+// compressed images through libarchive.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace imprint {
+
+struct Extent {
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+};
+
+// Is this a compressed or archived image libarchive must unpack (by content, not by name)?
+bool is_compressed_image(const std::string& path);
+
+// Copies src into dst (both open; dst empty), keeping holes. Tries FICLONE first. Returns the data
+// extents of the result (what a bmap maps). Sets dst's size to src's size.
+std::vector<Extent> copy_sparse(int src_fd, int dst_fd, const std::string& src_name);
+
+// Decompresses a compressed image (any filter libarchive reads; a .zip with exactly one .img
+// member) into dst_fd, writing holes for all-zero blocks. Returns the data extents.
+std::vector<Extent> decompress_image(const std::string& path, int dst_fd);
+
+// Copies or decompresses `path` into dst_fd, whichever it needs.
+std::vector<Extent> copy_image(const std::string& path, int dst_fd);
+
+// The data extents of an open file (SEEK_DATA/SEEK_HOLE).
+std::vector<Extent> data_extents(int fd);
+
+}  // namespace imprint

@@ -1,0 +1,26 @@
+// The native backend: ext2/3/4 on libext2fs, opened in place at the partition's byte offset inside
+// the image file (io option "?offset="), never copied out.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "imprint/filesystem.hpp"
+
+namespace imprint {
+
+struct Ext4OpenOptions {
+  std::string image_path;        // a host path libext2fs can open (may be /proc/self/fd/N)
+  std::uint64_t offset = 0;      // partition start in bytes
+  std::uint64_t size = 0;        // partition size in bytes (0: to end of file); bounds checks
+  bool writable = false;
+  std::string name;              // for messages, e.g. "data partition (p4)"
+};
+
+// Refuses (Error with a clear message naming `name`): a bad superblock, a filesystem that needs
+// journal recovery, read-only-compat or incompat features libext2fs cannot write (when writable),
+// a filesystem extending past the end of the image or of its partition.
+std::unique_ptr<Filesystem> open_ext4(const Ext4OpenOptions& options);
+
+}  // namespace imprint

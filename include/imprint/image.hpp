@@ -1,0 +1,106 @@
+// Disk images: the partition table and filesystems of a whole-disk image file, probed with
+// libblkid; the mender-convert roles of its partitions; filesystems opened in place.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "imprint/filesystem.hpp"
+#include "imprint/fileio.hpp"
+
+namespace imprint {
+
+enum class TableType { None, Dos, Gpt };
+// The mender-convert roles. Rootfs A is "primary", rootfs B "secondary".
+enum class Role { None, Boot, Primary, Secondary, Data, Swap, Extended };
+
+std::string to_string(TableType type);  // "none", "dos", "gpt"
+std::string to_string(Role role);       // "none", "boot", "primary", ...
+
+struct Partition {
+  int number = 0;                // 1-based, as the kernel names it (p1, p5 for the first logical)
+  std::uint64_t offset = 0;      // bytes from the start of the image
+  std::uint64_t size = 0;        // bytes
+  std::string fs_type;           // blkid TYPE: "ext4", "vfat", "swap", "" when none
+  std::string label;             // filesystem label (blkid LABEL)
+  std::string uuid;              // filesystem UUID
+  std::string part_uuid;         // PARTUUID
+  std::string part_type;         // MBR type "0x83" or GPT type GUID
+  bool extended = false;         // MBR extended container
+  Role role = Role::None;
+};
+
+struct Layout {
+  TableType table = TableType::None;
+  std::uint64_t image_size = 0;
+  std::string disk_id;  // MBR disk identifier or GPT disk GUID
+  std::vector<Partition> partitions;
+};
+
+// Probes the table and every partition's filesystem with libblkid, then assigns roles:
+// labels boot/primary/secondary/data when present (mender-convert 1.x), else the first four
+// partitions that are neither extended containers nor swap, in order: boot, primary, secondary,
+// data. Refuses a table whose entries point past the end of the file (Error(Corrupt), naming the
+// partition) and a file with no partition table.
+Layout probe_layout(const std::string& image_path);
+
+// Where the device mounts what (read from the primary rootfs /etc/fstab).
+struct MountMap {
+  std::vector<std::string> boot_mounts;  // e.g. {"/uboot"} or {"/boot/efi"}
+  std::string data_mount = "/data";
+};
+
+enum class OpenMode { ReadOnly, ReadWrite };
+
+class DiskImage {
+ public:
+  // Opens an image. A compressed image (.gz, .xz, .zst, .bz2, .zip holding one .img) is decompressed
+  // through libarchive into an unnamed sparse temp file (O_TMPFILE in $TMPDIR), which disappears
+  // with the process; writing to a compressed image is refused: "write commands need a raw image".
+  static DiskImage open(const std::string& path, OpenMode mode);
+
+  DiskImage(DiskImage&&) noexcept = default;
+  DiskImage& operator=(DiskImage&&) noexcept = default;
+  ~DiskImage();
+
+  const std::string& path() const noexcept { return path_; }  // as the user named it
+  const Layout& layout() const noexcept { return layout_; }
+  bool writable() const noexcept { return mode_ == OpenMode::ReadWrite; }
+
+  // Partition by role / number; Error(NotFound) naming the image when absent.
+  const Partition& partition(Role role) const;
+  const Partition& partition_number(int number) const;
+
+  // Opens a partition's filesystem in place. ext2/3/4 use the native backend; other types are
+  // Error(Unsupported) until the libguestfs backend exists. Filesystems are cached per partition
+  // and flushed by flush().
+  Filesystem& filesystem(const Partition& partition);
+  // Flushes every opened filesystem and fsyncs the image.
+  void flush();
+
+  // The boot and data mount points from the primary rootfs fstab (defaults when unreadable).
+  const MountMap& mounts();
+
+  // A path other libraries can open for the image's bytes (the file itself or /proc/self/fd/N).
+  const std::string& io_path() const noexcept { return io_path_; }
+
+ private:
+  DiskImage() = default;
+  std::string path_;
+  std::string io_path_;
+  UniqueFd fd_;
+  OpenMode mode_ = OpenMode::ReadOnly;
+  Layout layout_;
+  std::optional<MountMap> mounts_;
+  std::vector<std::pair<int, std::unique_ptr<Filesystem>>> filesystems_;
+};
+
+// Parses fstab text into a MountMap: each line's device (/dev/mmcblk0p1, /dev/sda1, LABEL=,
+// UUID=, PARTUUID=, PARTLABEL=) is matched to a partition of layout; the mount point of the boot
+// partition goes into boot_mounts, that of the data partition into data_mount.
+MountMap parse_fstab(const std::string& fstab, const Layout& layout);
+
+}  // namespace imprint

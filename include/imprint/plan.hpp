@@ -1,0 +1,40 @@
+// A Plan: the fully expanded, validated list of operations for one device. Backend-independent
+// (paths are PathSpecs, resolved against an image only when applied), printable (--dry-run) and
+// comparable (verify checks an image against it).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "imprint/pathmap.hpp"
+
+namespace imprint {
+
+enum class OpKind { File, Directory, Symlink, Remove };
+std::string to_string(OpKind kind);  // "file", "dir", "symlink", "remove"
+
+struct PlanOp {
+  OpKind kind = OpKind::File;
+  PathSpec target;                    // expanded: "/data/mender/x" or "primary:/etc/x"
+  std::string bytes;                  // File: the content; Symlink: the link target
+  unsigned mode = 0;                  // File/Directory: permission bits
+  std::string owner = "0:0";          // "uid:gid" or "user:group" (names resolved in the image)
+  std::optional<std::int64_t> mtime;  // unset: SOURCE_DATE_EPOCH or now
+  bool recursive = false;             // Remove: also non-empty directories
+  std::string elf_arch;               // File: expect { elf: ... } ("armhf", "aarch64", "x86_64")
+  std::string origin;                 // where it came from, for messages: "profile.yaml:14:5"
+};
+
+struct Plan {
+  std::string device_id;
+  std::vector<PlanOp> ops;  // in profile order: directories, files, symlinks, removes
+};
+
+// Human listing, one line per op ("file  /data/mender/x  0600 0:0  1704 bytes sha256=...").
+std::string format_plan(const Plan& plan);
+// JSON: {"device_id": ..., "ops": [{"kind","target","mode","owner","size","sha256",...}]}
+std::string plan_to_json(const Plan& plan);
+
+}  // namespace imprint

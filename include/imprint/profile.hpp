@@ -1,0 +1,117 @@
+// Profiles: the YAML file (version: 1) that says what goes where for every device of a fleet.
+// Loading is strict: unknown keys, wrong types, non-octal modes, duplicate targets and undefined
+// variables are Error(Invalid) naming "<file>:<line>:<column>".
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "imprint/plan.hpp"
+#include "imprint/template.hpp"
+
+namespace imprint {
+
+// "<file>:<line>:<column>" of a YAML node (1-based).
+struct SourcePosition {
+  std::string file;
+  int line = 0;
+  int column = 0;
+  std::string str() const;
+};
+
+enum class ContentKind { Source, Content, Credential };
+
+struct FileSpec {
+  SourcePosition where;
+  std::string path;            // template; device view or ROLE:PATH
+  ContentKind kind = ContentKind::Content;
+  std::string value;           // Source: host path template (relative to the profile's directory);
+                               // Content: inline template; Credential: "key", "cert", "chain",
+                               // "fullchain", "pfx" (from: credentials.<name>)
+  std::string format;          // Credential key format: "pkcs1" | "pkcs8" | "" (default)
+  unsigned mode = 0;           // required
+  std::string owner = "0:0";
+  bool template_source = false;  // expand {{...}} inside a source: file
+  std::string elf_arch;        // expect: { elf: armhf | aarch64 | x86_64 }
+};
+
+struct DirectorySpec {
+  SourcePosition where;
+  std::string path;
+  unsigned mode = 0755;
+  std::string owner = "0:0";
+};
+
+struct SymlinkSpec {
+  SourcePosition where;
+  std::string path;
+  std::string target;  // template
+  std::string owner = "0:0";
+};
+
+struct RemoveSpec {
+  SourcePosition where;
+  std::string path;
+  bool recursive = false;
+};
+
+struct GenerateSpec {
+  std::string ca_cert;           // template, host path
+  std::string ca_key;            // template, host path
+  std::string ca_key_password;   // template (usually "{{ca_key_password}}"), may be empty
+  std::string key_type = "rsa:4096";  // rsa:2048 | rsa:3072 | rsa:4096 | ec:p256
+  int days = 365;
+};
+
+struct CredentialsSpec {
+  SourcePosition where;
+  std::string key;            // templates of host paths; empty when not given
+  std::string key_password;   // template, for an encrypted key
+  std::string cert;
+  std::string chain;
+  std::string pfx;
+  std::string pfx_password = "{{pfx_password}}";  // template; the device client's password
+  std::string pfx_encryption = "compat";            // compat (3DES + SHA-1 MAC) | aes
+  std::optional<GenerateSpec> generate;
+};
+
+struct CheckSpec {
+  SourcePosition where;
+  std::string name;       // "key-matches-cert", "cert-valid-for-days", ...
+  std::string argument;   // "30" for cert-valid-for-days: 30; empty otherwise
+};
+
+struct Profile {
+  std::string path;       // the profile file
+  std::string directory;  // its directory: relative source paths resolve against it
+  Variables variables;    // defaults
+  std::optional<CredentialsSpec> credentials;
+  std::vector<DirectorySpec> directories;
+  std::vector<FileSpec> files;
+  std::vector<SymlinkSpec> symlinks;
+  std::vector<RemoveSpec> removes;
+  std::vector<CheckSpec> checks;
+};
+
+Profile load_profile(const std::string& path);
+// Parses YAML text; `name` is used in messages and `directory` for relative sources.
+Profile parse_profile(const std::string& yaml, const std::string& name, const std::string& directory);
+
+// Every variable the profile's templates use (device_id included), sorted.
+std::vector<std::string> required_variables(const Profile& profile);
+
+// Variables for one device: profile defaults < overrides (CSV columns, --set) < device_id.
+Variables device_variables(const Profile& profile, const Variables& overrides, const std::string& device_id);
+
+// Supplies the bytes of `from: credentials.<name>` (format as in FileSpec::format). The stamp
+// module wires this to the credentials module; an empty function makes such entries an error.
+using CredentialBytes = std::function<std::string(const std::string& name, const std::string& format)>;
+
+// Expands the profile for one device: templates, source files read byte for byte, credentials.
+// Error(Invalid) naming the entry's position for undefined variables, missing source files and
+// two entries writing the same target.
+Plan build_plan(const Profile& profile, const Variables& variables, const CredentialBytes& credentials);
+
+}  // namespace imprint

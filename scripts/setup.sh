@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs every Debian package imprint, its fixtures and its tests need.
+# Idempotent: packages already installed are skipped; apt-get runs only when something is missing.
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  build-essential cmake pkg-config
+  # libraries
+  libext2fs-dev libblkid-dev libarchive-dev libssl-dev libyaml-cpp-dev libcli11-dev
+  libgtest-dev libgmock-dev nlohmann-json3-dev libguestfs-dev
+  # fixtures and independent checks
+  e2fsprogs dosfstools mtools fdisk util-linux mender-artifact openssl
+  gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user-static bmap-tools
+  gzip xz-utils zstd zip unzip file binutils-multiarch
+)
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "setup: all ${#PACKAGES[@]} packages already installed"
+  exit 0
+fi
+
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,31 @@
+#include "imprint/error.hpp"
+
+#include <cerrno>
+#include <cstring>
+
+namespace imprint {
+
+namespace {
+ErrorCode code_for_errno(int error_number) {
+  switch (error_number) {
+    case ENOENT: return ErrorCode::NotFound;
+    case EEXIST: return ErrorCode::Exists;
+    case ENOTDIR: return ErrorCode::NotDirectory;
+    case EISDIR: return ErrorCode::IsDirectory;
+    case ENOTEMPTY: return ErrorCode::NotEmpty;
+    case ENOSPC:
+    case EFBIG:
+    case EDQUOT: return ErrorCode::NoSpace;
+    case ELOOP: return ErrorCode::Symlink;
+    default: return ErrorCode::Generic;
+  }
+}
+}  // namespace
+
+void throw_errno(const std::string& context) { throw_errno(context, errno); }
+
+void throw_errno(const std::string& context, int error_number) {
+  throw Error(context + ": " + std::strerror(error_number), code_for_errno(error_number));
+}
+
+}  // namespace imprint

@@ -1,0 +1,171 @@
+#include "imprint/fileio.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <random>
+
+#include "imprint/error.hpp"
+
+namespace imprint {
+
+UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
+  if (this != &other) reset(other.release());
+  return *this;
+}
+
+UniqueFd::~UniqueFd() { reset(); }
+
+int UniqueFd::release() noexcept {
+  const int fd = fd_;
+  fd_ = -1;
+  return fd;
+}
+
+void UniqueFd::reset(int fd) noexcept {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = fd;
+}
+
+UniqueFd open_read(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw_errno("cannot open " + path);
+  return UniqueFd(fd);
+}
+
+std::string read_host_file(const std::string& path) {
+  UniqueFd fd = open_read(path);
+  std::string content;
+  char buffer[65536];
+  for (;;) {
+    const ssize_t got = ::read(fd.get(), buffer, sizeof buffer);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("cannot read " + path);
+    }
+    if (got == 0) break;
+    content.append(buffer, static_cast<std::size_t>(got));
+  }
+  return content;
+}
+
+void write_all(int fd, std::string_view bytes, const std::string& what) {
+  while (!bytes.empty()) {
+    const ssize_t put = ::write(fd, bytes.data(), bytes.size());
+    if (put < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("cannot write " + what);
+    }
+    bytes.remove_prefix(static_cast<std::size_t>(put));
+  }
+}
+
+void pwrite_all(int fd, std::string_view bytes, std::uint64_t offset, const std::string& what) {
+  while (!bytes.empty()) {
+    const ssize_t put = ::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(offset));
+    if (put < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("cannot write " + what);
+    }
+    bytes.remove_prefix(static_cast<std::size_t>(put));
+    offset += static_cast<std::uint64_t>(put);
+  }
+}
+
+namespace {
+std::string random_suffix() {
+  static constexpr char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  std::random_device device;
+  std::string suffix;
+  for (int i = 0; i < 8; ++i) suffix.push_back(alphabet[device() % (sizeof alphabet - 1)]);
+  return suffix;
+}
+
+void fsync_directory_of(const std::string& path) {
+  std::string directory = std::filesystem::path(path).parent_path().string();
+  if (directory.empty()) directory = ".";
+  const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+}  // namespace
+
+PendingFile::PendingFile(std::string final_path) : final_path_(std::move(final_path)) {
+  const std::filesystem::path final_fs(final_path_);
+  const std::string name = final_fs.filename().string();
+  if (name.empty()) throw Error("output path " + final_path_ + " names a directory", ErrorCode::Invalid);
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    temp_path_ = (final_fs.parent_path() / ("." + name + ".imprint-" + random_suffix())).string();
+    const int fd = ::open(temp_path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      fd_.reset(fd);
+      return;
+    }
+    if (errno != EEXIST) throw_errno("cannot create output beside " + final_path_);
+  }
+  throw Error("cannot create a temporary output beside " + final_path_);
+}
+
+PendingFile::PendingFile(PendingFile&& other) noexcept
+    : final_path_(std::move(other.final_path_)),
+      temp_path_(std::move(other.temp_path_)),
+      fd_(std::move(other.fd_)),
+      committed_(other.committed_) {
+  other.committed_ = true;  // the moved-from object owns nothing to clean up
+}
+
+PendingFile::~PendingFile() {
+  if (!committed_ && !temp_path_.empty()) ::unlink(temp_path_.c_str());
+}
+
+void PendingFile::commit() {
+  if (::fsync(fd_.get()) != 0) throw_errno("cannot write " + final_path_);
+  if (::rename(temp_path_.c_str(), final_path_.c_str()) != 0) throw_errno("cannot create " + final_path_);
+  committed_ = true;
+  fd_.reset();
+  fsync_directory_of(final_path_);
+}
+
+void write_file_atomically(const std::string& path, std::string_view bytes, unsigned mode) {
+  PendingFile file(path);
+  write_all(file.fd(), bytes, path);
+  if (::fchmod(file.fd(), mode) != 0) throw_errno("cannot set the mode of " + path);
+  file.commit();
+}
+
+unsigned parse_octal_mode(std::string_view text, const std::string& what) {
+  const auto invalid = [&] {
+    return Error(what + ": mode '" + std::string(text) + "' is not an octal mode like \"0644\"", ErrorCode::Invalid);
+  };
+  if (text.empty() || text.size() > 5) throw invalid();
+  unsigned value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value, 8);
+  if (error != std::errc() || end != text.data() + text.size() || value > 07777) throw invalid();
+  return value;
+}
+
+std::string format_mode(unsigned mode) {
+  char buffer[8];
+  std::snprintf(buffer, sizeof buffer, "%04o", mode & 07777);
+  return buffer;
+}
+
+std::int64_t reproducible_now() {
+  if (const char* epoch = std::getenv("SOURCE_DATE_EPOCH"); epoch != nullptr && *epoch != '\0') {
+    std::int64_t value = 0;
+    const std::string_view text(epoch);
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (error == std::errc() && end == text.data() + text.size() && value >= 0) return value;
+  }
+  return static_cast<std::int64_t>(std::time(nullptr));
+}
+
+}  // namespace imprint

@@ -1,0 +1,69 @@
+// Helpers shared by the tests: fixtures, running commands (imprint and independent tools), temp
+// directories, and reading partitions back with e2fsprogs.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace imprint::test {
+
+// Path of a built fixture ($IMPRINT_FIXTURES/name); throws with a message saying how to build it
+// when it is missing, so a test never passes or skips silently.
+std::string fixture(const std::string& name);
+std::string source_dir();   // $IMPRINT_SOURCE_DIR
+std::string imprint_bin();  // $IMPRINT_BIN
+
+struct CommandResult {
+  int status = -1;  // exit status, or 128+signal
+  std::string out;
+  std::string err;
+};
+// Runs argv (no shell) with optional stdin bytes and extra environment entries ("K=V").
+CommandResult run(const std::vector<std::string>& argv, const std::string& stdin_bytes = "",
+                  const std::vector<std::string>& environment = {});
+// Runs imprint with the given arguments.
+CommandResult imprint(const std::vector<std::string>& arguments, const std::string& stdin_bytes = "",
+                      const std::vector<std::string>& environment = {});
+// Runs a shell command line (for pipelines in tests); throws when it fails.
+std::string shell(const std::string& command);
+
+// A fresh directory removed (recursively) at destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// Sparse copy of a fixture into dir; returns the new path.
+std::string copy_fixture(const std::string& name, const TempDir& dir);
+
+std::string file_sha256(const std::string& path);
+std::string read_file(const std::string& path);
+void write_file(const std::string& path, const std::string& bytes);
+
+// Partition n (1-based) of an image as sfdisk --json reports it, in bytes.
+struct Span {
+  std::uint64_t offset = 0;
+  std::uint64_t size = 0;
+};
+Span partition_span(const std::string& image, int number);
+// "IMAGE?offset=N" for debugfs / e2fsck.
+std::string ext_device(const std::string& image, int number);
+// debugfs -R command on partition n; fails the test when debugfs could not open it.
+std::string debugfs(const std::string& image, int number, const std::string& command);
+// e2fsck -fn on partition n; returns its exit status (0 = clean) and output.
+CommandResult e2fsck(const std::string& image, int number);
+// sha256 of the bytes of partition n.
+std::string partition_sha256(const std::string& image, int number);
+// Allocated bytes of a host file (st_blocks * 512).
+std::uint64_t allocated_bytes(const std::string& path);
+
+}  // namespace imprint::test

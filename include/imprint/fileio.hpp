@@ -36,9 +36,10 @@ void write_all(int fd, std::string_view bytes, const std::string& what);
 // pwrite all bytes at offset; throws Error naming `what`.
 void pwrite_all(int fd, std::string_view bytes, std::uint64_t offset, const std::string& what);
 
-// An output file created 0600 under a temp name beside its final path (".NAME.imprint-XXXXXX").
-// commit() fsyncs, renames to the final name and fsyncs the directory; the destructor removes the
-// temp file if commit() was never reached, so a failure leaves nothing behind.
+// An output file created 0600 in the directory of its final path, unnamed (O_TMPFILE) where the
+// filesystem allows, else under a hidden temp name (".NAME.imprint-XXXXXX"). commit() fsyncs,
+// gives it the final name (rename) and fsyncs the directory. Until then nothing exists under the
+// final name; the destructor removes a named temp file, and an unnamed one vanishes even on kill -9.
 class PendingFile {
  public:
   explicit PendingFile(std::string final_path);
@@ -49,13 +50,17 @@ class PendingFile {
   ~PendingFile();
 
   int fd() const noexcept { return fd_.get(); }
+  // A path that opens the pending file (/proc/self/fd/N for an unnamed one).
   const std::string& temp_path() const noexcept { return temp_path_; }
   const std::string& final_path() const noexcept { return final_path_; }
   void commit();
 
  private:
+  void create_named_temp(const std::string& directory, const std::string& name);
+
   std::string final_path_;
   std::string temp_path_;
+  std::string named_temp_;  // the hidden name, once the file has one
   UniqueFd fd_;
   bool committed_ = false;
 };

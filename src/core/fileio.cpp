@@ -102,11 +102,27 @@ PendingFile::PendingFile(std::string final_path) : final_path_(std::move(final_p
   const std::filesystem::path final_fs(final_path_);
   const std::string name = final_fs.filename().string();
   if (name.empty()) throw Error("output path " + final_path_ + " names a directory", ErrorCode::Invalid);
+  std::string directory = final_fs.parent_path().string();
+  if (directory.empty()) directory = ".";
+  // An unnamed file (O_TMPFILE) vanishes by itself if the process dies, even by kill -9; it gets a
+  // name only in commit(). Filesystems without O_TMPFILE get a hidden temp name instead.
+  const int unnamed = ::open(directory.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (unnamed >= 0) {
+    fd_.reset(unnamed);
+    temp_path_ = "/proc/self/fd/" + std::to_string(unnamed);
+    return;
+  }
+  if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) throw_errno("cannot create " + final_path_);
+  create_named_temp(directory, name);
+}
+
+void PendingFile::create_named_temp(const std::string& directory, const std::string& name) {
   for (int attempt = 0; attempt < 16; ++attempt) {
-    temp_path_ = (final_fs.parent_path() / ("." + name + ".imprint-" + random_suffix())).string();
-    const int fd = ::open(temp_path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    named_temp_ = directory + "/." + name + ".imprint-" + random_suffix();
+    const int fd = ::open(named_temp_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd >= 0) {
       fd_.reset(fd);
+      temp_path_ = named_temp_;
       return;
     }
     if (errno != EEXIST) throw_errno("cannot create output beside " + final_path_);
@@ -117,18 +133,34 @@ PendingFile::PendingFile(std::string final_path) : final_path_(std::move(final_p
 PendingFile::PendingFile(PendingFile&& other) noexcept
     : final_path_(std::move(other.final_path_)),
       temp_path_(std::move(other.temp_path_)),
+      named_temp_(std::move(other.named_temp_)),
       fd_(std::move(other.fd_)),
       committed_(other.committed_) {
   other.committed_ = true;  // the moved-from object owns nothing to clean up
 }
 
 PendingFile::~PendingFile() {
-  if (!committed_ && !temp_path_.empty()) ::unlink(temp_path_.c_str());
+  if (!committed_ && !named_temp_.empty()) ::unlink(named_temp_.c_str());
 }
 
 void PendingFile::commit() {
   if (::fsync(fd_.get()) != 0) throw_errno("cannot write " + final_path_);
-  if (::rename(temp_path_.c_str(), final_path_.c_str()) != 0) throw_errno("cannot create " + final_path_);
+  if (named_temp_.empty()) {
+    // Give the unnamed file a hidden name, then rename it over the final name (linkat cannot
+    // replace an existing file). The hidden name exists only between these two calls.
+    const std::string directory = std::filesystem::path(final_path_).parent_path().string();
+    for (int attempt = 0; named_temp_.empty() && attempt < 16; ++attempt) {
+      const std::string candidate = (directory.empty() ? "." : directory) + "/." +
+                                    std::filesystem::path(final_path_).filename().string() + ".imprint-" + random_suffix();
+      if (::linkat(AT_FDCWD, temp_path_.c_str(), AT_FDCWD, candidate.c_str(), AT_SYMLINK_FOLLOW) == 0) {
+        named_temp_ = candidate;
+      } else if (errno != EEXIST) {
+        throw_errno("cannot create " + final_path_);
+      }
+    }
+    if (named_temp_.empty()) throw Error("cannot create " + final_path_ + ": no free temporary name");
+  }
+  if (::rename(named_temp_.c_str(), final_path_.c_str()) != 0) throw_errno("cannot create " + final_path_);
   committed_ = true;
   fd_.reset();
   fsync_directory_of(final_path_);

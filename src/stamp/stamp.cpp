@@ -1,0 +1,197 @@
+#include "imprint/stamp.hpp"
+
+#include <sys/stat.h>
+
+#include <map>
+
+#include "imprint/bytes.hpp"
+#include "imprint/copy.hpp"
+#include "imprint/edit.hpp"
+#include "imprint/error.hpp"
+#include "imprint/fileio.hpp"
+
+namespace imprint {
+
+namespace {
+
+std::string parent_of(const std::string& path) {
+  const auto slash = path.rfind('/');
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// Owners resolved once per image (names need the image's /etc/passwd).
+class OwnerCache {
+ public:
+  explicit OwnerCache(DiskImage& image) : image_(image) {}
+  Owner get(const std::string& owner) {
+    auto found = cache_.find(owner);
+    if (found == cache_.end()) found = cache_.emplace(owner, resolve_image_owner(image_, owner)).first;
+    return found->second;
+  }
+
+ private:
+  DiskImage& image_;
+  std::map<std::string, Owner> cache_;
+};
+
+void apply_op(Filesystem& filesystem, const Location& location, const PlanOp& op, const Owner& owner) {
+  const Attributes attributes{op.mode, owner.uid, owner.gid, op.mtime};
+  const Attributes parent_attributes{0755, 0, 0, op.mtime};
+  switch (op.kind) {
+    case OpKind::File: {
+      make_directories(filesystem, parent_of(location.path), parent_attributes);
+      MemorySource source(op.bytes);
+      filesystem.write(location.path, source, attributes);
+      break;
+    }
+    case OpKind::Directory:
+      make_directories(filesystem, location.path, attributes);
+      // An existing directory takes the planned mode and owner too.
+      filesystem.chmod(location.path, op.mode);
+      filesystem.chown(location.path, owner.uid, owner.gid);
+      break;
+    case OpKind::Symlink:
+      make_directories(filesystem, parent_of(location.path), parent_attributes);
+      filesystem.symlink(location.path, op.bytes, attributes);
+      break;
+    case OpKind::Remove:
+      if (filesystem.stat(location.path)) filesystem.remove(location.path, op.recursive);
+      break;
+  }
+}
+
+void add_difference(std::vector<std::string>& differences, const Location& location, const std::string& what) {
+  differences.push_back(describe(location) + ": " + location.path + ": " + what);
+}
+
+std::string read_sha256(Filesystem& filesystem, const std::string& path) {
+  Sha256 hash;
+  filesystem.read(path, [&](std::string_view chunk) { hash.update(chunk); });
+  return hash.hex_digest();
+}
+
+void verify_op(Filesystem& filesystem, const Location& location, const PlanOp& op, const Owner& owner,
+               std::vector<std::string>& differences) {
+  const auto stat = filesystem.stat(location.path);
+  if (op.kind == OpKind::Remove) {
+    if (stat) add_difference(differences, location, "exists, expected removed");
+    return;
+  }
+  if (!stat) return add_difference(differences, location, "missing");
+  const FileType expected_type = op.kind == OpKind::File        ? FileType::Regular
+                                 : op.kind == OpKind::Directory ? FileType::Directory
+                                                                : FileType::Symlink;
+  if (stat->type != expected_type) return add_difference(differences, location, "is not a " + to_string(op.kind));
+  if (op.kind == OpKind::Symlink) {
+    if (stat->link_target != op.bytes) add_difference(differences, location, "points to " + stat->link_target + ", expected " + op.bytes);
+  } else if ((stat->mode & 07777) != op.mode) {
+    add_difference(differences, location, "mode " + format_mode(stat->mode) + ", expected " + format_mode(op.mode));
+  }
+  if (stat->uid != owner.uid || stat->gid != owner.gid) {
+    add_difference(differences, location,
+                   "owner " + std::to_string(stat->uid) + ":" + std::to_string(stat->gid) + ", expected " +
+                       std::to_string(owner.uid) + ":" + std::to_string(owner.gid));
+  }
+  if (op.kind == OpKind::File && (stat->size != op.bytes.size() || read_sha256(filesystem, location.path) != sha256_hex(op.bytes))) {
+    add_difference(differences, location, "content differs (" + std::to_string(stat->size) + " bytes, expected " +
+                                              std::to_string(op.bytes.size()) + " bytes with sha256 " + sha256_hex(op.bytes) + ")");
+  }
+}
+
+bool touches_rootfs(DiskImage& image, const Plan& plan) {
+  for (const PlanOp& op : plan.ops) {
+    for (const Location& location : resolve(op.target, image.layout(), image.mounts())) {
+      if (location.role == Role::Primary || location.role == Role::Secondary) return true;
+    }
+  }
+  return false;
+}
+
+void refuse_output_over_golden(const std::string& golden, const std::string& output) {
+  struct stat golden_stat {}, output_stat {};
+  if (::stat(golden.c_str(), &golden_stat) == 0 && ::stat(output.c_str(), &output_stat) == 0 &&
+      golden_stat.st_dev == output_stat.st_dev && golden_stat.st_ino == output_stat.st_ino) {
+    throw Error(output + " is the golden image itself; the golden image is never modified (use --in-place to patch it)",
+                ErrorCode::Invalid);
+  }
+}
+
+}  // namespace
+
+void apply_plan(DiskImage& image, const Plan& plan) {
+  OwnerCache owners(image);
+  for (const PlanOp& op : plan.ops) {
+    const Owner owner = owners.get(op.owner);
+    try {
+      for_each_location(image, op.target, [&](Filesystem& filesystem, const Location& location) {
+        apply_op(filesystem, location, op, owner);
+      });
+    } catch (const Error& error) {
+      throw Error(op.origin.empty() ? error.what() : op.origin + ": " + error.what(), error.code());
+    }
+  }
+}
+
+std::vector<std::string> verify_plan(DiskImage& image, const Plan& plan) {
+  OwnerCache owners(image);
+  std::vector<std::string> differences;
+  for (const PlanOp& op : plan.ops) {
+    const Owner owner = owners.get(op.owner);
+    for_each_location(image, op.target, [&](Filesystem& filesystem, const Location& location) {
+      verify_op(filesystem, location, op, owner, differences);
+    });
+  }
+  return differences;
+}
+
+std::optional<std::string> bootstrap_warning(DiskImage& image, const Plan& plan) {
+  try {
+    Filesystem& data = image.filesystem(image.partition(Role::Data));
+    if (!data.stat("/mender/bootstrap.mender") || !touches_rootfs(image, plan)) return std::nullopt;
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+  return std::string(
+      "the data partition holds mender/bootstrap.mender, whose rootfs checksum is now stale because this plan "
+      "edits the root filesystems; regenerate it or remove it");
+}
+
+Plan prepare_plan(const Profile& profile, const std::string& device_id, const Variables& overrides) {
+  const Variables variables = device_variables(profile, overrides, device_id);
+  return build_plan(profile, variables, CredentialBytes{});
+}
+
+StampResult stamp(const StampRequest& request) {
+  const Profile profile = load_profile(request.profile_path);
+  StampResult result;
+  result.plan = prepare_plan(profile, request.device_id, request.overrides);
+
+  if (request.dry_run) {
+    DiskImage golden = DiskImage::open(request.golden_path, OpenMode::ReadOnly);
+    for (const PlanOp& op : result.plan.ops) resolve(op.target, golden.layout(), golden.mounts());
+    return result;
+  }
+  if (request.in_place) {
+    DiskImage image = DiskImage::open(request.golden_path, OpenMode::ReadWrite);
+    apply_plan(image, result.plan);
+    if (auto warning = bootstrap_warning(image, result.plan)) result.warnings.push_back(*warning);
+    image.flush();
+    result.output_path = request.golden_path;
+    return result;
+  }
+
+  refuse_output_over_golden(request.golden_path, request.output_path);
+  PendingFile output(request.output_path);
+  copy_image(request.golden_path, output.fd());
+  {
+    DiskImage image = DiskImage::open(output.temp_path(), OpenMode::ReadWrite);
+    apply_plan(image, result.plan);
+    if (auto warning = bootstrap_warning(image, result.plan)) result.warnings.push_back(*warning);
+    image.flush();
+  }
+  output.commit();
+  result.output_path = request.output_path;
+  return result;
+}
+
+}  // namespace imprint

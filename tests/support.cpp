@@ -21,12 +21,10 @@ extern char** environ;
 namespace imprint::test {
 
 namespace {
-std::string environment_value(const char* name) {
+// The environment overrides the paths CMake compiled in.
+std::string environment_value(const char* name, const char* built_in) {
   const char* value = std::getenv(name);
-  if (value == nullptr || *value == '\0') {
-    throw std::runtime_error(std::string(name) + " is not set: run the tests through ctest (see README.md)");
-  }
-  return value;
+  return value != nullptr && *value != '\0' ? value : built_in;
 }
 
 std::string slurp_and_remove(const std::string& path) {
@@ -37,15 +35,15 @@ std::string slurp_and_remove(const std::string& path) {
 }  // namespace
 
 std::string fixture(const std::string& name) {
-  const std::string path = environment_value("IMPRINT_FIXTURES") + "/" + name;
+  const std::string path = environment_value("IMPRINT_FIXTURES", IMPRINT_TEST_FIXTURES) + "/" + name;
   if (!std::filesystem::exists(path)) {
     throw std::runtime_error("fixture " + path + " is missing: run fixtures/build-all.sh (ctest runs it as build_fixtures)");
   }
   return path;
 }
 
-std::string source_dir() { return environment_value("IMPRINT_SOURCE_DIR"); }
-std::string imprint_bin() { return environment_value("IMPRINT_BIN"); }
+std::string source_dir() { return environment_value("IMPRINT_SOURCE_DIR", IMPRINT_TEST_SOURCE_DIR); }
+std::string imprint_bin() { return environment_value("IMPRINT_BIN", IMPRINT_TEST_BIN); }
 
 CommandResult run(const std::vector<std::string>& argv, const std::string& stdin_bytes,
                   const std::vector<std::string>& environment) {

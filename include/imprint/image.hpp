@@ -28,6 +28,7 @@ struct Partition {
   std::string label;             // filesystem label (blkid LABEL)
   std::string uuid;              // filesystem UUID
   std::string part_uuid;         // PARTUUID
+  std::string part_label;        // PARTLABEL (GPT partition name)
   std::string part_type;         // MBR type "0x83" or GPT type GUID
   bool extended = false;         // MBR extended container
   Role role = Role::None;

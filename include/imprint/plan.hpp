@@ -24,6 +24,9 @@ struct PlanOp {
   std::optional<std::int64_t> mtime;  // unset: SOURCE_DATE_EPOCH or now
   bool recursive = false;             // Remove: also non-empty directories
   std::string elf_arch;               // File: expect { elf: ... } ("armhf", "aarch64", "x86_64")
+  std::string credential;             // File: from credentials.<name> ("key", "pfx", ...), else ""
+  bool reproducible = true;           // false when the bytes differ on every build (a PFX built with
+                                      // a random salt): verify then checks meaning, not bytes
   std::string origin;                 // where it came from, for messages: "profile.yaml:14:5"
 };
 

@@ -1,0 +1,134 @@
+// DiskImage: an opened image file (raw, or a decompressed temp copy), its layout, and its
+// partitions' filesystems opened in place.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+
+#include "imprint/copy.hpp"
+#include "imprint/error.hpp"
+#include "imprint/ext4.hpp"
+#include "imprint/image.hpp"
+#include "imprint/pathmap.hpp"
+#include "layout_internal.hpp"
+
+namespace imprint {
+
+namespace {
+
+std::string temp_directory() {
+  const char* directory = std::getenv("TMPDIR");
+  return directory != nullptr && *directory != '\0' ? directory : "/tmp";
+}
+
+// An unnamed temp file (gone with the process); falls back to a named one unlinked at once where
+// the filesystem has no O_TMPFILE.
+UniqueFd unnamed_temp_file(const std::string& for_image) {
+  const std::string directory = temp_directory();
+  const int fd = ::open(directory.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd >= 0) return UniqueFd(fd);
+  if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
+    throw_errno("cannot create a temp file in " + directory + " to decompress " + for_image);
+  }
+  std::string pattern = directory + "/imprint-XXXXXX";
+  UniqueFd named(::mkostemp(pattern.data(), O_CLOEXEC));
+  if (!named) throw_errno("cannot create a temp file in " + directory + " to decompress " + for_image);
+  ::unlink(pattern.c_str());
+  return named;
+}
+
+UniqueFd open_image(const std::string& path, OpenMode mode) {
+  const int flags = (mode == OpenMode::ReadWrite ? O_RDWR : O_RDONLY) | O_CLOEXEC;
+  UniqueFd fd(::open(path.c_str(), flags));
+  if (!fd) throw_errno("cannot open " + path);
+  struct stat info {};
+  if (::fstat(fd.get(), &info) != 0) throw_errno("cannot stat " + path);
+  if (S_ISDIR(info.st_mode)) throw Error(path + " is a directory, not a disk image", ErrorCode::Invalid);
+  return fd;
+}
+
+bool is_ext(const std::string& type) { return type == "ext2" || type == "ext3" || type == "ext4"; }
+
+std::string partition_name(const Partition& partition) {
+  return describe(Location{partition.number, partition.role, "", ""});
+}
+
+}  // namespace
+
+DiskImage::~DiskImage() = default;
+
+DiskImage DiskImage::open(const std::string& path, OpenMode mode) {
+  DiskImage image;
+  image.path_ = path;
+  image.mode_ = mode;
+  if (is_compressed_image(path)) {
+    if (mode == OpenMode::ReadWrite) {
+      throw Error(path + " is compressed; write commands need a raw image (decompress it first, or use stamp)",
+                  ErrorCode::Unsupported);
+    }
+    image.fd_ = unnamed_temp_file(path);
+    decompress_image(path, image.fd_.get());
+    image.io_path_ = "/proc/self/fd/" + std::to_string(image.fd_.get());
+  } else {
+    image.fd_ = open_image(path, mode);
+    image.io_path_ = path;
+  }
+  image.layout_ = detail::probe_layout_fd(image.fd_.get(), path);
+  return image;
+}
+
+const Partition& DiskImage::partition(Role role) const {
+  for (const Partition& candidate : layout_.partitions) {
+    if (candidate.role == role) return candidate;
+  }
+  throw Error(path_ + " has no " + to_string(role) + " partition", ErrorCode::NotFound);
+}
+
+const Partition& DiskImage::partition_number(int number) const {
+  for (const Partition& candidate : layout_.partitions) {
+    if (candidate.number == number) return candidate;
+  }
+  throw Error(path_ + " has no partition " + std::to_string(number), ErrorCode::NotFound);
+}
+
+Filesystem& DiskImage::filesystem(const Partition& partition) {
+  for (auto& [number, opened] : filesystems_) {
+    if (number == partition.number) return *opened;
+  }
+  const std::string name = partition_name(partition);
+  if (partition.extended) {
+    throw Error(path_ + ": " + name + " is an extended partition container, not a filesystem", ErrorCode::Invalid);
+  }
+  if (partition.fs_type.empty()) {
+    throw Error(path_ + ": " + name + " holds no filesystem that libblkid recognizes", ErrorCode::Unsupported);
+  }
+  if (!is_ext(partition.fs_type)) {
+    throw Error(partition.fs_type + " on " + name + " is not supported yet: needs the libguestfs backend",
+                ErrorCode::Unsupported);
+  }
+  std::unique_ptr<Filesystem> opened =
+      open_ext4(Ext4OpenOptions{io_path_, partition.offset, partition.size, writable(), name});
+  filesystems_.emplace_back(partition.number, std::move(opened));
+  return *filesystems_.back().second;
+}
+
+void DiskImage::flush() {
+  for (auto& [number, opened] : filesystems_) opened->flush();
+  if (writable() && ::fsync(fd_.get()) != 0) throw_errno("cannot sync " + path_);
+}
+
+const MountMap& DiskImage::mounts() {
+  if (mounts_) return *mounts_;
+  try {
+    Filesystem& root = filesystem(partition(Role::Primary));
+    mounts_ = parse_fstab(read_all(root, "/etc/fstab"), layout_);
+  } catch (const Error&) {
+    // No readable fstab (not a mender image, or a rootfs we cannot open): mender-convert's mounts.
+    mounts_ = MountMap{{"/uboot", "/boot/efi"}, "/data"};
+  }
+  return *mounts_;
+}
+
+}  // namespace imprint

@@ -1,0 +1,163 @@
+// Path mapping: device-view paths and explicit roles to (partition, partition path).
+#include "imprint/pathmap.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+#include "imprint/error.hpp"
+
+namespace imprint {
+
+namespace {
+
+bool is_under(std::string_view path, std::string_view mount) {
+  if (mount == "/") return true;
+  return path == mount || (path.size() > mount.size() && path.substr(0, mount.size()) == mount && path[mount.size()] == '/');
+}
+
+// "/data/mender/x" under "/data" -> "/mender/x"; "/data" -> "/".
+std::string strip_mount(const std::string& path, const std::string& mount) {
+  if (mount == "/" || path.size() == mount.size()) return mount == "/" ? path : "/";
+  return path.substr(mount.size());
+}
+
+std::string join(const std::string& mount, const std::string& path) {
+  if (mount == "/") return path;
+  return path == "/" ? mount : mount + path;
+}
+
+const Partition* find_role(const Layout& layout, Role role) {
+  for (const Partition& partition : layout.partitions) {
+    if (partition.role == role) return &partition;
+  }
+  return nullptr;
+}
+
+const Partition& need_role(const Layout& layout, Role role, const std::string& path) {
+  const Partition* partition = find_role(layout, role);
+  if (partition == nullptr) {
+    throw Error("the image has no " + to_string(role) + " partition (for " + path + ")", ErrorCode::NotFound);
+  }
+  return *partition;
+}
+
+Location locate(const Partition& partition, std::string path, std::string device_path) {
+  return Location{partition.number, partition.role, std::move(path), std::move(device_path)};
+}
+
+// Both root filesystems: primary first; the secondary only when the image has one (a plain,
+// non-A/B image has a single root filesystem).
+std::vector<Location> rootfs(const Layout& layout, const std::string& path) {
+  std::vector<Location> locations{locate(need_role(layout, Role::Primary, path), path, path)};
+  if (const Partition* secondary = find_role(layout, Role::Secondary)) locations.push_back(locate(*secondary, path, path));
+  return locations;
+}
+
+std::vector<Location> device_view(const std::string& path, const Layout& layout, const MountMap& mounts) {
+  const Partition* data = find_role(layout, Role::Data);
+  if (data != nullptr && is_under(path, mounts.data_mount)) {
+    return {locate(*data, strip_mount(path, mounts.data_mount), path)};
+  }
+  const Partition* boot = find_role(layout, Role::Boot);
+  for (const std::string& mount : mounts.boot_mounts) {
+    if (boot != nullptr && is_under(path, mount)) return {locate(*boot, strip_mount(path, mount), path)};
+  }
+  return rootfs(layout, path);
+}
+
+std::optional<int> partition_role_number(std::string_view role) {
+  if (role.size() < 2 || role.size() > 4 || role[0] != 'p' || role[1] == '0') return std::nullopt;
+  if (!std::all_of(role.begin() + 1, role.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
+    return std::nullopt;
+  }
+  return std::stoi(std::string(role.substr(1)));
+}
+
+}  // namespace
+
+std::string normalize_path(std::string_view path) {
+  if (path.empty() || path.front() != '/') {
+    throw Error("'" + std::string(path) + "' is not an absolute path", ErrorCode::Invalid);
+  }
+  std::vector<std::string_view> parts;
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    std::size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    const std::string_view part = path.substr(start, end - start);
+    start = end + 1;
+    if (part.empty() || part == ".") continue;
+    if (part == "..") {
+      if (parts.empty()) throw Error(std::string(path) + " is outside the filesystem", ErrorCode::Invalid);
+      parts.pop_back();
+      continue;
+    }
+    parts.push_back(part);
+  }
+  std::string normalized;
+  for (std::string_view part : parts) {
+    normalized += '/';
+    normalized += part;
+  }
+  return normalized.empty() ? "/" : normalized;
+}
+
+bool is_role_name(std::string_view text) {
+  return text == "primary" || text == "secondary" || text == "rootfs" || text == "data" || text == "boot" ||
+         partition_role_number(text).has_value();
+}
+
+PathSpec parse_path_spec(std::string_view text) {
+  const std::size_t colon = text.find(':');
+  if (text.empty() || text.front() == '/' || colon == std::string_view::npos) return PathSpec{"", std::string(text)};
+  const std::string_view role = text.substr(0, colon);
+  if (!is_role_name(role)) {
+    throw Error("unknown role '" + std::string(role) + "' in " + std::string(text) +
+                    " (roles: primary, secondary, rootfs, data, boot, pN)",
+                ErrorCode::Invalid);
+  }
+  return PathSpec{std::string(role), std::string(text.substr(colon + 1))};
+}
+
+ImageTarget parse_image_target(std::string_view text) {
+  for (std::size_t colon = text.find(':'); colon != std::string_view::npos; colon = text.find(':', colon + 1)) {
+    if (colon == 0) continue;
+    const std::string_view rest = text.substr(colon + 1);
+    if (!rest.empty() && rest.front() == '/') return ImageTarget{std::string(text.substr(0, colon)), PathSpec{"", std::string(rest)}};
+    const std::size_t role_end = rest.find(':');
+    if (role_end != std::string_view::npos && is_role_name(rest.substr(0, role_end)) &&
+        rest.substr(role_end + 1).starts_with('/')) {
+      return ImageTarget{std::string(text.substr(0, colon)),
+                         PathSpec{std::string(rest.substr(0, role_end)), std::string(rest.substr(role_end + 1))}};
+    }
+  }
+  throw Error("'" + std::string(text) + "' is not IMAGE:/PATH or IMAGE:ROLE:/PATH", ErrorCode::Invalid);
+}
+
+std::vector<Location> resolve(const PathSpec& spec, const Layout& layout, const MountMap& mounts) {
+  const std::string path = normalize_path(spec.path);
+  if (spec.role.empty()) return device_view(path, layout, mounts);
+  if (spec.role == "rootfs") return rootfs(layout, path);
+  if (spec.role == "primary") return {locate(need_role(layout, Role::Primary, spec.role + ":" + path), path, path)};
+  if (spec.role == "secondary") return {locate(need_role(layout, Role::Secondary, spec.role + ":" + path), path, path)};
+  if (spec.role == "data") return {locate(need_role(layout, Role::Data, spec.role + ":" + path), path, join(mounts.data_mount, path))};
+  if (spec.role == "boot") {
+    const std::string device_path = mounts.boot_mounts.empty() ? "" : join(mounts.boot_mounts.front(), path);
+    return {locate(need_role(layout, Role::Boot, spec.role + ":" + path), path, device_path)};
+  }
+  if (const std::optional<int> number = partition_role_number(spec.role)) {
+    for (const Partition& partition : layout.partitions) {
+      if (partition.number == *number) return {locate(partition, path, "")};
+    }
+    throw Error("the image has no partition " + std::to_string(*number) + " (" + spec.role + ")", ErrorCode::NotFound);
+  }
+  throw Error("unknown role '" + spec.role + "' (roles: primary, secondary, rootfs, data, boot, pN)", ErrorCode::Invalid);
+}
+
+std::string describe(const Location& location) {
+  const std::string number = "p" + std::to_string(location.partition);
+  if (location.role == Role::None) return number;
+  return to_string(location.role) + " (" + number + ")";
+}
+
+}  // namespace imprint

@@ -1,0 +1,216 @@
+// From a loaded profile to one device's Plan: variables, template expansion, source files and
+// credentials, and the final duplicate check on the expanded paths.
+#include <filesystem>
+
+#include "imprint/error.hpp"
+#include "imprint/fileio.hpp"
+#include "imprint/profile.hpp"
+#include "targets.hpp"
+
+namespace imprint {
+
+namespace {
+
+using profile_detail::TargetRegistry;
+
+std::string label_of(const char* section, std::size_t index) {
+  return std::string(section) + "[" + std::to_string(index) + "]";
+}
+
+// A relative source resolves against the profile's directory, not the working directory.
+std::string resolve_source(const Profile& profile, const std::string& source) {
+  const std::filesystem::path path(source);
+  if (path.is_absolute() || profile.directory.empty()) return source;
+  return (std::filesystem::path(profile.directory) / path).lexically_normal().string();
+}
+
+bool pfx_is_used(const Profile& profile) {
+  if (!profile.credentials) return false;
+  if (!profile.credentials->pfx.empty()) return true;
+  for (const FileSpec& file : profile.files) {
+    if (file.kind == ContentKind::Credential && file.value == "pfx") return true;
+  }
+  for (const CheckSpec& check : profile.checks) {
+    if (check.name == "pfx-opens") return true;
+  }
+  return false;
+}
+
+class PlanBuilder {
+ public:
+  PlanBuilder(const Profile& profile, const Variables& variables, const CredentialBytes& credentials)
+      : profile_(profile), variables_(variables), credentials_(credentials) {}
+
+  Plan build() {
+    Plan plan;
+    if (const auto id = variables_.find("device_id"); id != variables_.end()) plan.device_id = id->second;
+    for (std::size_t i = 0; i < profile_.directories.size(); ++i) plan.ops.push_back(directory(profile_.directories[i], label_of("directories", i)));
+    for (std::size_t i = 0; i < profile_.files.size(); ++i) plan.ops.push_back(file(profile_.files[i], label_of("files", i)));
+    for (std::size_t i = 0; i < profile_.symlinks.size(); ++i) plan.ops.push_back(symlink(profile_.symlinks[i], label_of("symlinks", i)));
+    for (std::size_t i = 0; i < profile_.removes.size(); ++i) plan.ops.push_back(remove(profile_.removes[i], label_of("remove", i)));
+    return plan;
+  }
+
+ private:
+  const Profile& profile_;
+  const Variables& variables_;
+  const CredentialBytes& credentials_;
+  TargetRegistry targets_;
+
+  [[noreturn]] static void fail(const SourcePosition& where, const std::string& label, const std::string& message) {
+    throw Error(where.str() + ": " + label + ": " + message, ErrorCode::Invalid);
+  }
+
+  std::string expand(const std::string& text, const SourcePosition& where, const std::string& what) const {
+    return expand_template(text, variables_, where.str() + ": " + what);
+  }
+
+  // Expands and checks a target path, and refuses one an earlier entry already writes.
+  PlanOp start_op(OpKind kind, const std::string& path_template, const SourcePosition& where, const std::string& label) {
+    const std::string text = expand(path_template, where, label + ".path");
+    const auto split = profile_detail::split_role(text);
+    if (text.find('\0') != std::string::npos || text.find('\n') != std::string::npos) {
+      fail(where, label, "path '" + text + "' contains a NUL or newline character");
+    }
+    if (!split.path.starts_with('/')) {
+      fail(where, label, "path '" + text + "' (expanded from '" + path_template + "') is not absolute");
+    }
+    if (!profile_detail::normalize_lexically(split.path)) fail(where, label, "path '" + text + "' climbs above the root with '..'");
+    targets_.add(text, where.str(), label);
+    PlanOp op;
+    op.kind = kind;
+    op.target = PathSpec{split.role, split.path};
+    op.origin = where.str();
+    return op;
+  }
+
+  PlanOp directory(const DirectorySpec& spec, const std::string& label) {
+    PlanOp op = start_op(OpKind::Directory, spec.path, spec.where, label);
+    op.mode = spec.mode;
+    op.owner = spec.owner;
+    return op;
+  }
+
+  PlanOp file(const FileSpec& spec, const std::string& label) {
+    PlanOp op = start_op(OpKind::File, spec.path, spec.where, label);
+    op.mode = spec.mode;
+    op.owner = spec.owner;
+    op.elf_arch = spec.elf_arch;
+    switch (spec.kind) {
+      case ContentKind::Content: op.bytes = expand(spec.value, spec.where, label + ".content"); break;
+      case ContentKind::Source: op.bytes = source_bytes(spec, label); break;
+      case ContentKind::Credential:
+        op.credential = spec.value;
+        op.bytes = credential_bytes(spec, label);
+        break;
+    }
+    return op;
+  }
+
+  // A source file is copied byte for byte (a binary must never be rewritten) unless it says
+  // template: true.
+  std::string source_bytes(const FileSpec& spec, const std::string& label) const {
+    const std::string path = resolve_source(profile_, expand(spec.value, spec.where, label + ".source"));
+    std::string bytes;
+    try {
+      bytes = read_host_file(path);
+    } catch (const Error& error) {
+      fail(spec.where, label, std::string("source: ") + error.what());
+    }
+    if (!spec.template_source) return bytes;
+    return expand(bytes, spec.where, label + ".source " + path);
+  }
+
+  std::string credential_bytes(const FileSpec& spec, const std::string& label) const {
+    if (!credentials_) {
+      fail(spec.where, label, "from: credentials." + spec.value + " but credentials are not configured for this command");
+    }
+    try {
+      return credentials_(spec.value, spec.format);
+    } catch (const Error& error) {
+      throw Error(spec.where.str() + ": " + label + ": credentials." + spec.value + ": " + error.what(), error.code());
+    }
+  }
+
+  PlanOp symlink(const SymlinkSpec& spec, const std::string& label) {
+    PlanOp op = start_op(OpKind::Symlink, spec.path, spec.where, label);
+    op.owner = spec.owner;
+    op.bytes = expand(spec.target, spec.where, label + ".target");
+    if (op.bytes.empty() || op.bytes.find('\0') != std::string::npos) {
+      fail(spec.where, label, "symlink target '" + op.bytes + "' is empty or contains a NUL");
+    }
+    return op;
+  }
+
+  PlanOp remove(const RemoveSpec& spec, const std::string& label) {
+    PlanOp op = start_op(OpKind::Remove, spec.path, spec.where, label);
+    op.recursive = spec.recursive;
+    return op;
+  }
+};
+
+// Collects the variables a template uses; `where` points at the entry for syntax errors.
+void add_variables(std::set<std::string>& names, const std::string& text, const SourcePosition& where, const std::string& what) {
+  for (const std::string& name : template_variables(text, where.str() + ": " + what)) names.insert(name);
+}
+
+}  // namespace
+
+std::vector<std::string> required_variables(const Profile& profile) {
+  std::set<std::string> names{"device_id"};
+  for (std::size_t i = 0; i < profile.directories.size(); ++i) {
+    add_variables(names, profile.directories[i].path, profile.directories[i].where, label_of("directories", i) + ".path");
+  }
+  for (std::size_t i = 0; i < profile.files.size(); ++i) {
+    const FileSpec& file = profile.files[i];
+    const std::string label = label_of("files", i);
+    add_variables(names, file.path, file.where, label + ".path");
+    if (file.kind == ContentKind::Credential) continue;
+    add_variables(names, file.value, file.where, label + (file.kind == ContentKind::Source ? ".source" : ".content"));
+    // A templated source file named without variables can be read now; one whose name is itself
+    // a template is only known per device (build_plan reports its variables then).
+    if (file.kind == ContentKind::Source && file.template_source && template_variables(file.value, "").empty()) {
+      const std::string path = resolve_source(profile, file.value);
+      std::error_code error;
+      if (std::filesystem::is_regular_file(path, error)) add_variables(names, read_host_file(path), file.where, label + ".source " + path);
+    }
+  }
+  for (std::size_t i = 0; i < profile.symlinks.size(); ++i) {
+    const SymlinkSpec& link = profile.symlinks[i];
+    add_variables(names, link.path, link.where, label_of("symlinks", i) + ".path");
+    add_variables(names, link.target, link.where, label_of("symlinks", i) + ".target");
+  }
+  for (std::size_t i = 0; i < profile.removes.size(); ++i) {
+    add_variables(names, profile.removes[i].path, profile.removes[i].where, label_of("remove", i) + ".path");
+  }
+  if (const auto& credentials = profile.credentials) {
+    const SourcePosition& where = credentials->where;
+    for (const std::string* text : {&credentials->key, &credentials->key_password, &credentials->cert, &credentials->chain, &credentials->pfx}) {
+      add_variables(names, *text, where, "credentials");
+    }
+    if (pfx_is_used(profile)) add_variables(names, credentials->pfx_password, where, "credentials.pfx_password");
+    if (const auto& generate = credentials->generate) {
+      for (const std::string* text : {&generate->ca_cert, &generate->ca_key, &generate->ca_key_password}) {
+        add_variables(names, *text, where, "credentials.generate");
+      }
+    }
+  }
+  return {names.begin(), names.end()};
+}
+
+Variables device_variables(const Profile& profile, const Variables& overrides, const std::string& device_id) {
+  if (device_id.empty()) throw Error("the device id is empty", ErrorCode::Invalid);
+  Variables variables = profile.variables;
+  for (const auto& [name, value] : overrides) {
+    if (!is_variable_name(name)) throw Error("'" + name + "' is not a variable name (letters, digits, '_')", ErrorCode::Invalid);
+    variables[name] = value;
+  }
+  variables["device_id"] = device_id;  // built in: nothing overrides the device's own id
+  return variables;
+}
+
+Plan build_plan(const Profile& profile, const Variables& variables, const CredentialBytes& credentials) {
+  return PlanBuilder(profile, variables, credentials).build();
+}
+
+}  // namespace imprint

@@ -76,7 +76,7 @@ TEST_P(PutOnFixture, LandsWhereTheDeviceSeesItAndNowhereElse) {
       std::map<int, std::string> before;
       for (int number : {1, 2, 3, data}) before[number] = partition_sha256(image, number);
 
-      CommandResult result = imprint({"put", "-m", "640", "--owner", "1000:1000", host, image + ":" + put.target});
+      CommandResult result = run_imprint({"put", "-m", "640", "--owner", "1000:1000", host, image + ":" + put.target});
       ASSERT_EQ(result.status, 0) << put.target << ": " << result.err;
 
       for (int number : {1, 2, 3, data}) {
@@ -92,7 +92,7 @@ TEST_P(PutOnFixture, LandsWhereTheDeviceSeesItAndNowhereElse) {
           EXPECT_EQ(partition_sha256(image, number), before[number]) << put.target << " changed p" << number;
         }
       }
-      CommandResult cat = imprint({"cat", image + ":" + put.target});
+      CommandResult cat = run_imprint({"cat", image + ":" + put.target});
       ASSERT_EQ(cat.status, 0) << cat.err;
       EXPECT_EQ(sha_of(cat.out), sha_of(bytes));
     }
@@ -116,7 +116,7 @@ TEST(Put, MenderArtifactReadsWhatImprintWrote) {
   const std::string bytes = random_bytes(300000, 2);
   write_file(dir / "key", bytes);
   for (const std::string target : {"/data/mender/mender-agent.pem", "/usr/bin/tool"}) {
-    ASSERT_EQ(imprint({"put", "-m", "0600", dir / "key", image + ":" + target}).status, 0);
+    ASSERT_EQ(run_imprint({"put", "-m", "0600", dir / "key", image + ":" + target}).status, 0);
     CommandResult cat = run({"mender-artifact", "cat", image + ":" + target});
     ASSERT_EQ(cat.status, 0) << cat.err;
     EXPECT_EQ(sha_of(cat.out), sha_of(bytes)) << target;
@@ -127,9 +127,9 @@ TEST(Put, ModeIsOctalEvenWithoutLeadingZero) {
   TempDir dir;
   const std::string image = copy_fixture("mbr.img", dir);
   write_file(dir / "f", "x");
-  ASSERT_EQ(imprint({"put", "-m", "600", dir / "f", image + ":/data/mender/f"}).status, 0);
+  ASSERT_EQ(run_imprint({"put", "-m", "600", dir / "f", image + ":/data/mender/f"}).status, 0);
   EXPECT_EQ(debugfs_stat(image, 4, "/mender/f").mode, "0600");
-  CommandResult bad = imprint({"put", "-m", "0968", dir / "f", image + ":/data/mender/g"});
+  CommandResult bad = run_imprint({"put", "-m", "0968", dir / "f", image + ":/data/mender/g"});
   EXPECT_NE(bad.status, 0);
   EXPECT_NE(bad.err.find("0968"), std::string::npos) << bad.err;
 }
@@ -138,10 +138,10 @@ TEST(Put, OwnerNamesComeFromTheImage) {
   TempDir dir;
   const std::string image = copy_fixture("mbr.img", dir);
   write_file(dir / "f", "x");
-  CommandResult result = imprint({"put", "--owner", "debian:debian", dir / "f", image + ":/etc/owned"});
+  CommandResult result = run_imprint({"put", "--owner", "debian:debian", dir / "f", image + ":/etc/owned"});
   ASSERT_EQ(result.status, 0) << result.err;
   EXPECT_EQ(debugfs_stat(image, 2, "/etc/owned").user, "1000");
-  CommandResult unknown = imprint({"put", "--owner", "nobody-here:root", dir / "f", image + ":/etc/owned2"});
+  CommandResult unknown = run_imprint({"put", "--owner", "nobody-here:root", dir / "f", image + ":/etc/owned2"});
   EXPECT_NE(unknown.status, 0);
   EXPECT_NE(unknown.err.find("nobody-here"), std::string::npos) << unknown.err;
 }
@@ -149,15 +149,15 @@ TEST(Put, OwnerNamesComeFromTheImage) {
 TEST(Put, ReadsStandardInput) {
   TempDir dir;
   const std::string image = copy_fixture("mbr.img", dir);
-  ASSERT_EQ(imprint({"put", "-", image + ":/data/mender/stdin"}, "from stdin\n").status, 0);
-  EXPECT_EQ(imprint({"cat", image + ":data:/mender/stdin"}).out, "from stdin\n");
+  ASSERT_EQ(run_imprint({"put", "-", image + ":/data/mender/stdin"}, "from stdin\n").status, 0);
+  EXPECT_EQ(run_imprint({"cat", image + ":data:/mender/stdin"}).out, "from stdin\n");
 }
 
 TEST(Put, ReplacesAnExistingFile) {
   TempDir dir;
   const std::string image = copy_fixture("mbr.img", dir);
   write_file(dir / "conf", "new config\n");
-  ASSERT_EQ(imprint({"put", "-m", "0600", dir / "conf", image + ":/data/mender/mender.conf"}).status, 0);
+  ASSERT_EQ(run_imprint({"put", "-m", "0600", dir / "conf", image + ":/data/mender/mender.conf"}).status, 0);
   EXPECT_EQ(debugfs(image, 4, "cat /mender/mender.conf"), "new config\n");
   EXPECT_EQ(e2fsck(image, 4).status, 0);
 }
@@ -165,13 +165,13 @@ TEST(Put, ReplacesAnExistingFile) {
 TEST(Mkdir, CreatesParentsAndLs) {
   TempDir dir;
   const std::string image = copy_fixture("mbr.img", dir);
-  ASSERT_EQ(imprint({"mkdir", "-p", image + ":/opt/a/b/c"}).status, 0);
+  ASSERT_EQ(run_imprint({"mkdir", "-p", image + ":/opt/a/b/c"}).status, 0);
   EXPECT_NE(debugfs(image, 2, "stat /opt/a/b/c").find("Type: directory"), std::string::npos);
   EXPECT_NE(debugfs(image, 3, "stat /opt/a/b/c").find("Type: directory"), std::string::npos);
-  EXPECT_EQ(imprint({"mkdir", "-p", image + ":/opt/a/b/c"}).status, 0) << "mkdir -p of an existing directory";
-  CommandResult exists = imprint({"mkdir", image + ":/opt/a"});
+  EXPECT_EQ(run_imprint({"mkdir", "-p", image + ":/opt/a/b/c"}).status, 0) << "mkdir -p of an existing directory";
+  CommandResult exists = run_imprint({"mkdir", image + ":/opt/a"});
   EXPECT_NE(exists.status, 0);
-  CommandResult ls = imprint({"ls", image + ":primary:/opt/a"});
+  CommandResult ls = run_imprint({"ls", image + ":primary:/opt/a"});
   EXPECT_EQ(ls.out, "b\n");
   for (int number : {2, 3}) EXPECT_EQ(e2fsck(image, number).status, 0);
 }
@@ -179,13 +179,13 @@ TEST(Mkdir, CreatesParentsAndLs) {
 TEST(Rm, RemovesFilesAndTreesCleanly) {
   TempDir dir;
   const std::string image = copy_fixture("mbr.img", dir);
-  ASSERT_EQ(imprint({"rm", image + ":/data/mender/device_type"}).status, 0);
+  ASSERT_EQ(run_imprint({"rm", image + ":/data/mender/device_type"}).status, 0);
   EXPECT_NE(debugfs(image, 4, "stat /mender/device_type").find("File not found"), std::string::npos);
-  CommandResult not_empty = imprint({"rm", image + ":/usr/share/mender"});
+  CommandResult not_empty = run_imprint({"rm", image + ":/usr/share/mender"});
   EXPECT_NE(not_empty.status, 0);
-  ASSERT_EQ(imprint({"rm", "-r", image + ":/usr/share/mender"}).status, 0);
+  ASSERT_EQ(run_imprint({"rm", "-r", image + ":/usr/share/mender"}).status, 0);
   EXPECT_NE(debugfs(image, 3, "stat /usr/share/mender").find("File not found"), std::string::npos);
-  CommandResult missing = imprint({"rm", image + ":/no/such/file"});
+  CommandResult missing = run_imprint({"rm", image + ":/no/such/file"});
   EXPECT_NE(missing.status, 0);
   EXPECT_NE(missing.err.find("/no/such/file"), std::string::npos) << missing.err;
   for (int number : {2, 3, 4}) EXPECT_EQ(e2fsck(image, number).status, 0) << "p" << number;
@@ -196,7 +196,7 @@ TEST(Put, KeepsASparseImageSparse) {
   const std::string image = copy_fixture("big.img", dir);
   const std::uint64_t before = allocated_bytes(image);
   write_file(dir / "f", random_bytes(3 << 20, 3));
-  ASSERT_EQ(imprint({"put", dir / "f", image + ":/data/mender/blob"}).status, 0);
+  ASSERT_EQ(run_imprint({"put", dir / "f", image + ":/data/mender/blob"}).status, 0);
   const std::uint64_t grown = allocated_bytes(image) - before;
   EXPECT_GE(grown, 3u << 20);
   EXPECT_LT(grown, 4u << 20) << "a 3 MiB put should allocate about 3 MiB, not the image";
@@ -206,7 +206,7 @@ TEST(Put, KeepsASparseImageSparse) {
 // Refusals: one clear line naming the culprit, a non-zero exit, the image untouched.
 void expect_refusal(const std::vector<std::string>& arguments, const std::string& image, const std::string& needle) {
   const std::string before = file_sha256(image);
-  CommandResult result = imprint(arguments);
+  CommandResult result = run_imprint(arguments);
   EXPECT_NE(result.status, 0) << "expected a refusal from imprint " << arguments.at(0);
   EXPECT_NE(result.err.find(needle), std::string::npos) << "stderr: " << result.err;
   EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << "one line: " << result.err;
@@ -232,7 +232,7 @@ TEST(Refuse, FullFilesystemLeavesNoPartialFile) {
   TempDir dir;
   const std::string image = copy_fixture("mbr.img", dir);
   write_file(dir / "huge", random_bytes(40 << 20, 4));  // the data partition is 32 MiB
-  CommandResult result = imprint({"put", dir / "huge", image + ":/data/mender/huge"});
+  CommandResult result = run_imprint({"put", dir / "huge", image + ":/data/mender/huge"});
   EXPECT_NE(result.status, 0);
   EXPECT_NE(result.err.find("space"), std::string::npos) << result.err;
   EXPECT_NE(debugfs(image, 4, "stat /mender/huge").find("File not found"), std::string::npos);
@@ -281,10 +281,10 @@ TEST(Refuse, WritingACompressedImage) {
 }
 
 TEST(Refuse, MissingImageAndPath) {
-  CommandResult missing = imprint({"cat", "/nonexistent.img:/etc/x"});
+  CommandResult missing = run_imprint({"cat", "/nonexistent.img:/etc/x"});
   EXPECT_NE(missing.status, 0);
   EXPECT_NE(missing.err.find("/nonexistent.img"), std::string::npos) << missing.err;
-  CommandResult no_file = imprint({"cat", fixture("mbr.img") + ":/etc/nope"});
+  CommandResult no_file = run_imprint({"cat", fixture("mbr.img") + ":/etc/nope"});
   EXPECT_NE(no_file.status, 0);
   EXPECT_NE(no_file.err.find("/etc/nope"), std::string::npos) << no_file.err;
 }

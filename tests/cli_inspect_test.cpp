@@ -32,7 +32,7 @@ class InspectFixture : public ::testing::TestWithParam<Expected> {};
 TEST_P(InspectFixture, MatchesSfdiskAndBlkid) {
   const Expected& expected = GetParam();
   const std::string image = fixture(expected.fixture);
-  CommandResult result = imprint({"inspect", "--json", image});
+  CommandResult result = run_imprint({"inspect", "--json", image});
   ASSERT_EQ(result.status, 0) << result.err;
   const json report = json::parse(result.out);
   EXPECT_EQ(report.at("table"), expected.table);
@@ -70,9 +70,9 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 TEST(Inspect, ReadsCompressedImagesLikeTheRawOne) {
-  const json raw = json::parse(imprint({"inspect", "--json", fixture("mbr.img")}).out);
+  const json raw = json::parse(run_imprint({"inspect", "--json", fixture("mbr.img")}).out);
   for (const std::string name : {"mbr.img.gz", "mbr.img.xz", "mbr.img.zst", "mbr.img.zip"}) {
-    CommandResult result = imprint({"inspect", "--json", fixture(name)});
+    CommandResult result = run_imprint({"inspect", "--json", fixture(name)});
     ASSERT_EQ(result.status, 0) << name << ": " << result.err;
     json report = json::parse(result.out);
     EXPECT_EQ(report.at("partitions"), raw.at("partitions")) << name;
@@ -81,14 +81,14 @@ TEST(Inspect, ReadsCompressedImagesLikeTheRawOne) {
 }
 
 TEST(Inspect, GptBootMountComesFromFstab) {
-  const json report = json::parse(imprint({"inspect", "--json", fixture("gpt.img")}).out);
+  const json report = json::parse(run_imprint({"inspect", "--json", fixture("gpt.img")}).out);
   EXPECT_EQ(report.at("boot_mounts"), json::array({"/boot/efi"}));
-  const json mbr = json::parse(imprint({"inspect", "--json", fixture("mbr.img")}).out);
+  const json mbr = json::parse(run_imprint({"inspect", "--json", fixture("mbr.img")}).out);
   EXPECT_EQ(mbr.at("boot_mounts"), json::array({"/uboot"}));
 }
 
 TEST(Inspect, HumanOutputNamesRoles) {
-  CommandResult result = imprint({"inspect", fixture("mbr.img")});
+  CommandResult result = run_imprint({"inspect", fixture("mbr.img")});
   ASSERT_EQ(result.status, 0) << result.err;
   EXPECT_NE(result.out.find("dos partition table"), std::string::npos) << result.out;
   EXPECT_NE(result.out.find("primary"), std::string::npos);

@@ -80,7 +80,7 @@ TEST_P(StampFixture, WritesTheTutorialsFilesAndNothingElse) {
   TempDir dir;
   const std::string output = dir / "device.img";
 
-  CommandResult result = imprint(stamp_arguments(profile_name, golden, output));
+  CommandResult result = run_imprint(stamp_arguments(profile_name, golden, output));
   ASSERT_EQ(result.status, 0) << result.err;
   EXPECT_EQ(file_sha256(golden), golden_sha) << "the golden image changed";
   EXPECT_EQ(partition_sha256(output, 1), partition_sha256(golden, 1)) << "boot partition changed";
@@ -130,7 +130,7 @@ TEST_P(StampFixture, WritesTheTutorialsFilesAndNothingElse) {
 
   std::vector<std::string> verify{"verify", "-p", profile(profile_name), "--device", kDevice, output};
   for (const auto& argument : device_variables()) verify.push_back(argument);
-  CommandResult verified = imprint(verify);
+  CommandResult verified = run_imprint(verify);
   EXPECT_EQ(verified.status, 0) << verified.out << verified.err;
 }
 
@@ -147,14 +147,14 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(Stamp, SameInputsGiveByteIdenticalOutputs) {
   TempDir dir;
   const std::vector<std::string> epoch{"SOURCE_DATE_EPOCH=1700000000"};
-  ASSERT_EQ(imprint(stamp_arguments("azure-dps-mender.yaml", fixture("mbr.img"), dir / "a.img"), "", epoch).status, 0);
-  ASSERT_EQ(imprint(stamp_arguments("azure-dps-mender.yaml", fixture("mbr.img"), dir / "b.img"), "", epoch).status, 0);
+  ASSERT_EQ(run_imprint(stamp_arguments("azure-dps-mender.yaml", fixture("mbr.img"), dir / "a.img"), "", epoch).status, 0);
+  ASSERT_EQ(run_imprint(stamp_arguments("azure-dps-mender.yaml", fixture("mbr.img"), dir / "b.img"), "", epoch).status, 0);
   EXPECT_EQ(file_sha256(dir / "a.img"), file_sha256(dir / "b.img"));
 }
 
 TEST(Stamp, OutputIsPrivateAndSparse) {
   TempDir dir;
-  ASSERT_EQ(imprint(stamp_arguments("azure-dps-mender.yaml", fixture("big.img"), dir / "out.img")).status, 0);
+  ASSERT_EQ(run_imprint(stamp_arguments("azure-dps-mender.yaml", fixture("big.img"), dir / "out.img")).status, 0);
   EXPECT_EQ(std::filesystem::status(dir / "out.img").permissions() & std::filesystem::perms::all,
             std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   EXPECT_LT(allocated_bytes(dir / "out.img"), allocated_bytes(fixture("big.img")) + (8u << 20));
@@ -162,7 +162,7 @@ TEST(Stamp, OutputIsPrivateAndSparse) {
 
 TEST(Stamp, DryRunPrintsThePlanAndWritesNothing) {
   TempDir dir;
-  CommandResult result = imprint(stamp_arguments("azure-dps-mender.yaml", fixture("mbr.img"), dir / "out.img", {"--dry-run", "--json"}));
+  CommandResult result = run_imprint(stamp_arguments("azure-dps-mender.yaml", fixture("mbr.img"), dir / "out.img", {"--dry-run", "--json"}));
   ASSERT_EQ(result.status, 0) << result.err;
   EXPECT_FALSE(std::filesystem::exists(dir / "out.img"));
   const auto plan = nlohmann::json::parse(result.out);
@@ -176,20 +176,20 @@ TEST(Stamp, InPlacePatchesARawImage) {
   const std::string image = copy_fixture("mbr.img", dir);
   std::vector<std::string> arguments{"stamp", "-p", profile("azure-dps-mender.yaml"), "-i", image, "--device", kDevice, "--in-place"};
   for (const auto& argument : device_variables()) arguments.push_back(argument);
-  ASSERT_EQ(imprint(arguments).status, 0);
+  ASSERT_EQ(run_imprint(arguments).status, 0);
   EXPECT_NE(debugfs(image, 2, "cat /usr/share/mender/identity/mender-device-identity").find("DeviceId=" + kDevice), std::string::npos);
 }
 
 TEST(Stamp, VerifyReportsEveryDifference) {
   TempDir dir;
   const std::string output = dir / "out.img";
-  ASSERT_EQ(imprint(stamp_arguments("azure-dps-mender.yaml", fixture("mbr.img"), output)).status, 0);
+  ASSERT_EQ(run_imprint(stamp_arguments("azure-dps-mender.yaml", fixture("mbr.img"), output)).status, 0);
   write_file(dir / "x", "tampered\n");
-  ASSERT_EQ(imprint({"put", "-m", "0755", dir / "x", output + ":secondary:/usr/share/mender/identity/mender-device-identity"}).status, 0);
-  ASSERT_EQ(imprint({"put", "-m", "0644", dir / "x", output + ":/data/mender/mender-certificate.pfx"}).status, 0);
+  ASSERT_EQ(run_imprint({"put", "-m", "0755", dir / "x", output + ":secondary:/usr/share/mender/identity/mender-device-identity"}).status, 0);
+  ASSERT_EQ(run_imprint({"put", "-m", "0644", dir / "x", output + ":/data/mender/mender-certificate.pfx"}).status, 0);
   std::vector<std::string> verify{"verify", "-p", profile("azure-dps-mender.yaml"), "--device", kDevice, output};
   for (const auto& argument : device_variables()) verify.push_back(argument);
-  CommandResult result = imprint(verify);
+  CommandResult result = run_imprint(verify);
   EXPECT_NE(result.status, 0);
   EXPECT_NE(result.out.find("secondary (p3): /usr/share/mender/identity/mender-device-identity: content differs"), std::string::npos) << result.out;
   EXPECT_NE(result.out.find("/mender/mender-certificate.pfx: mode 0644, expected 0600"), std::string::npos) << result.out;
@@ -198,14 +198,14 @@ TEST(Stamp, VerifyReportsEveryDifference) {
 
 TEST(Stamp, EmitWritesPreauthorizationForTheCertificateKey) {
   TempDir dir;
-  CommandResult result = imprint(stamp_arguments("azure-dps-mender.yaml", fixture("mbr.img"), dir / "out.img", {"--emit", dir / "emit"}));
+  CommandResult result = run_imprint(stamp_arguments("azure-dps-mender.yaml", fixture("mbr.img"), dir / "out.img", {"--emit", dir / "emit"}));
   ASSERT_EQ(result.status, 0) << result.err;
-  const auto preauth = nlohmann::json::parse(read_file(dir / "emit" / (kDevice + ".preauth.json")));
+  const auto preauth = nlohmann::json::parse(read_file(dir / ("emit/" + kDevice + ".preauth.json")));
   EXPECT_EQ(preauth.at("identity_data"), nlohmann::json({{"DeviceId", kDevice}}));
-  write_file(dir / "pub.pem", preauth.at("pubkey").get<std::string>());
+  write_file(dir / "pub.pem", preauth.at("pubkey").template get<std::string>());
   EXPECT_EQ(shell("openssl pkey -pubin -in '" + dir / "pub.pem" + "'"), pubkey_of_cert(credential(kDevice + ".cert.pem")));
-  EXPECT_EQ(read_file(dir / "emit" / (kDevice + ".pub.pem")), preauth.at("pubkey").get<std::string>());
-  const std::string thumbprints = read_file(dir / "emit" / (kDevice + ".thumbprints.txt"));
+  EXPECT_EQ(read_file(dir / ("emit/" + kDevice + ".pub.pem")), preauth.at("pubkey").template get<std::string>());
+  const std::string thumbprints = read_file(dir / ("emit/" + kDevice + ".thumbprints.txt"));
   std::string sha1 = shell("openssl x509 -in '" + credential(kDevice + ".cert.pem") + "' -noout -fingerprint -sha1 | cut -d= -f2 | tr -d ':\\n'");
   EXPECT_NE(thumbprints.find("sha1 " + sha1), std::string::npos) << thumbprints << " vs " << sha1;
 }
@@ -213,7 +213,7 @@ TEST(Stamp, EmitWritesPreauthorizationForTheCertificateKey) {
 // Failures stop the stamp before any output exists and name the culprit.
 void expect_stamp_refused(const std::vector<std::string>& arguments, const std::string& needle, const TempDir& dir) {
   const std::string golden_sha = file_sha256(fixture("mbr.img"));
-  CommandResult result = imprint(arguments);
+  CommandResult result = run_imprint(arguments);
   EXPECT_NE(result.status, 0);
   EXPECT_NE(result.err.find(needle), std::string::npos) << result.err;
   EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
@@ -244,7 +244,7 @@ TEST(StampRefuses, AClientNeedingLibrariesTheImageLacks) {
 
 TEST(StampRefuses, AMissingVariable) {
   TempDir dir;
-  CommandResult result = imprint({"stamp", "-p", profile("azure-dps-mender.yaml"), "-i", fixture("mbr.img"), "--device", kDevice, "-o", dir / "out.img"});
+  CommandResult result = run_imprint({"stamp", "-p", profile("azure-dps-mender.yaml"), "-i", fixture("mbr.img"), "--device", kDevice, "-o", dir / "out.img"});
   EXPECT_NE(result.status, 0);
   EXPECT_NE(result.err.find("key_file"), std::string::npos) << result.err;
   EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
@@ -254,7 +254,7 @@ TEST(StampRefuses, WritingOverTheGoldenImage) {
   TempDir dir;
   const std::string golden = copy_fixture("mbr.img", dir);
   const std::string before = file_sha256(golden);
-  CommandResult result = imprint(stamp_arguments("azure-dps-mender.yaml", golden, golden));
+  CommandResult result = run_imprint(stamp_arguments("azure-dps-mender.yaml", golden, golden));
   EXPECT_NE(result.status, 0);
   EXPECT_NE(result.err.find("golden"), std::string::npos) << result.err;
   EXPECT_EQ(file_sha256(golden), before);
@@ -264,8 +264,8 @@ TEST(Stamp, WarnsThatABootstrapArtifactGoesStale) {
   TempDir dir;
   const std::string golden = copy_fixture("mbr.img", dir);
   write_file(dir / "bootstrap", "artifact");
-  ASSERT_EQ(imprint({"put", dir / "bootstrap", golden + ":/data/mender/bootstrap.mender"}).status, 0);
-  CommandResult result = imprint(stamp_arguments("azure-dps-mender.yaml", golden, dir / "out.img"));
+  ASSERT_EQ(run_imprint({"put", dir / "bootstrap", golden + ":/data/mender/bootstrap.mender"}).status, 0);
+  CommandResult result = run_imprint(stamp_arguments("azure-dps-mender.yaml", golden, dir / "out.img"));
   ASSERT_EQ(result.status, 0) << result.err;
   EXPECT_NE(result.err.find("bootstrap.mender"), std::string::npos) << result.err;
 }

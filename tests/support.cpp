@@ -84,7 +84,7 @@ CommandResult run(const std::vector<std::string>& argv, const std::string& stdin
   return result;
 }
 
-CommandResult imprint(const std::vector<std::string>& arguments, const std::string& stdin_bytes,
+CommandResult run_imprint(const std::vector<std::string>& arguments, const std::string& stdin_bytes,
                       const std::vector<std::string>& environment) {
   std::vector<std::string> argv{imprint_bin()};
   argv.insert(argv.end(), arguments.begin(), arguments.end());

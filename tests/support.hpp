@@ -23,7 +23,7 @@ struct CommandResult {
 CommandResult run(const std::vector<std::string>& argv, const std::string& stdin_bytes = "",
                   const std::vector<std::string>& environment = {});
 // Runs imprint with the given arguments.
-CommandResult imprint(const std::vector<std::string>& arguments, const std::string& stdin_bytes = "",
+CommandResult run_imprint(const std::vector<std::string>& arguments, const std::string& stdin_bytes = "",
                       const std::vector<std::string>& environment = {});
 // Runs a shell command line (for pipelines in tests); throws when it fails.
 std::string shell(const std::string& command);

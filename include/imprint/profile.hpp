@@ -102,6 +102,11 @@ Profile parse_profile(const std::string& yaml, const std::string& name, const st
 // Every variable the profile's templates use (device_id included), sorted.
 std::vector<std::string> required_variables(const Profile& profile);
 
+// A host path from a template: absolute stays; relative resolves against the profile's directory
+// when the profile wrote it ("files/x"), against the working directory when it starts with a
+// variable ("{{key_file}}": the value came from the command line or a CSV).
+std::string resolve_host_path(const Profile& profile, const std::string& template_text, const std::string& expanded);
+
 // Variables for one device: profile defaults < overrides (CSV columns, --set) < device_id.
 Variables device_variables(const Profile& profile, const Variables& overrides, const std::string& device_id);
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "imprint/device.hpp"
 #include "imprint/image.hpp"
 #include "imprint/plan.hpp"
 #include "imprint/profile.hpp"
@@ -20,25 +21,29 @@ struct StampRequest {
   std::string output_path;   // ignored with in_place
   bool in_place = false;     // apply to golden_path itself (a raw image; developer use)
   bool dry_run = false;      // build and check the plan, touch nothing
+  std::string emit_directory;  // when set: public key, preauth body, thumbprints, enrollment
 };
 
 struct StampResult {
   Plan plan;
+  std::optional<DeviceExports> exports;
   std::string output_path;
   std::vector<std::string> warnings;  // e.g. the stale bootstrap Artifact
 };
 
-// Loads the profile and builds the device's plan (credentials included), runs the profile's checks.
-Plan prepare_plan(const Profile& profile, const std::string& device_id, const Variables& overrides);
-
 StampResult stamp(const StampRequest& request);
+
+// Checks the plan against the open image, applies it, notes warnings, flushes.
+void stamp_open_image(DiskImage& image, StampResult& result);
 
 // Applies a plan to an open, writable image (creating parent directories as needed).
 void apply_plan(DiskImage& image, const Plan& plan);
 
 // Every difference between the image and the plan, as one line each ("primary (p2):
 // /usr/bin/x: mode 0644, expected 0755"); empty when the image matches.
-std::vector<std::string> verify_plan(DiskImage& image, const Plan& plan);
+// Ops whose bytes are not reproducible (a PFX built with a random salt) are compared by meaning:
+// the PFX in the image must open with the device's password and hold the device's key.
+std::vector<std::string> verify_plan(DiskImage& image, const DevicePlan& device);
 
 // The warning for a plan that edits a root filesystem of an image holding a bootstrap Artifact.
 std::optional<std::string> bootstrap_warning(DiskImage& image, const Plan& plan);

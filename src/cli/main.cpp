@@ -175,6 +175,8 @@ void add_stamp(CLI::App& app) {
   command->add_flag("--in-place", request.in_place, "Patch the input image itself (raw images; developer use)");
   command->add_flag("--dry-run", request.dry_run, "Print the plan; write nothing");
   command->add_flag("--json", json, "Machine-readable output");
+  command->add_option("--emit", request.emit_directory,
+                      "Write the device's public key, preauthorization body, thumbprints and DPS enrollment here");
   variables.add_to(command);
   command->callback([] {
     if (request.output_path.empty() && !request.in_place && !request.dry_run) {
@@ -204,9 +206,9 @@ void add_verify(CLI::App& app) {
   variables.add_to(command);
   command->callback([] {
     const Profile profile = load_profile(profile_path);
-    const Plan plan = prepare_plan(profile, device_id, variables.collect());
+    const DevicePlan device = prepare_device(profile, device_id, variables.collect());
     DiskImage disk = DiskImage::open(image, OpenMode::ReadOnly);
-    const auto differences = verify_plan(disk, plan);
+    const auto differences = verify_plan(disk, device);
     if (json) {
       write_stdout(nlohmann::ordered_json{{"device_id", device_id}, {"image", image}, {"ok", differences.empty()}, {"differences", differences}}.dump() + "\n");
     } else {

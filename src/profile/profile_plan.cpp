@@ -17,12 +17,6 @@ std::string label_of(const char* section, std::size_t index) {
   return std::string(section) + "[" + std::to_string(index) + "]";
 }
 
-// A relative source resolves against the profile's directory, not the working directory.
-std::string resolve_source(const Profile& profile, const std::string& source) {
-  const std::filesystem::path path(source);
-  if (path.is_absolute() || profile.directory.empty()) return source;
-  return (std::filesystem::path(profile.directory) / path).lexically_normal().string();
-}
 
 bool pfx_is_used(const Profile& profile) {
   if (!profile.credentials) return false;
@@ -110,7 +104,7 @@ class PlanBuilder {
   // A source file is copied byte for byte (a binary must never be rewritten) unless it says
   // template: true.
   std::string source_bytes(const FileSpec& spec, const std::string& label) const {
-    const std::string path = resolve_source(profile_, expand(spec.value, spec.where, label + ".source"));
+    const std::string path = resolve_host_path(profile_, spec.value, expand(spec.value, spec.where, label + ".source"));
     std::string bytes;
     try {
       bytes = read_host_file(path);
@@ -156,6 +150,14 @@ void add_variables(std::set<std::string>& names, const std::string& text, const 
 
 }  // namespace
 
+std::string resolve_host_path(const Profile& profile, const std::string& template_text, const std::string& expanded) {
+  const std::filesystem::path path(expanded);
+  if (path.is_absolute()) return expanded;
+  // A path that starts with a variable came from the command line or a CSV: the user's directory.
+  if (template_text.rfind("{{", 0) == 0 || profile.directory.empty()) return std::filesystem::absolute(path).lexically_normal().string();
+  return (std::filesystem::path(profile.directory) / path).lexically_normal().string();
+}
+
 std::vector<std::string> required_variables(const Profile& profile) {
   std::set<std::string> names{"device_id"};
   for (std::size_t i = 0; i < profile.directories.size(); ++i) {
@@ -170,7 +172,7 @@ std::vector<std::string> required_variables(const Profile& profile) {
     // A templated source file named without variables can be read now; one whose name is itself
     // a template is only known per device (build_plan reports its variables then).
     if (file.kind == ContentKind::Source && file.template_source && template_variables(file.value, "").empty()) {
-      const std::string path = resolve_source(profile, file.value);
+      const std::string path = resolve_host_path(profile, file.value, file.value);
       std::error_code error;
       if (std::filesystem::is_regular_file(path, error)) add_variables(names, read_host_file(path), file.where, label + ".source " + path);
     }

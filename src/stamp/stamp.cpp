@@ -92,9 +92,26 @@ void verify_op(Filesystem& filesystem, const Location& location, const PlanOp& o
                    "owner " + std::to_string(stat->uid) + ":" + std::to_string(stat->gid) + ", expected " +
                        std::to_string(owner.uid) + ":" + std::to_string(owner.gid));
   }
+  if (op.kind == OpKind::File && !op.reproducible) return;  // compared by meaning in verify_plan
   if (op.kind == OpKind::File && (stat->size != op.bytes.size() || read_sha256(filesystem, location.path) != sha256_hex(op.bytes))) {
     add_difference(differences, location, "content differs (" + std::to_string(stat->size) + " bytes, expected " +
                                               std::to_string(op.bytes.size()) + " bytes with sha256 " + sha256_hex(op.bytes) + ")");
+  }
+}
+
+// A PFX rebuilt for every stamp differs in its random salt: what must hold is that it opens with
+// the device client's password and carries the device's key and certificate.
+void verify_pfx_meaning(const DevicePlan& device, const std::string& pfx, const Location& location,
+                        std::vector<std::string>& differences) {
+  CheckContext context;
+  context.device_id = device.plan.device_id;
+  context.credentials = device.credentials ? &*device.credentials : nullptr;
+  context.pfx = pfx;
+  context.pfx_password = device.pfx_password;
+  try {
+    run_check("pfx-opens", "", context);
+  } catch (const Error& error) {
+    add_difference(differences, location, error.what());
   }
 }
 
@@ -118,6 +135,13 @@ void refuse_output_over_golden(const std::string& golden, const std::string& out
 
 }  // namespace
 
+void stamp_open_image(DiskImage& image, StampResult& result) {
+  check_plan_against_image(image, result.plan);  // before the first write
+  apply_plan(image, result.plan);
+  if (auto warning = bootstrap_warning(image, result.plan)) result.warnings.push_back(*warning);
+  image.flush();
+}
+
 void apply_plan(DiskImage& image, const Plan& plan) {
   OwnerCache owners(image);
   for (const PlanOp& op : plan.ops) {
@@ -132,13 +156,16 @@ void apply_plan(DiskImage& image, const Plan& plan) {
   }
 }
 
-std::vector<std::string> verify_plan(DiskImage& image, const Plan& plan) {
+std::vector<std::string> verify_plan(DiskImage& image, const DevicePlan& device) {
   OwnerCache owners(image);
   std::vector<std::string> differences;
-  for (const PlanOp& op : plan.ops) {
+  for (const PlanOp& op : device.plan.ops) {
     const Owner owner = owners.get(op.owner);
     for_each_location(image, op.target, [&](Filesystem& filesystem, const Location& location) {
       verify_op(filesystem, location, op, owner, differences);
+      if (op.kind == OpKind::File && !op.reproducible && filesystem.stat(location.path)) {
+        verify_pfx_meaning(device, read_all(filesystem, location.path), location, differences);
+      }
     });
   }
   return differences;
@@ -156,41 +183,34 @@ std::optional<std::string> bootstrap_warning(DiskImage& image, const Plan& plan)
       "edits the root filesystems; regenerate it or remove it");
 }
 
-Plan prepare_plan(const Profile& profile, const std::string& device_id, const Variables& overrides) {
-  const Variables variables = device_variables(profile, overrides, device_id);
-  return build_plan(profile, variables, CredentialBytes{});
-}
-
 StampResult stamp(const StampRequest& request) {
   const Profile profile = load_profile(request.profile_path);
+  const DevicePlan device = prepare_device(profile, request.device_id, request.overrides);
   StampResult result;
-  result.plan = prepare_plan(profile, request.device_id, request.overrides);
+  result.plan = device.plan;
+  result.exports = request.emit_directory.empty() ? std::nullopt : device_exports(device);
 
   if (request.dry_run) {
     DiskImage golden = DiskImage::open(request.golden_path, OpenMode::ReadOnly);
-    for (const PlanOp& op : result.plan.ops) resolve(op.target, golden.layout(), golden.mounts());
+    check_plan_against_image(golden, result.plan);
     return result;
   }
   if (request.in_place) {
     DiskImage image = DiskImage::open(request.golden_path, OpenMode::ReadWrite);
-    apply_plan(image, result.plan);
-    if (auto warning = bootstrap_warning(image, result.plan)) result.warnings.push_back(*warning);
-    image.flush();
+    stamp_open_image(image, result);
     result.output_path = request.golden_path;
-    return result;
+  } else {
+    refuse_output_over_golden(request.golden_path, request.output_path);
+    PendingFile output(request.output_path);
+    copy_image(request.golden_path, output.fd());
+    {
+      DiskImage image = DiskImage::open(output.temp_path(), OpenMode::ReadWrite);
+      stamp_open_image(image, result);
+    }
+    output.commit();
+    result.output_path = request.output_path;
   }
-
-  refuse_output_over_golden(request.golden_path, request.output_path);
-  PendingFile output(request.output_path);
-  copy_image(request.golden_path, output.fd());
-  {
-    DiskImage image = DiskImage::open(output.temp_path(), OpenMode::ReadWrite);
-    apply_plan(image, result.plan);
-    if (auto warning = bootstrap_warning(image, result.plan)) result.warnings.push_back(*warning);
-    image.flush();
-  }
-  output.commit();
-  result.output_path = request.output_path;
+  if (result.exports) write_exports(request.emit_directory, *result.exports);
   return result;
 }
 

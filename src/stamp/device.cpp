@@ -1,0 +1,239 @@
+#include "imprint/device.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
+
+#include "imprint/edit.hpp"
+#include "imprint/elf.hpp"
+#include "imprint/error.hpp"
+#include "imprint/fileio.hpp"
+#include "imprint/identity.hpp"
+#include "imprint/pathmap.hpp"
+
+namespace imprint {
+
+namespace {
+
+constexpr const char* kIdentityScript = "/usr/share/mender/identity/mender-device-identity";
+constexpr const char* kDefaultPfxPassword = "1234";  // hard-coded in the reference DPS client
+
+// The data-partition path of a target, by the device view (/data/...) or an explicit data: role.
+std::optional<std::string> data_path_of(const PathSpec& target) {
+  if (target.role == "data") return target.path;
+  if (target.role.empty() && target.path.rfind("/data/", 0) == 0) return target.path.substr(5);
+  return std::nullopt;
+}
+
+bool lands_on_rootfs(const PathSpec& target) {
+  if (target.role == "primary" || target.role == "secondary" || target.role == "rootfs") return true;
+  return target.role.empty() && !data_path_of(target);
+}
+
+class CredentialSource {
+ public:
+  CredentialSource(const Profile& profile, const Variables& variables) : profile_(profile), variables_(variables) {}
+
+  std::optional<DeviceCredentials> load(const std::string& device_id) const {
+    if (!profile_.credentials) return std::nullopt;
+    const CredentialsSpec& spec = *profile_.credentials;
+    try {
+      if (spec.generate) {
+        const GenerateSpec& generate = *spec.generate;
+        return DeviceCredentials::generate(path(generate.ca_cert), path(generate.ca_key), expand(generate.ca_key_password),
+                                           device_id, generate.key_type, generate.days);
+      }
+      CredentialInputs inputs;
+      inputs.key = path(spec.key);
+      inputs.key_password = expand(spec.key_password);
+      inputs.cert = path(spec.cert);
+      inputs.chain = path(spec.chain);
+      inputs.pfx = path(spec.pfx);
+      if (!spec.pfx.empty()) inputs.pfx_password = pfx_password();
+      return DeviceCredentials::load(inputs);
+    } catch (const Error& error) {
+      throw Error(spec.where.str() + ": " + error.what(), error.code());
+    }
+  }
+
+  // The password the device's DPS client opens the PFX with.
+  std::string pfx_password() const {
+    // The default template names a variable that profiles without a PFX need not define.
+    if (!profile_.credentials || (profile_.credentials->pfx_password == "{{pfx_password}}" && !variables_.count("pfx_password"))) {
+      return kDefaultPfxPassword;
+    }
+    return expand(profile_.credentials->pfx_password);
+  }
+
+  std::string bytes(const DeviceCredentials* credentials, const std::string& name, const std::string& format) const {
+    if (credentials == nullptr) throw Error("from: credentials." + name + " needs a credentials: section", ErrorCode::Invalid);
+    if (name == "key") return credentials->key_pem(format.empty() ? KeyFormat::Pkcs1 : parse_key_format(format));
+    if (name == "cert") return credentials->cert_pem();
+    if (name == "chain") return credentials->chain_pem();
+    if (name == "fullchain") return credentials->fullchain_pem();
+    if (name == "pfx") {
+      if (credentials->loaded_pfx()) return *credentials->loaded_pfx();
+      return credentials->pfx(pfx_password(), parse_pfx_encryption(profile_.credentials->pfx_encryption));
+    }
+    throw Error("unknown credential '" + name + "'", ErrorCode::Invalid);
+  }
+
+ private:
+  std::string expand(const std::string& text) const {
+    return expand_template(text, variables_, profile_.credentials->where.str());
+  }
+  std::string path(const std::string& text) const {
+    return text.empty() ? "" : resolve_host_path(profile_, text, expand(text));
+  }
+
+  const Profile& profile_;
+  const Variables& variables_;
+};
+
+// Marks the ops that carry credentials, so verify knows a freshly built PFX differs in bytes.
+void mark_credential_ops(const Profile& profile, const DevicePlan& device, Plan& plan) {
+  for (const FileSpec& file : profile.files) {
+    if (file.kind != ContentKind::Credential) continue;
+    for (PlanOp& op : plan.ops) {
+      if (op.origin != file.where.str()) continue;
+      op.credential = file.value;
+      op.reproducible = !(file.value == "pfx" && device.credentials && !device.credentials->loaded_pfx());
+    }
+  }
+}
+
+CheckContext check_context(const DevicePlan& device, const CredentialSource& source) {
+  CheckContext context;
+  context.device_id = device.plan.device_id;
+  context.credentials = device.credentials ? &*device.credentials : nullptr;
+  context.pfx_password = source.pfx_password();
+  for (const PlanOp& op : device.plan.ops) {
+    if (op.kind != OpKind::File) continue;
+    if (op.credential == "pfx") context.pfx = op.bytes;
+    if (lands_on_rootfs(op.target) && normalize_path(op.target.path) == kIdentityScript) context.identity_script = op.bytes;
+    if (auto data_path = data_path_of(op.target)) context.data_files[normalize_path(*data_path)] = op.bytes;
+  }
+  if (!context.pfx && context.credentials && context.credentials->loaded_pfx()) context.pfx = context.credentials->loaded_pfx();
+  return context;
+}
+
+// Does path exist in the filesystem, following symlinks inside it the way the device's loader
+// would (library directories are often links: /lib -> usr/lib, libc.so.6 -> libc-2.31.so)?
+bool exists_following_links(Filesystem& filesystem, std::string path) {
+  for (int hops = 0; hops < 40; ++hops) {
+    std::string resolved;
+    bool restarted = false;
+    std::size_t start = 1;
+    while (start <= path.size()) {
+      const std::size_t end = std::min(path.find('/', start), path.size());
+      const std::string candidate = resolved + "/" + path.substr(start, end - start);
+      const auto stat = filesystem.stat(candidate);
+      if (!stat) return false;
+      if (stat->type == FileType::Symlink) {
+        const std::string& target = stat->link_target;
+        const std::string base = target.front() == '/' ? target : (resolved.empty() ? "/" : resolved) + "/" + target;
+        try {
+          path = normalize_path(base + path.substr(end));
+        } catch (const Error&) {
+          return false;
+        }
+        restarted = true;
+        break;
+      }
+      resolved = candidate;
+      start = end + 1;
+    }
+    if (!restarted) return true;
+  }
+  return false;  // a symlink loop
+}
+
+// Device ids name output files (DIR/<id>.img): nothing that could leave the directory.
+void require_safe_device_id(const std::string& device_id) {
+  const bool has_bad_character = std::any_of(device_id.begin(), device_id.end(), [](char c) {
+    return c == '/' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+  });
+  if (device_id.empty() || device_id == "." || device_id == ".." || has_bad_character) {
+    throw Error("device id '" + device_id + "' cannot name a file (no '/', control characters, '.' or '..')",
+                ErrorCode::Invalid);
+  }
+}
+
+}  // namespace
+
+DevicePlan prepare_device(const Profile& profile, const std::string& device_id, const Variables& overrides) {
+  require_safe_device_id(device_id);
+  DevicePlan device;
+  device.variables = device_variables(profile, overrides, device_id);
+  const CredentialSource source(profile, device.variables);
+  device.credentials = source.load(device_id);
+  device.pfx_password = source.pfx_password();
+  const DeviceCredentials* credentials = device.credentials ? &*device.credentials : nullptr;
+  device.plan = build_plan(profile, device.variables, [&](const std::string& name, const std::string& format) {
+    return source.bytes(credentials, name, format);
+  });
+  mark_credential_ops(profile, device, device.plan);
+  const CheckContext context = check_context(device, source);
+  for (const CheckSpec& check : profile.checks) run_check(check.name, check.argument, context);
+  return device;
+}
+
+void check_plan_against_image(DiskImage& image, const Plan& plan) {
+  std::set<std::pair<int, std::string>> planned;
+  for (const PlanOp& op : plan.ops) {
+    if (op.kind != OpKind::File && op.kind != OpKind::Symlink) continue;
+    for (const Location& location : resolve(op.target, image.layout(), image.mounts())) planned.emplace(location.partition, location.path);
+  }
+  for (const PlanOp& op : plan.ops) {
+    if (op.kind != OpKind::File || op.elf_arch.empty()) continue;
+    for_each_location(image, op.target, [&](Filesystem& filesystem, const Location& location) {
+      const bool is_rootfs = location.role == Role::Primary || location.role == Role::Secondary;
+      const LibraryExists library_exists = [&](const std::string& path) {
+        if (!is_rootfs) return true;  // only a root filesystem has libraries to look for
+        return planned.count({location.partition, path}) > 0 || exists_following_links(filesystem, path);
+      };
+      check_elf(op.bytes, op.elf_arch, library_exists, op.origin + ": " + location.path);
+    });
+  }
+}
+
+std::optional<DeviceExports> device_exports(const DevicePlan& device) {
+  if (!device.credentials) return std::nullopt;
+  const DeviceCredentials& credentials = *device.credentials;
+  DeviceExports exports;
+  exports.device_id = device.plan.device_id;
+  IdentityAttributes identity{{"DeviceId", {device.plan.device_id}}};
+  const CheckContext context = [&] {
+    CheckContext c;
+    for (const PlanOp& op : device.plan.ops) {
+      if (op.kind != OpKind::File) continue;
+      if (lands_on_rootfs(op.target) && normalize_path(op.target.path) == kIdentityScript) c.identity_script = op.bytes;
+      if (auto data_path = data_path_of(op.target)) c.data_files[normalize_path(*data_path)] = op.bytes;
+    }
+    return c;
+  }();
+  if (context.identity_script) identity = parse_identity_output(run_identity_script(*context.identity_script, context.data_files));
+  exports.identity_json = identity_json(identity);
+  exports.public_key_pem = credentials.public_key_pem();
+  exports.preauth_json = preauth_json(identity, exports.public_key_pem);
+  if (credentials.has_cert()) {
+    exports.sha1_thumbprint = credentials.sha1_thumbprint();
+    exports.sha256_thumbprint = credentials.sha256_thumbprint();
+    exports.enrollment_json = dps_enrollment_json(credentials);
+  }
+  return exports;
+}
+
+void write_exports(const std::string& directory, const DeviceExports& exports) {
+  std::filesystem::create_directories(directory);
+  const std::string base = directory + "/" + exports.device_id;
+  write_file_atomically(base + ".pub.pem", exports.public_key_pem, 0644);
+  write_file_atomically(base + ".preauth.json", exports.preauth_json + "\n", 0644);
+  if (!exports.enrollment_json.empty()) write_file_atomically(base + ".enrollment.json", exports.enrollment_json + "\n", 0644);
+  if (!exports.sha1_thumbprint.empty()) {
+    write_file_atomically(base + ".thumbprints.txt",
+                          "sha1 " + exports.sha1_thumbprint + "\nsha256 " + exports.sha256_thumbprint + "\n", 0644);
+  }
+}
+
+}  // namespace imprint

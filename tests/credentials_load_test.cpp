@@ -1,0 +1,207 @@
+// Loading device credentials: every key format certGen.sh and OpenSSL 1.x/3 produce, certificates
+// in PEM and DER, chains, PFX files (OpenSSL 3 and legacy RC2), and one-line errors naming the file.
+#include <gtest/gtest.h>
+#include <openssl/provider.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "imprint/credentials.hpp"
+#include "imprint/error.hpp"
+#include "support.hpp"
+
+namespace imprint {
+namespace {
+
+using test::run;
+
+// $IMPRINT_FIXTURES, else the directory the test support library was built with.
+std::string fixtures_root() {
+  if (const char* root = std::getenv("IMPRINT_FIXTURES"); root != nullptr && *root != '\0') return root;
+  try {
+    std::string dot = test::fixture(".");
+    return dot.substr(0, dot.size() - 2);
+  } catch (const std::exception&) {
+    throw std::runtime_error("IMPRINT_FIXTURES is not set and the fixture directory does not exist");
+  }
+}
+
+// The credentials fixture set; built on demand (the script is idempotent) when ctest's
+// build_fixtures did not run it.
+std::string cred(const std::string& name) {
+  static const bool built = [] {
+    const std::string root = fixtures_root();
+    if (!std::filesystem::exists(root + "/credentials/.complete")) {
+      std::filesystem::create_directories(root);
+      test::shell("'" + test::source_dir() + "/fixtures/make-credentials.sh' '" + root + "'");
+    }
+    return true;
+  }();
+  (void)built;
+  return test::fixture("credentials/" + name);
+}
+
+// CredentialInputs by field name (designated initializers trip -Wmissing-field-initializers).
+CredentialInputs inputs(const std::vector<std::pair<std::string, std::string>>& fields) {
+  CredentialInputs in;
+  for (const auto& [name, value] : fields) {
+    std::string* field = name == "key" ? &in.key : name == "key_password" ? &in.key_password : name == "cert" ? &in.cert
+                       : name == "chain" ? &in.chain : name == "pfx" ? &in.pfx : name == "pfx_password" ? &in.pfx_password : nullptr;
+    if (field == nullptr) throw std::logic_error("no input " + name);
+    *field = value;
+  }
+  return in;
+}
+
+const std::string kDevice = "mender-azure-test-device1";
+
+// `openssl pkey -pubout` of a private key file: two loads of the same key compare equal this way.
+std::string public_of_key_file(const std::string& path, const std::string& password = "") {
+  std::vector<std::string> argv{"openssl", "pkey", "-in", path, "-pubout"};
+  if (!password.empty()) argv.insert(argv.end(), {"-passin", "pass:" + password});
+  const auto result = run(argv);
+  EXPECT_EQ(result.status, 0) << result.err;
+  return result.out;
+}
+
+std::string public_of_cert_file(const std::string& path) {
+  const auto result = run({"openssl", "x509", "-in", path, "-pubkey", "-noout"});
+  EXPECT_EQ(result.status, 0) << result.err;
+  return result.out;
+}
+
+TEST(CredentialsLoad, KeyInEveryPemFormatAndCertificate) {
+  const std::string expected = public_of_key_file(cred(kDevice + ".key.pem"));
+  for (const char* key : {".key.pem", ".pkcs1.key.pem"}) {
+    const auto credentials = DeviceCredentials::load(inputs({{"key", cred(kDevice + key)}, {"cert", cred(kDevice + ".cert.pem")}}));
+    EXPECT_EQ(credentials.public_key_pem(), expected) << key;
+    EXPECT_EQ(credentials.common_name(), kDevice);
+  }
+  const auto encrypted = DeviceCredentials::load(inputs({{"key", cred(kDevice + ".encrypted.key.pem")}, {"key_password", "1234"}, {"cert", cred(kDevice + ".cert.der")}}));
+  EXPECT_EQ(encrypted.public_key_pem(), expected);
+  EXPECT_EQ(encrypted.cert_pem(), test::read_file(cred(kDevice + ".cert.pem")));  // DER read back as the same cert
+
+  const auto sec1 = DeviceCredentials::load(inputs({{"key", cred("ec.sec1.key.pem")}}));
+  EXPECT_EQ(sec1.public_key_pem(), public_of_key_file(cred("ec.key.pem")));
+  EXPECT_FALSE(sec1.has_cert());
+}
+
+TEST(CredentialsLoad, WrongOrMissingPasswordNamesTheFile) {
+  const std::string key = cred(kDevice + ".encrypted.key.pem");
+  try {
+    DeviceCredentials::load(inputs({{"key", key}, {"key_password", "4321"}}));
+    FAIL() << "a wrong password loaded the key";
+  } catch (const Error& error) {
+    EXPECT_EQ(std::string(error.what()), key + ": not a private key (wrong password?)");
+    EXPECT_EQ(std::string(error.what()).find("4321"), std::string::npos);
+  }
+  try {
+    DeviceCredentials::load(inputs({{"key", key}}));
+    FAIL() << "an encrypted key loaded without a password";
+  } catch (const Error& error) {
+    EXPECT_EQ(std::string(error.what()), key + ": the key is encrypted and no password was given");
+  }
+}
+
+TEST(CredentialsLoad, NotAKeyOrCertNamesTheFile) {
+  const std::string cert = cred(kDevice + ".cert.pem");
+  try {
+    DeviceCredentials::load(inputs({{"key", cert}}));
+    FAIL();
+  } catch (const Error& error) {
+    EXPECT_EQ(std::string(error.what()), cert + ": not a private key (wrong password?)");
+  }
+  const std::string key = cred(kDevice + ".key.pem");
+  try {
+    DeviceCredentials::load(inputs({{"cert", key}}));
+    FAIL();
+  } catch (const Error& error) {
+    EXPECT_EQ(std::string(error.what()), key + ": not a certificate (PEM or DER)");
+  }
+  try {
+    DeviceCredentials::load(inputs({{"key", "/nonexistent/dev1.key.pem"}}));
+    FAIL();
+  } catch (const Error& error) {
+    EXPECT_EQ(error.code(), ErrorCode::NotFound);
+    EXPECT_NE(std::string(error.what()).find("/nonexistent/dev1.key.pem"), std::string::npos);
+  }
+  EXPECT_THROW(DeviceCredentials::load(inputs({})), Error);
+}
+
+TEST(CredentialsLoad, ChainFileInOrder) {
+  const auto credentials = DeviceCredentials::load(inputs({{"key", cred(kDevice + ".key.pem")}, {"cert", cred(kDevice + ".cert.pem")}, {"chain", cred("chain.cert.pem")}}));
+  EXPECT_EQ(credentials.chain_size(), 2u);
+  EXPECT_EQ(credentials.chain_pem(), test::read_file(cred("chain.cert.pem")));
+  EXPECT_EQ(credentials.fullchain_pem(), test::read_file(cred(kDevice + ".fullchain.cert.pem")));
+  const std::string key = cred(kDevice + ".key.pem");
+  try {
+    DeviceCredentials::load(inputs({{"chain", key}}));
+    FAIL();
+  } catch (const Error& error) {
+    EXPECT_EQ(std::string(error.what()), key + ": no PEM certificate in the chain file");
+  }
+}
+
+TEST(CredentialsLoad, Pfx) {
+  const std::string pfx = cred(kDevice + ".cert.pfx");
+  const auto credentials = DeviceCredentials::load(inputs({{"pfx", pfx}, {"pfx_password", "1234"}}));
+  EXPECT_EQ(credentials.public_key_pem(), public_of_key_file(cred(kDevice + ".key.pem")));
+  EXPECT_EQ(credentials.cert_pem(), test::read_file(cred(kDevice + ".cert.pem")));
+  ASSERT_TRUE(credentials.loaded_pfx().has_value());
+  EXPECT_EQ(*credentials.loaded_pfx(), test::read_file(pfx));
+  try {
+    DeviceCredentials::load(inputs({{"pfx", pfx}, {"pfx_password", "12345"}}));
+    FAIL() << "a wrong PFX password opened it";
+  } catch (const Error& error) {
+    EXPECT_EQ(std::string(error.what()), pfx + ": the PFX does not open with the given password");
+  }
+  try {
+    DeviceCredentials::load(inputs({{"pfx", cred(kDevice + ".cert.pem")}, {"pfx_password", "1234"}}));
+    FAIL();
+  } catch (const Error& error) {
+    EXPECT_EQ(std::string(error.what()), cred(kDevice + ".cert.pem") + ": not a PKCS#12 (PFX) file");
+  }
+}
+
+TEST(CredentialsLoad, LegacyRc2PfxLoadsWithoutTouchingTheDefaultContext) {
+  const std::string pfx = cred(kDevice + ".legacy.pfx");
+  // The fixture really is the OpenSSL 1.x kind: RC2-40 for the certificate bag.
+  const auto info = run({"openssl", "pkcs12", "-in", pfx, "-info", "-noout", "-legacy", "-passin", "pass:1234"});
+  ASSERT_EQ(info.status, 0) << info.err;
+  EXPECT_NE(info.err.find("RC2"), std::string::npos) << info.err;
+  // ... which OpenSSL 3 without the legacy provider cannot read.
+  EXPECT_NE(run({"openssl", "pkcs12", "-in", pfx, "-info", "-noout", "-passin", "pass:1234"}).status, 0);
+
+  const auto credentials = DeviceCredentials::load(inputs({{"pfx", pfx}, {"pfx_password", "1234"}}));
+  EXPECT_EQ(credentials.public_key_pem(), public_of_key_file(cred(kDevice + ".key.pem")));
+  EXPECT_EQ(credentials.common_name(), kDevice);
+  EXPECT_EQ(OSSL_PROVIDER_available(nullptr, "legacy"), 0) << "the process default library context was changed";
+}
+
+TEST(CredentialsLoad, KeyAndCertFilesOverrideThePfx) {
+  const auto credentials = DeviceCredentials::load(inputs({{"key", cred("other.key.pem")}, {"pfx", cred(kDevice + ".cert.pfx")}, {"pfx_password", "1234"}}));
+  EXPECT_EQ(credentials.public_key_pem(), public_of_key_file(cred("other.key.pem")));
+  EXPECT_EQ(credentials.cert_pem(), test::read_file(cred(kDevice + ".cert.pem")));
+}
+
+TEST(CredentialsLoad, ThumbprintsAndDatesMatchOpenssl) {
+  const std::string cert = cred(kDevice + ".cert.pem");
+  const auto credentials = DeviceCredentials::load(inputs({{"cert", cert}}));
+  const auto fingerprint = [&](const char* digest) {
+    std::string out = run({"openssl", "x509", "-in", cert, "-noout", "-fingerprint", digest}).out;
+    out = out.substr(out.find('=') + 1);
+    std::erase(out, ':');
+    std::erase(out, '\n');
+    return out;
+  };
+  EXPECT_EQ(credentials.sha1_thumbprint(), fingerprint("-sha1"));
+  EXPECT_EQ(credentials.sha256_thumbprint(), fingerprint("-sha256"));
+  EXPECT_EQ(credentials.sha1_thumbprint().size(), 40u);
+  const auto end = run({"openssl", "x509", "-in", cert, "-noout", "-enddate", "-dateopt", "iso_8601"});
+  ASSERT_EQ(end.status, 0) << end.err;  // notAfter=2026-11-30 14:16:33Z
+  EXPECT_EQ(format_utc(credentials.not_after()).substr(0, 19), end.out.substr(9, 19));
+  EXPECT_EQ(credentials.public_key_pem(), public_of_cert_file(cert));  // no key: the certificate's
+}
+
+}  // namespace
+}  // namespace imprint

@@ -83,7 +83,8 @@ TEST_P(StampFixture, WritesTheTutorialsFilesAndNothingElse) {
   CommandResult result = run_imprint(stamp_arguments(profile_name, golden, output));
   ASSERT_EQ(result.status, 0) << result.err;
   EXPECT_EQ(file_sha256(golden), golden_sha) << "the golden image changed";
-  EXPECT_EQ(partition_sha256(output, 1), partition_sha256(golden, 1)) << "boot partition changed";
+  const std::string raw_golden = fixture(fixture_name.substr(0, fixture_name.find(".img") + 4));
+  EXPECT_EQ(partition_sha256(output, 1), partition_sha256(raw_golden, 1)) << "boot partition changed";
 
   for (int number : {2, 3, data}) {
     CommandResult fsck = e2fsck(output, number);
@@ -120,12 +121,9 @@ TEST_P(StampFixture, WritesTheTutorialsFilesAndNothingElse) {
   }
 
   if (fixture_name != "v1.img") {  // mender-artifact needs exactly four partitions
-    TempDir copy;
-    const std::string named = copy / "device.img";
-    shell("cp --sparse=always '" + output + "' '" + named + "'");
-    CommandResult cat = run({"mender-artifact", "cat", named + ":/usr/share/mender/identity/mender-device-identity"});
-    ASSERT_EQ(cat.status, 0) << cat.err;
-    EXPECT_EQ(cat.out, read_file(dump(output, 2, "/usr/share/mender/identity/mender-device-identity", dir, "id-again")));
+    EXPECT_EQ(mender_artifact_read(output, "/usr/share/mender/identity/mender-device-identity", dir.path()),
+              read_file(dump(output, 3, "/usr/share/mender/identity/mender-device-identity", dir, "id-again")));
+    EXPECT_EQ(mender_artifact_read(output, "/data/mender/mender-agent.pem", dir.path()), read_file(key));
   }
 
   std::vector<std::string> verify{"verify", "-p", profile(profile_name), "--device", kDevice, output};

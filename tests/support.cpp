@@ -164,6 +164,23 @@ std::string debugfs(const std::string& image, int number, const std::string& com
   return result.out;
 }
 
+bool debugfs_exists(const std::string& image, int number, const std::string& path) {
+  CommandResult result = run({"debugfs", "-R", "stat " + path, ext_device(image, number)});
+  if (result.err.find("File not found") != std::string::npos) return false;
+  if (result.out.find("Inode:") != std::string::npos) return true;
+  throw std::runtime_error("debugfs could not stat " + path + " on partition " + std::to_string(number) + ": " + result.err);
+}
+
+std::string mender_artifact_read(const std::string& image, const std::string& path, const std::string& dir) {
+  const std::string out = dir + "/mender-artifact-read";
+  std::filesystem::remove(out);
+  CommandResult result = run({"mender-artifact", "cp", image + ":" + path, out});
+  if (result.status != 0) throw std::runtime_error("mender-artifact cp " + image + ":" + path + " failed: " + result.err);
+  std::string bytes = read_file(out);
+  std::filesystem::remove(out);
+  return bytes;
+}
+
 CommandResult e2fsck(const std::string& image, int number) {
   return run({"e2fsck", "-fn", ext_device(image, number)});
 }

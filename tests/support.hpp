@@ -59,6 +59,11 @@ Span partition_span(const std::string& image, int number);
 std::string ext_device(const std::string& image, int number);
 // debugfs -R command on partition n; fails the test when debugfs could not open it.
 std::string debugfs(const std::string& image, int number, const std::string& command);
+// Does path exist on partition n? (debugfs stat, which reports a missing file on stderr)
+bool debugfs_exists(const std::string& image, int number, const std::string& path);
+// Reads a file out of an image with `mender-artifact cp IMAGE:PATH` (its `cat` stops at 32 KiB in
+// 3.9) into dir; returns the bytes.
+std::string mender_artifact_read(const std::string& image, const std::string& path, const std::string& dir);
 // e2fsck -fn on partition n; returns its exit status (0 = clean) and output.
 CommandResult e2fsck(const std::string& image, int number);
 // sha256 of the bytes of partition n.

@@ -167,7 +167,8 @@ class Ext4Filesystem final : public Filesystem {
   void check(errcode_t code, const std::string& path, const std::string& what) const {
     if (code != 0) fail(path, what, code);
   }
-  void require_writable(const std::string& path) const;
+  // Every changing operation passes here first: it also marks the filesystem as modified.
+  void require_writable(const std::string& path);
 
   ext2_inode_large read_inode(ext2_ino_t ino, const std::string& path) const;
   void write_inode(ext2_ino_t ino, ext2_inode_large& inode, const std::string& path);
@@ -195,14 +196,20 @@ class Ext4Filesystem final : public Filesystem {
   FsHandle fs_;
   std::string name_;
   bool writable_;
+  bool modified_ = false;  // untouched filesystems are not flushed: their bytes stay identical
 };
 
 void Ext4Filesystem::fail(const std::string& path, const std::string& what, errcode_t code) const {
-  throw Error(at(path) + ": " + what + ": " + library_message(code), code_for(code));
+  const ErrorCode error_code = code_for(code);
+  if (error_code == ErrorCode::NoSpace) {
+    throw Error(at(path) + ": " + what + ": no space left in the filesystem (" + library_message(code) + ")", error_code);
+  }
+  throw Error(at(path) + ": " + what + ": " + library_message(code), error_code);
 }
 
-void Ext4Filesystem::require_writable(const std::string& path) const {
+void Ext4Filesystem::require_writable(const std::string& path) {
   if (!writable_) throw Error(at(path) + ": the filesystem was opened read-only");
+  modified_ = true;
 }
 
 std::string Ext4Filesystem::type() const {
@@ -690,7 +697,7 @@ void Ext4Filesystem::remove(const std::string& path, bool recursive) {
 }
 
 void Ext4Filesystem::flush() {
-  if (!writable_) return;
+  if (!writable_ || !modified_) return;
   const errcode_t code = ext2fs_flush(fs());
   if (code != 0) throw Error(name_ + ": cannot write the filesystem metadata: " + library_message(code), code_for(code));
 }

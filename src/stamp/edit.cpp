@@ -15,7 +15,10 @@ const std::string& data_mount_of(DiskImage& image) { return image.mounts().data_
 // A symlink error gets a hint when the link leads into the data partition: that is how a write to
 // /var/lib/mender/... would otherwise silently land in the rootfs.
 std::string with_hint(DiskImage& image, const Location& location, const Error& error) {
-  std::string message = describe(location) + ": " + error.what();
+  // Backends name their partition already ("data (p4): ..."); other errors get it here.
+  const std::string where = describe(location);
+  std::string message = error.what();
+  if (message.rfind(where, 0) != 0) message = where + ": " + message;
   if (error.code() != ErrorCode::Symlink) return message;
   const std::string& data = data_mount_of(image);
   const auto arrow = message.rfind(" is a symlink to ");
@@ -52,7 +55,7 @@ void for_each_location(DiskImage& image, const PathSpec& spec,
     try {
       filesystem = &image.filesystem(image.partition_number(location.partition));
     } catch (const Error& error) {
-      throw Error(describe(location) + ": " + error.what(), error.code());
+      throw Error(with_hint(image, location, error), error.code());
     }
     try {
       fn(*filesystem, location);

@@ -1,0 +1,52 @@
+#include "common.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "imprint/error.hpp"
+#include "imprint/fileio.hpp"
+
+namespace imprint::cli {
+
+void write_stdout(std::string_view bytes) {
+  if (std::fwrite(bytes.data(), 1, bytes.size(), stdout) != bytes.size()) throw Error("cannot write to standard output");
+}
+
+void warn(const std::string& message) { std::fprintf(stderr, "imprint: warning: %s\n", message.c_str()); }
+
+namespace {
+std::pair<std::string, std::string> split_assignment(const std::string& item, const std::string& option) {
+  const auto equals = item.find('=');
+  if (equals == std::string::npos || equals == 0) throw Error(option + " " + item + ": expected NAME=VALUE", ErrorCode::Invalid);
+  return {item.substr(0, equals), item.substr(equals + 1)};
+}
+}  // namespace
+
+void VariableOptions::add_to(CLI::App* command) {
+  command->add_option("--set", set, "Set a profile variable (K=V)");
+  command->add_option("--set-file", set_file, "Set a variable from a file's content (K=PATH; one trailing newline dropped)");
+  command->add_option("--set-env", set_env, "Set a variable from an environment variable (K=ENV)");
+}
+
+Variables VariableOptions::collect() const {
+  Variables variables;
+  for (const auto& item : set) {
+    auto [name, value] = split_assignment(item, "--set");
+    variables[name] = value;
+  }
+  for (const auto& item : set_file) {
+    auto [name, path] = split_assignment(item, "--set-file");
+    std::string value = read_host_file(path);
+    if (!value.empty() && value.back() == '\n') value.pop_back();
+    variables[name] = value;
+  }
+  for (const auto& item : set_env) {
+    auto [name, environment] = split_assignment(item, "--set-env");
+    const char* value = std::getenv(environment.c_str());
+    if (value == nullptr) throw Error("--set-env " + item + ": environment variable " + environment + " is not set", ErrorCode::Invalid);
+    variables[name] = value;
+  }
+  return variables;
+}
+
+}  // namespace imprint::cli

@@ -1,0 +1,29 @@
+// Shared pieces of the command line: output helpers and the variable options.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "imprint/template.hpp"
+
+namespace imprint::cli {
+
+void write_stdout(std::string_view bytes);
+void warn(const std::string& message);
+
+// Variables from --set K=V, --set-file K=PATH and --set-env K=ENV (secrets never need argv).
+struct VariableOptions {
+  std::vector<std::string> set, set_file, set_env;
+  void add_to(CLI::App* command);
+  Variables collect() const;
+};
+
+// Each group of subcommands registers itself.
+void add_edit_commands(CLI::App& app);   // inspect, ls, cat, put, rm, mkdir
+void add_stamp_commands(CLI::App& app);  // stamp, verify, profile check, certs
+void add_batch_commands(CLI::App& app);  // batch, manifest merge, flash (src/cli/batch_commands.cpp)
+
+}  // namespace imprint::cli

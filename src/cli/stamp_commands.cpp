@@ -1,0 +1,97 @@
+// The main job: stamp, verify, profile check.
+#include <nlohmann/json.hpp>
+
+#include "common.hpp"
+#include "imprint/error.hpp"
+#include "imprint/profile.hpp"
+#include "imprint/stamp.hpp"
+
+namespace imprint::cli {
+
+namespace {
+
+void add_stamp(CLI::App& app) {
+  auto* command = app.add_subcommand("stamp", "Write one device's image from a golden image and a profile");
+  static StampRequest request;
+  static VariableOptions variables;
+  static bool json = false;
+  command->add_option("-p,--profile", request.profile_path, "Profile (YAML)")->required();
+  command->add_option("-i,--input", request.golden_path, "Golden image (raw or compressed; never modified)")->required();
+  command->add_option("--device", request.device_id, "Device id ({{device_id}})")->required();
+  command->add_option("-o,--output", request.output_path, "Output image (created 0600)");
+  command->add_flag("--in-place", request.in_place, "Patch the input image itself (raw images; developer use)");
+  command->add_flag("--dry-run", request.dry_run, "Print the plan; write nothing");
+  command->add_flag("--json", json, "Machine-readable output");
+  command->add_option("--emit", request.emit_directory,
+                      "Write the device's public key, preauthorization body, thumbprints and DPS enrollment here");
+  variables.add_to(command);
+  command->callback([] {
+    if (request.output_path.empty() && !request.in_place && !request.dry_run) {
+      throw Error("stamp needs -o OUTPUT (or --in-place, or --dry-run)", ErrorCode::Invalid);
+    }
+    request.overrides = variables.collect();
+    const StampResult result = stamp(request);
+    for (const auto& warning : result.warnings) warn(warning);
+    if (request.dry_run) {
+      write_stdout(json ? plan_to_json(result.plan) + "\n" : format_plan(result.plan));
+    } else if (json) {
+      nlohmann::ordered_json out{{"device_id", request.device_id}, {"output", result.output_path}, {"warnings", result.warnings}};
+      write_stdout(out.dump() + "\n");
+    }
+  });
+}
+
+void add_verify(CLI::App& app) {
+  auto* command = app.add_subcommand("verify", "Check an image against a device's plan");
+  static std::string profile_path, device_id, image;
+  static VariableOptions variables;
+  static bool json = false;
+  command->add_option("-p,--profile", profile_path, "Profile (YAML)")->required();
+  command->add_option("--device", device_id, "Device id")->required();
+  command->add_option("IMAGE", image, "Stamped image")->required();
+  command->add_flag("--json", json, "Machine-readable output");
+  variables.add_to(command);
+  command->callback([] {
+    const Profile profile = load_profile(profile_path);
+    const DevicePlan device = prepare_device(profile, device_id, variables.collect());
+    DiskImage disk = DiskImage::open(image, OpenMode::ReadOnly);
+    const auto differences = verify_plan(disk, device);
+    if (json) {
+      write_stdout(nlohmann::ordered_json{{"device_id", device_id}, {"image", image}, {"ok", differences.empty()}, {"differences", differences}}.dump() + "\n");
+    } else {
+      for (const auto& difference : differences) write_stdout(difference + "\n");
+    }
+    if (!differences.empty()) {
+      throw Error(image + " does not match the plan for " + device_id + ": " + std::to_string(differences.size()) + " difference(s)",
+                  ErrorCode::CheckFailed);
+    }
+    if (!json) write_stdout(image + ": matches the plan for " + device_id + "\n");
+  });
+}
+
+void add_profile(CLI::App& app) {
+  auto* command = app.add_subcommand("profile", "Work with profiles");
+  command->require_subcommand(1);
+  auto* check = command->add_subcommand("check", "Validate a profile without an image; list the variables it needs");
+  static std::string profile_path;
+  check->add_option("PROFILE", profile_path)->required();
+  check->callback([] {
+    const Profile profile = load_profile(profile_path);
+    write_stdout(profile_path + ": ok\nvariables:\n");
+    for (const auto& name : required_variables(profile)) {
+      const auto found = profile.variables.find(name);
+      const bool defaulted = found != profile.variables.end();
+      write_stdout("  " + name + (name == "device_id" ? " (from --device)" : defaulted ? " (has a default)" : " (required)") + "\n");
+    }
+  });
+}
+
+}  // namespace
+
+void add_stamp_commands(CLI::App& app) {
+  add_stamp(app);
+  add_verify(app);
+  add_profile(app);
+}
+
+}  // namespace imprint::cli

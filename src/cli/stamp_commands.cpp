@@ -1,8 +1,12 @@
 // The main job: stamp, verify, profile check.
+#include <cstdlib>
+
 #include <nlohmann/json.hpp>
 
 #include "common.hpp"
+#include "imprint/credentials.hpp"
 #include "imprint/error.hpp"
+#include "imprint/fileio.hpp"
 #include "imprint/profile.hpp"
 #include "imprint/stamp.hpp"
 
@@ -86,12 +90,57 @@ void add_profile(CLI::App& app) {
   });
 }
 
+// A secret from a file or an environment variable, never from argv; `fallback` when neither is given.
+std::string secret_from(const std::string& file, const std::string& environment, const std::string& fallback,
+                        const std::string& what) {
+  if (!file.empty()) {
+    std::string value = read_host_file(file);
+    if (!value.empty() && value.back() == '\n') value.pop_back();
+    return value;
+  }
+  if (!environment.empty()) {
+    const char* value = std::getenv(environment.c_str());
+    if (value == nullptr) throw Error(what + ": environment variable " + environment + " is not set", ErrorCode::Invalid);
+    return value;
+  }
+  return fallback;
+}
+
+void add_certs(CLI::App& app) {
+  auto* command = app.add_subcommand("certs", "Make a device key, certificate (signed by a CA), full chain and PFX");
+  static std::string ca_cert, ca_key, ca_pass_file, ca_pass_env, device_id, directory, key_type = "rsa:4096";
+  static std::string pfx_pass_file, pfx_pass_env, key_format = "pkcs1", pfx_encryption = "compat";
+  static int days = 365;
+  command->add_option("--ca-cert", ca_cert, "CA certificate (PEM; further certificates in the file form the chain)")->required();
+  command->add_option("--ca-key", ca_key, "CA private key (PEM, optionally encrypted)")->required();
+  command->add_option("--ca-key-pass-file", ca_pass_file, "File holding the CA key's password");
+  command->add_option("--ca-key-pass-env", ca_pass_env, "Environment variable holding the CA key's password");
+  command->add_option("--device", device_id, "Device id: the certificate's CN")->required();
+  command->add_option("-O,--output-dir", directory, "Where to write <id>.key.pem, .cert.pem, .fullchain.cert.pem, .cert.pfx")->required();
+  command->add_option("--key", key_type, "rsa:2048 | rsa:3072 | rsa:4096 | ec:p256");
+  command->add_option("--days", days, "Validity in days (certGen.sh's 30 days is a trap)");
+  command->add_option("--key-format", key_format, "pkcs1 (Mender clients up to 2.4) | pkcs8");
+  command->add_option("--pfx-pass-file", pfx_pass_file, "File holding the PFX password (default: 1234, the DPS client's)");
+  command->add_option("--pfx-pass-env", pfx_pass_env, "Environment variable holding the PFX password");
+  command->add_option("--pfx-encryption", pfx_encryption, "compat (3DES + SHA-1 MAC) | aes");
+  command->callback([] {
+    const std::string ca_password = secret_from(ca_pass_file, ca_pass_env, "", "--ca-key-pass-env");
+    const std::string pfx_password = secret_from(pfx_pass_file, pfx_pass_env, "1234", "--pfx-pass-env");
+    const DeviceCredentials credentials = DeviceCredentials::generate(ca_cert, ca_key, ca_password, device_id, key_type, days);
+    for (const auto& path : credentials.write_certs_dir(directory, pfx_password, parse_key_format(key_format),
+                                                        parse_pfx_encryption(pfx_encryption))) {
+      write_stdout(path + "\n");
+    }
+  });
+}
+
 }  // namespace
 
 void add_stamp_commands(CLI::App& app) {
   add_stamp(app);
   add_verify(app);
   add_profile(app);
+  add_certs(app);
 }
 
 }  // namespace imprint::cli

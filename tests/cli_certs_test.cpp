@@ -1,0 +1,120 @@
+// imprint certs, and the promise that secrets go nowhere but the requested outputs.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "support.hpp"
+
+using namespace imprint::test;
+
+namespace {
+
+std::string credential(const std::string& name) { return fixture("credentials/" + name); }
+
+// Makes a device's credentials with imprint certs (CA password from a file, never argv).
+CommandResult make_certs(const TempDir& dir, const std::string& device, const std::vector<std::string>& extra = {},
+                         const std::vector<std::string>& environment = {}) {
+  write_file(dir / "ca.pass", "1234\n");
+  std::vector<std::string> arguments{"certs", "--ca-cert", credential("intermediate.cert.pem"), "--ca-key",
+                                     credential("intermediate.key.pem"), "--ca-key-pass-file", dir / "ca.pass",
+                                     "--device", device, "-O", dir / "certs", "--key", "rsa:2048"};
+  arguments.insert(arguments.end(), extra.begin(), extra.end());
+  return run_imprint(arguments, "", environment);
+}
+
+TEST(Certs, SignedByTheCaAndReadableByOpenssl) {
+  TempDir dir;
+  CommandResult result = make_certs(dir, "dev-0001");
+  ASSERT_EQ(result.status, 0) << result.err;
+  const std::string cert = dir / "certs/dev-0001.cert.pem", key = dir / "certs/dev-0001.key.pem";
+  EXPECT_EQ(shell("openssl verify -CAfile '" + credential("root.cert.pem") + "' -untrusted '" + credential("intermediate.cert.pem") +
+                  "' '" + cert + "'"),
+            cert + ": OK\n");
+  EXPECT_EQ(shell("openssl x509 -in '" + cert + "' -noout -subject"), "subject=CN = dev-0001\n");
+  EXPECT_EQ(read_file(key).rfind("-----BEGIN RSA PRIVATE KEY-----", 0), 0u);
+  // The PFX opens with the DPS client's password and holds the same key.
+  const std::string pfx = dir / "certs/dev-0001.cert.pfx";
+  EXPECT_EQ(run({"openssl", "pkcs12", "-info", "-in", pfx, "-passin", "pass:1234", "-noout"}).status, 0);
+  EXPECT_EQ(shell("openssl pkcs12 -in '" + pfx + "' -passin pass:1234 -nocerts -nodes | openssl pkey -pubout"),
+            shell("openssl pkey -in '" + key + "' -pubout"));
+  EXPECT_EQ(std::filesystem::status(key).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+}
+
+TEST(Certs, GeneratedCredentialsStampAndPassEveryCheck) {
+  TempDir dir;
+  ASSERT_EQ(make_certs(dir, "dev-0002").status, 0);
+  const std::string base = dir / "certs/dev-0002";
+  CommandResult result = run_imprint({"stamp", "-p", source_dir() + "/profiles/azure-dps-mender.yaml", "-i", fixture("mbr.img"),
+                                      "--device", "dev-0002", "--set", "key_file=" + base + ".key.pem", "--set",
+                                      "cert_file=" + base + ".cert.pem", "--set", "pfx_file=" + base + ".cert.pfx", "--set",
+                                      "dps_client=" + fixture("elf/hello-armhf"), "-o", dir / "out.img"});
+  ASSERT_EQ(result.status, 0) << result.err;
+  EXPECT_EQ(e2fsck(dir / "out.img", 4).status, 0);
+}
+
+TEST(Certs, WrongCaPasswordIsOneClearLine) {
+  TempDir dir;
+  write_file(dir / "bad.pass", "not-the-password\n");
+  CommandResult result = run_imprint({"certs", "--ca-cert", credential("intermediate.cert.pem"), "--ca-key",
+                                      credential("intermediate.key.pem"), "--ca-key-pass-file", dir / "bad.pass", "--device",
+                                      "dev-0003", "-O", dir / "certs"});
+  EXPECT_NE(result.status, 0);
+  EXPECT_NE(result.err.find("intermediate.key.pem"), std::string::npos) << result.err;
+  EXPECT_EQ(result.err.find("not-the-password"), std::string::npos) << "the password was printed";
+  EXPECT_FALSE(std::filesystem::exists(dir / "certs/dev-0003.key.pem"));
+}
+
+// No private key or password on stdout/stderr, and nothing in the temp directory: every command
+// runs with TMPDIR pointing at a fresh directory that must stay empty.
+TEST(Secrets, NeverPrintedNorStagedInTempFiles) {
+  TempDir dir, tmp;
+  const std::vector<std::string> environment{"TMPDIR=" + tmp.path(), "PFX_PASSWORD=s3cret-pfx-pass"};
+  std::vector<CommandResult> results;
+  results.push_back(make_certs(dir, "dev-0004", {"--pfx-pass-env", "PFX_PASSWORD"}, environment));
+  ASSERT_EQ(results.back().status, 0) << results.back().err;
+  const std::string base = dir / "certs/dev-0004";
+  const std::vector<std::string> variables{"--set", "key_file=" + base + ".key.pem", "--set", "cert_file=" + base + ".cert.pem",
+                                           "--set", "pfx_file=" + base + ".cert.pfx", "--set-env", "pfx_password=PFX_PASSWORD",
+                                           "--set", "dps_client=" + fixture("elf/hello-armhf")};
+  for (const std::string& mode : {"--dry-run", "--json"}) {
+    std::vector<std::string> arguments{"stamp", "-p", source_dir() + "/profiles/azure-dps-mender.yaml", "-i",
+                                       fixture("mbr.img.gz"), "--device", "dev-0004", "-o", dir / "out.img", mode,
+                                       "--emit", dir / "emit"};
+    arguments.insert(arguments.end(), variables.begin(), variables.end());
+    results.push_back(run_imprint(arguments, "", environment));
+    ASSERT_EQ(results.back().status, 0) << results.back().err;
+  }
+  std::vector<std::string> verify{"verify", "-p", source_dir() + "/profiles/azure-dps-mender.yaml", "--device", "dev-0004", dir / "out.img"};
+  verify.insert(verify.end(), variables.begin(), variables.end());
+  results.push_back(run_imprint(verify, "", environment));
+  ASSERT_EQ(results.back().status, 0) << results.back().out << results.back().err;
+  results.push_back(run_imprint({"cat", dir / "out.img:/etc/fstab"}, "", environment));
+
+  // A line from the end of the private key (the secret primes and exponents; the start holds the
+  // public modulus, which may legitimately appear in the public outputs), and the password.
+  const std::string key = read_file(base + ".key.pem");
+  const std::size_t end_line = key.rfind("-----END");
+  const std::size_t last_line = key.rfind('\n', end_line - 2) + 1;
+  const std::size_t line_before = key.rfind('\n', last_line - 2) + 1;
+  const std::string key_line = key.substr(line_before, 64);
+  ASSERT_EQ(key_line.size(), 64u);
+  for (const CommandResult& result : results) {
+    for (const std::string* stream : {&result.out, &result.err}) {
+      EXPECT_EQ(stream->find(key_line), std::string::npos) << "key material printed";
+      EXPECT_EQ(stream->find("PRIVATE KEY"), std::string::npos) << "key printed";
+      EXPECT_EQ(stream->find("s3cret-pfx-pass"), std::string::npos) << "password printed";
+    }
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(tmp.path())) << "something was left in TMPDIR";
+  // Only the requested outputs exist.
+  std::set<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(dir / "emit")) names.insert(entry.path().filename());
+  EXPECT_EQ(names, (std::set<std::string>{"dev-0004.enrollment.json", "dev-0004.preauth.json", "dev-0004.pub.pem",
+                                          "dev-0004.thumbprints.txt"}));
+  for (const auto& name : names) {
+    EXPECT_EQ(read_file(dir / ("emit/" + name)).find(key_line), std::string::npos) << name << " holds key material";
+  }
+}
+
+}  // namespace

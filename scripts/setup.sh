@@ -17,6 +17,8 @@ PACKAGES=(
   libguestfs-tools linux-image-amd64 supermin xfsprogs
   # sanitizers and fuzzing (clang's libFuzzer and runtimes)
   clang libclang-rt-14-dev
+  # benchmarks (bench/run: /usr/bin/time for peak RSS)
+  time
 )
 
 SUDO=""

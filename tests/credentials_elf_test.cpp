@@ -10,34 +10,14 @@
 
 #include "imprint/elf.hpp"
 #include "imprint/error.hpp"
+#include "credentials_support.hpp"
 #include "support.hpp"
 
 namespace imprint {
 namespace {
 
-// $IMPRINT_FIXTURES, else the directory the test support library was built with.
-std::string fixtures_root() {
-  if (const char* root = std::getenv("IMPRINT_FIXTURES"); root != nullptr && *root != '\0') return root;
-  try {
-    std::string dot = test::fixture(".");
-    return dot.substr(0, dot.size() - 2);
-  } catch (const std::exception&) {
-    throw std::runtime_error("IMPRINT_FIXTURES is not set and the fixture directory does not exist");
-  }
-}
-
-std::string elf_fixture(const std::string& name) {
-  static const bool built = [] {
-    const std::string root = fixtures_root();
-    if (!std::filesystem::exists(root + "/elf/.complete")) {
-      std::filesystem::create_directories(root);
-      test::shell("'" + test::source_dir() + "/fixtures/make-elf.sh' '" + root + "'");
-    }
-    return true;
-  }();
-  (void)built;
-  return test::read_file(test::fixture("elf/" + name));
-}
+// The bytes of an ELF fixture.
+std::string elf_fixture(const std::string& name) { return test::read_file(test::elf_fixture(name)); }
 
 // A Debian armhf root filesystem's library files, as paths.
 LibraryExists rootfs(std::set<std::string> files) {

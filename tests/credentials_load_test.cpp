@@ -8,6 +8,7 @@
 
 #include "imprint/credentials.hpp"
 #include "imprint/error.hpp"
+#include "credentials_support.hpp"
 #include "support.hpp"
 
 namespace imprint {
@@ -15,45 +16,10 @@ namespace {
 
 using test::run;
 
-// $IMPRINT_FIXTURES, else the directory the test support library was built with.
-std::string fixtures_root() {
-  if (const char* root = std::getenv("IMPRINT_FIXTURES"); root != nullptr && *root != '\0') return root;
-  try {
-    std::string dot = test::fixture(".");
-    return dot.substr(0, dot.size() - 2);
-  } catch (const std::exception&) {
-    throw std::runtime_error("IMPRINT_FIXTURES is not set and the fixture directory does not exist");
-  }
-}
-
-// The credentials fixture set; built on demand (the script is idempotent) when ctest's
-// build_fixtures did not run it.
-std::string cred(const std::string& name) {
-  static const bool built = [] {
-    const std::string root = fixtures_root();
-    if (!std::filesystem::exists(root + "/credentials/.complete")) {
-      std::filesystem::create_directories(root);
-      test::shell("'" + test::source_dir() + "/fixtures/make-credentials.sh' '" + root + "'");
-    }
-    return true;
-  }();
-  (void)built;
-  return test::fixture("credentials/" + name);
-}
-
-// CredentialInputs by field name (designated initializers trip -Wmissing-field-initializers).
-CredentialInputs inputs(const std::vector<std::pair<std::string, std::string>>& fields) {
-  CredentialInputs in;
-  for (const auto& [name, value] : fields) {
-    std::string* field = name == "key" ? &in.key : name == "key_password" ? &in.key_password : name == "cert" ? &in.cert
-                       : name == "chain" ? &in.chain : name == "pfx" ? &in.pfx : name == "pfx_password" ? &in.pfx_password : nullptr;
-    if (field == nullptr) throw std::logic_error("no input " + name);
-    *field = value;
-  }
-  return in;
-}
-
-const std::string kDevice = "mender-azure-test-device1";
+using test::cred;
+using test::elf_fixture;
+using test::inputs;
+using test::kDevice;
 
 // `openssl pkey -pubout` of a private key file: two loads of the same key compare equal this way.
 std::string public_of_key_file(const std::string& path, const std::string& password = "") {

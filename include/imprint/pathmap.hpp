@@ -12,21 +12,10 @@
 #include <vector>
 
 #include "imprint/image.hpp"
+#include "imprint/pathspec.hpp"
 
 namespace imprint {
 
-// Collapses "//" and "."; resolves ".." lexically; throws Error(Invalid) for a relative path or
-// one that escapes the root ("/../etc" names a path outside the filesystem).
-std::string normalize_path(std::string_view path);
-
-// "ROLE:PATH" or "PATH": role is empty for a device-view path.
-struct PathSpec {
-  std::string role;  // "", "primary", "secondary", "rootfs", "data", "boot", "p4"
-  std::string path;  // as written (normalized by resolve)
-};
-PathSpec parse_path_spec(std::string_view text);
-// Is text a role name this mapping understands ("primary", "p4", ...)?
-bool is_role_name(std::string_view text);
 
 // "IMAGE:PATH" or "IMAGE:ROLE:PATH" from the command line. The image is everything before the
 // first ':' that is followed by '/' or by "ROLE:/". Error(Invalid) when there is no such ':'.

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "imprint/pathmap.hpp"
+#include "imprint/pathspec.hpp"
 
 namespace imprint {
 

@@ -25,7 +25,10 @@ namespace imprint {
 namespace {
 
 constexpr std::size_t kBlock = 4096;            // zero blocks of this size become holes
-constexpr std::size_t kChunk = 4 * 1024 * 1024;  // bytes read per call
+constexpr std::size_t kChunk = 4 * 1024 * 1024;  // bytes decompressed per call
+// Bytes copied per pread/pwrite in copy_sparse: 128 KiB like cp. Measured on a 1 GiB image
+// (bench/): 4 MiB chunks spent 3-4x longer in the kernel's page-cache copy than 128 KiB ones.
+constexpr std::size_t kCopyChunk = 128 * 1024;
 
 struct ArchiveDeleter {
   void operator()(archive* reader) const { archive_read_free(reader); }
@@ -205,7 +208,7 @@ bool is_compressed_image(const std::string& path) {
 std::vector<Extent> copy_sparse(int src_fd, int dst_fd, const std::string& src_name) {
   if (::ioctl(dst_fd, FICLONE, src_fd) == 0) return data_extents(dst_fd);  // shares blocks, keeps holes
   const std::uint64_t size = file_size(src_fd, src_name);
-  std::vector<char> buffer(kChunk);
+  std::vector<char> buffer(kCopyChunk);
   std::uint64_t position = 0;
   while (position < size) {
     off_t data = ::lseek(src_fd, static_cast<off_t>(position), SEEK_DATA);

@@ -89,7 +89,8 @@ std::string plan_to_json(const Plan& plan) {
   nlohmann::ordered_json root;
   root["device_id"] = plan.device_id;
   root["ops"] = std::move(ops);
-  return root.dump(2);
+  // Paths and link targets are bytes, not always UTF-8: print U+FFFD rather than throw json's type_error.
+  return root.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 }  // namespace imprint

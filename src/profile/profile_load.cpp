@@ -10,6 +10,7 @@
 #include "imprint/error.hpp"
 #include "imprint/fileio.hpp"
 #include "imprint/profile.hpp"
+#include "imprint/pathspec.hpp"
 #include "targets.hpp"
 
 namespace imprint {
@@ -236,7 +237,7 @@ class Loader {
       fail(position(field), label + ".path: '" + text +
                                 "' is neither an absolute device path nor ROLE:/PATH (roles: primary, secondary, rootfs, data, boot, pN)");
     }
-    if (split.path.starts_with('/') && !profile_detail::normalize_lexically(split.path)) {
+    if (split.path.starts_with('/') && !lexically_normal(split.path)) {
       fail(position(field), label + ".path: '" + text + "' climbs above the root with '..'");
     }
     return text;

@@ -5,6 +5,7 @@
 #include "imprint/error.hpp"
 #include "imprint/fileio.hpp"
 #include "imprint/profile.hpp"
+#include "imprint/pathspec.hpp"
 #include "targets.hpp"
 
 namespace imprint {
@@ -69,7 +70,7 @@ class PlanBuilder {
     if (!split.path.starts_with('/')) {
       fail(where, label, "path '" + text + "' (expanded from '" + path_template + "') is not absolute");
     }
-    if (!profile_detail::normalize_lexically(split.path)) fail(where, label, "path '" + text + "' climbs above the root with '..'");
+    if (!lexically_normal(split.path)) fail(where, label, "path '" + text + "' climbs above the root with '..'");
     targets_.add(text, where.str(), label);
     PlanOp op;
     op.kind = kind;

@@ -10,17 +10,13 @@
 
 namespace imprint::profile_detail {
 
-// "ROLE:PATH" split like pathmap's parse_path_spec (the profile module does not link the image
-// module): the role is the text before the first ':' only when it is a role name.
+// "ROLE:PATH" split leniently: the role is the text before the first ':' only when it is a role
+// name (a template may still supply the rest), unlike the strict parse_path_spec.
 struct SplitPath {
   std::string role;  // "" for a device-view path
   std::string path;
 };
 SplitPath split_role(std::string_view text);
-bool is_known_role(std::string_view text);  // primary, secondary, rootfs, data, boot, pN
-
-// Lexical normalization ("//", ".", ".."); nullopt when the path climbs above "/".
-std::optional<std::string> normalize_lexically(std::string_view absolute_path);
 
 // Remembers every target written so far and refuses one that lands on the same place as an
 // earlier one: "/etc/x" (both root filesystems), "primary:/etc/x" and "rootfs:/etc/x" overlap, so

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# report.sh RESULTS.tsv ENV_LINE... -- NOTE...: the Markdown table of a bench/run (on stdout).
+# Per image size and tool: median wall time of the successful runs, the range, the ratio to the
+# floor (cp --sparse=always + sync), how many times imprint stamp is faster, and the peak RSS (the
+# largest of the runs; for a pipeline of processes the largest single process, as getrusage gives it).
+# Then the issue's targets, checked against these numbers, and the batch comparison.
+set -euo pipefail
+raw=$1
+shift
+env_lines=() notes=()
+while [ $# -gt 0 ] && [ "$1" != -- ]; do env_lines+=("$1"); shift; done
+[ $# -gt 0 ] && shift
+for n in "$@"; do [ -n "$n" ] && notes+=("$n"); done
+
+echo "# imprint benchmark results"
+echo
+echo "Written by \`bench/run\`; method in [bench/README.md](README.md). Every run is in \`results.tsv\`."
+echo
+for line in "${env_lines[@]}"; do echo "- $line"; done
+echo
+
+awk -F'\t' '
+function label(t) {
+  if (t == "floor") return "cp --sparse=always + sync (the floor)"
+  if (t == "imprint") return "**imprint stamp** (native ext4)"
+  if (t == "imprint_guestfs") return "imprint stamp --backend guestfs"
+  if (t == "mender_artifact") return "cp + mender-artifact install x4 + sync"
+  if (t == "guestfish") return "cp + guestfish, 1 session (TCG) + sync"
+  if (t == "batch_imprint") return "imprint batch, per device"
+  if (t == "batch_floor") return "cp --sparse=always + sync, per device"
+  return t
+}
+function median(key,    n, i, j, tmp, a) {
+  n = count[key]
+  for (i = 1; i <= n; i++) a[i] = t[key, i]
+  for (i = 2; i <= n; i++) { tmp = a[i]; for (j = i - 1; j >= 1 && a[j] > tmp; j--) a[j + 1] = a[j]; a[j + 1] = tmp }
+  lo[key] = a[1]; hi[key] = a[n]
+  return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+function has(size, tool) { return count[size, tool] > 0 }
+function mib(kib) { return kib == "-" || kib == "" ? "-" : sprintf("%.1f", kib / 1024) }
+function verdict(ok) { return ok ? "**met**" : "**missed**" }
+NR == 1 { next }
+{
+  key = $1 SUBSEP $2
+  if (!(key in seen)) { seen[key] = 1; order[++nkeys] = key; if (!($1 in sizeseen)) { sizeseen[$1] = 1; sizes[++nsizes] = $1 } }
+  if ($6 != "ok") { bad[key] = bad[key] " run " $3 ": " $6; next }
+  count[key]++; t[key, count[key]] = $4
+  if ($5 != "-" && $5 + 0 > rss[key] + 0) rss[key] = $5
+}
+END {
+  for (k = 1; k <= nkeys; k++) if (count[order[k]] > 0) med[order[k]] = median(order[k])
+  print "## One device: the same four writes (key, PFX, identity script x2, DPS client x2)"
+  print ""
+  for (s = 1; s <= nsizes; s++) {
+    size = sizes[s]
+    if (!has(size, "floor") && !has(size, "imprint")) continue
+    printf "### %s GiB golden image\n\n", size
+    print "| Tool | Runs | Median wall time (s) | Range (s) | x floor | imprint stamp is faster by | Peak RSS (MiB) |"
+    print "|---|---:|---:|---:|---:|---:|---:|"
+    floor = med[size, "floor"]; imp = med[size, "imprint"]
+    for (k = 1; k <= nkeys; k++) {
+      key = order[k]; split(key, parts, SUBSEP)
+      if (parts[1] != size || parts[2] ~ /^batch_/) continue
+      if (count[key] == 0) { printf "| %s | 0 | failed:%s | | | | |\n", label(parts[2]), bad[key]; continue }
+      ratio = floor > 0 ? sprintf("%.2f", med[key] / floor) : "-"
+      faster = (imp > 0 && parts[2] != "imprint" && parts[2] != "floor") ? sprintf("%.1fx", med[key] / imp) : "-"
+      printf "| %s | %d | %.3f | %.3f to %.3f | %s | %s | %s |\n", label(parts[2]), count[key], med[key], lo[key], hi[key], ratio, faster, mib(rss[key])
+      if (bad[key] != "") printf "|  (failed:%s) | | | | | | |\n", bad[key]
+    }
+    print ""
+  }
+  print "## Targets (issue 7 acceptance)"
+  print ""
+  if (has(1, "imprint") && has(1, "floor")) {
+    r = med[1, "imprint"] / med[1, "floor"]
+    printf "- imprint stamp within 1.5x of the sparse-copy floor (1 GiB): %.2fx, %s\n", r, verdict(r <= 1.5)
+  } else print "- imprint stamp within 1.5x of the floor (1 GiB): not measured"
+  if (has(1, "imprint") && has(1, "mender_artifact")) {
+    r = med[1, "mender_artifact"] / med[1, "imprint"]
+    printf "- at least 100x faster than mender-artifact (1 GiB): %.1fx, %s\n", r, verdict(r >= 100)
+  } else print "- at least 100x faster than mender-artifact (1 GiB): not measured"
+  if (has(4, "imprint")) {
+    m = rss[4, "imprint"] / 1024
+    printf "- peak RSS of a stamp under 64 MiB (4 GiB): %.1f MiB, %s\n", m, verdict(m < 64)
+  } else print "- peak RSS of a stamp under 64 MiB (4 GiB): not measured (no 4 GiB run)"
+  for (s = 1; s <= nsizes; s++) if (has(sizes[s], "imprint")) line = line sprintf("%s%s GiB: %.1f MiB", line == "" ? "" : ", ", sizes[s], rss[sizes[s], "imprint"] / 1024)
+  if (line != "") printf "- imprint stamp peak RSS by image size (flat means nothing image-sized is held in memory): %s\n", line
+  print ""
+  if ((1 SUBSEP "batch_imprint") in seen) {
+    print "## Batch (1 GiB golden image)"
+    print ""
+    print "| Tool | Time per device (s) | x floor | Peak RSS (MiB) |"
+    print "|---|---:|---:|---:|"
+    fl = med[1, "batch_floor"]
+    for (k = 1; k <= nkeys; k++) {
+      key = order[k]; split(key, parts, SUBSEP)
+      if (parts[2] !~ /^batch_/) continue
+      if (count[key] == 0) { printf "| %s | failed:%s | | |\n", label(parts[2]), bad[key]; continue }
+      printf "| %s | %.3f | %s | %s |\n", label(parts[2]), med[key], (fl > 0 ? sprintf("%.2f", med[key] / fl) : "-"), mib(rss[key])
+    }
+    print ""
+  }
+}' "$raw"
+
+if [ "${#notes[@]}" -gt 0 ]; then
+  echo "## Not measured"
+  echo
+  for n in "${notes[@]}"; do echo "- $n"; done
+  echo
+fi

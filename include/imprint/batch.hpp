@@ -1,0 +1,96 @@
+// Batches: one image per row of a device CSV, from one golden image and one profile.
+//
+// 1. Every row of the CSV is prepared (prepare_device: variables, credentials, the profile's
+//    checks) and checked against the golden image (check_plan_against_image) before any image is
+//    written. Bad rows are reported with their CSV line; by default they stop the batch with
+//    nothing written, with keep_going the good rows are stamped and the bad ones listed.
+// 2. The golden image is decompressed or copied once into an unnamed temp file in the output
+//    directory (the "shared base"); the plan operations that are identical for every good row of
+//    the CSV (all rows, not only this shard's, so that every shard builds the same base) are applied
+//    to it once.
+// 3. Each device of this shard copies the base (reflink or sparse copy) into an unnamed pending
+//    file, applies only its own operations, is verified against its plan, and is committed under
+//    its final name (rename), then its manifest record is appended. Devices run on `jobs` threads.
+// 4. A re-run skips devices whose output and manifest record exist, whose output sha256 matches
+//    the record and whose image verifies against the plan; everything else is redone.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "imprint/copy.hpp"
+#include "imprint/manifest.hpp"
+#include "imprint/template.hpp"
+
+namespace imprint {
+
+enum class Compression { None, Gzip, Xz, Zstd };
+Compression parse_compression(const std::string& text);  // "none" | "gz" | "xz" | "zst"
+std::string compression_suffix(Compression compression);  // "", ".gz", ".xz", ".zst"
+
+// --shard K/N: row i of the CSV (0-based, in file order, blank lines not counted) belongs to shard
+// (i mod N) + 1. Deterministic for a given CSV; N shards together cover every row exactly once.
+struct Shard {
+  std::size_t index = 1;  // K, 1-based
+  std::size_t count = 1;  // N
+  bool contains(std::size_t row_index) const { return row_index % count == index - 1; }
+};
+Shard parse_shard(const std::string& text);  // "K/N" with 1 <= K <= N; Error(Invalid) otherwise
+
+// Writes the image bytes of src (size bytes; only `extents` are read, the rest is zeros) to dst as
+// a single-member raw stream compressed by libarchive (gzip, xz or zstd; xz and zstd use `threads`).
+void write_compressed(int src_fd, std::uint64_t size, const std::vector<Extent>& extents, int dst_fd,
+                      Compression compression, unsigned threads, const std::string& name);
+
+struct BatchRequest {
+  std::string profile_path;
+  std::string golden_path;
+  std::string devices_csv;
+  std::string output_directory;
+  unsigned jobs = 0;                   // 0: the number of cores
+  Shard shard;
+  std::string manifest_path;           // empty: OUTDIR/manifest.jsonl (its CSV view: OUTDIR/manifest.csv)
+  Compression compression = Compression::None;
+  bool bmap = false;                   // OUTDIR/<name without .img>.bmap for each device
+  std::string name_template = "{{device_id}}.img";  // + the compression suffix
+  bool keep_going = false;
+  Variables overrides;                 // --set: below the CSV's columns, above the profile's defaults
+};
+
+struct BadRow {
+  int line = 0;
+  std::string device_id;
+  std::string message;  // "devices.csv:7: device x: <why>"
+};
+
+enum class DeviceStatus { Stamped, Skipped, Failed };
+std::string to_string(DeviceStatus status);  // "stamped", "skipped", "failed"
+
+struct DeviceOutcome {
+  std::string device_id;
+  DeviceStatus status = DeviceStatus::Failed;
+  std::string message;            // why it failed
+  std::vector<std::string> warnings;
+  ManifestRecord record;          // stamped or skipped: the manifest record
+};
+
+struct BatchResult {
+  std::vector<BadRow> bad_rows;
+  std::vector<DeviceOutcome> outcomes;  // in CSV order, this shard's good rows that were attempted
+  std::size_t total = 0;                // good rows in this shard
+  bool aborted = false;                 // bad rows without keep_going, or a failure stopped the batch
+  std::string manifest_path;
+  std::vector<std::string> warnings;    // once per batch (e.g. the stale bootstrap Artifact)
+  std::size_t count(DeviceStatus status) const;
+  bool ok() const { return bad_rows.empty() && !aborted && count(DeviceStatus::Failed) == 0; }
+};
+
+// Called (from worker threads, serialized) after each device: the outcome and how many of the
+// shard's devices are done.
+using BatchObserver = std::function<void(const DeviceOutcome& outcome, std::size_t done, std::size_t total)>;
+
+BatchResult run_batch(const BatchRequest& request, const BatchObserver& observer = {});
+
+}  // namespace imprint

@@ -1,0 +1,59 @@
+// flash: put one image onto a card (or a regular file standing in for one), the factory line's job.
+//
+// Two sources: a device stamped on the fly (profile + golden + device id; the stamped image lives
+// only in an unnamed O_TMPFILE in $TMPDIR, so no intermediate image ever has a name), or an
+// existing image (raw or compressed, with IMAGE.bmap when present: its ranges are what gets written
+// and each range's sha256 is checked against the bmap while writing).
+// Only mapped blocks are written (the rest is zeroed only with zero_unmapped), in large aligned
+// writes, then fsync, then every written range is read back past the page cache (O_DIRECT, else
+// POSIX_FADV_DONTNEED) and its sha256 compared with what was written.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "imprint/manifest.hpp"
+#include "imprint/template.hpp"
+
+namespace imprint {
+
+struct FlashRequest {
+  // Stamp mode (profile_path set): the device's image is stamped from golden_path.
+  std::string profile_path;
+  std::string golden_path;
+  std::string device_id;  // required in stamp mode; in image mode a label (default: the file's stem)
+  Variables overrides;
+  // Image mode: an existing image; bmap_path empty = IMAGE.bmap / STEM.bmap when present.
+  std::string image_path;
+  std::string bmap_path;
+
+  std::string target;          // a block device or a regular file
+  bool force = false;          // a non-removable disk; overwriting an existing regular file
+  bool zero_unmapped = false;  // also write zeros over the unmapped blocks of the image's span
+  std::string manifest_path;   // when set, the flash record is appended to it
+};
+
+struct FlashResult {
+  std::string device_id;
+  std::string target;
+  std::uint64_t image_size = 0;
+  std::uint64_t bytes_written = 0;
+  std::size_t ranges = 0;
+  bool verified = false;
+  std::string failure;  // the first range whose read-back differs
+  std::string image_sha256;
+  std::vector<std::string> warnings;
+  ManifestRecord record;
+};
+
+// Writes and verifies; a read-back mismatch gives verified == false (the record says so too).
+// Refusals and write errors throw Error naming the target.
+FlashResult flash(const FlashRequest& request);
+
+// The refusals for a block device: mounted (itself or a partition of it; "/" makes it "the running
+// system"), used as swap or by device-mapper, smaller than the image, not removable (unless
+// force). Error(Invalid) naming the device and why.
+void check_block_target(const std::string& device, std::uint64_t image_size, bool force);
+
+}  // namespace imprint

@@ -1,0 +1,463 @@
+// imprint batch: prepare every row, build the shared base once, stamp devices in parallel,
+// resume what is already done, record everything in the manifest.
+#include "imprint/batch.hpp"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "imprint/bmap.hpp"
+#include "imprint/bytes.hpp"
+#include "imprint/csv.hpp"
+#include "imprint/device.hpp"
+#include "imprint/error.hpp"
+#include "imprint/fileio.hpp"
+#include "imprint/image.hpp"
+#include "imprint/profile.hpp"
+#include "imprint/stamp.hpp"
+#include "record.hpp"
+
+namespace imprint {
+
+namespace {
+
+constexpr std::size_t kChunk = 4 * 1024 * 1024;
+
+// One CSV row, prepared.
+struct Prepared {
+  std::size_t index = 0;  // row index in the CSV (for sharding)
+  int line = 0;
+  DevicePlan device;
+  std::string name;        // output file name without the compression suffix
+  std::optional<DeviceExports> exports;
+  Plan own;                // the ops not applied to the shared base
+};
+
+bool same_op(const PlanOp& a, const PlanOp& b) {
+  return a.kind == b.kind && a.target.role == b.target.role && a.target.path == b.target.path && a.bytes == b.bytes &&
+         a.mode == b.mode && a.owner == b.owner && a.mtime == b.mtime && a.recursive == b.recursive &&
+         a.elf_arch == b.elf_arch && a.reproducible && b.reproducible;
+}
+
+bool contains_op(const std::vector<PlanOp>& ops, const PlanOp& op) {
+  return std::any_of(ops.begin(), ops.end(), [&](const PlanOp& other) { return same_op(other, op); });
+}
+
+// The ops every plan has, identically (in the first plan's order).
+std::vector<PlanOp> common_ops(const std::vector<const Plan*>& plans) {
+  std::vector<PlanOp> common;
+  if (plans.empty()) return common;
+  for (const PlanOp& op : plans.front()->ops) {
+    if (std::all_of(plans.begin() + 1, plans.end(), [&](const Plan* plan) { return contains_op(plan->ops, op); })) {
+      common.push_back(op);
+    }
+  }
+  return common;
+}
+
+std::string output_name(const BatchRequest& request, const DevicePlan& device) {
+  const std::string name = expand_template(request.name_template, device.variables, "--name");
+  if (name.empty() || name.find('/') != std::string::npos || name.front() == '.') {
+    throw Error("--name gives '" + name + "', which cannot name a file in the output directory", ErrorCode::Invalid);
+  }
+  return name;
+}
+
+std::string bmap_name(const std::string& name) {
+  return (name.ends_with(".img") ? name.substr(0, name.size() - 4) : name) + ".bmap";
+}
+
+unsigned default_jobs(unsigned jobs) { return jobs != 0 ? jobs : std::max(1u, std::thread::hardware_concurrency()); }
+
+struct ArchiveWriterDeleter {
+  void operator()(archive* writer) const { archive_write_free(writer); }
+};
+
+void archive_check(archive* writer, int status, const std::string& name) {
+  if (status < ARCHIVE_WARN) {
+    const char* message = archive_error_string(writer);
+    throw Error("cannot compress " + name + ": " + (message ? message : "libarchive error"));
+  }
+}
+
+void archive_write_all(archive* writer, const char* data, std::size_t size, const std::string& name) {
+  while (size > 0) {
+    const la_ssize_t put = archive_write_data(writer, data, size);
+    if (put <= 0) archive_check(writer, ARCHIVE_FATAL, name);
+    data += put;
+    size -= static_cast<std::size_t>(put);
+  }
+}
+
+// Everything the workers share, read-only once the batch starts.
+struct Context {
+  const BatchRequest& request;
+  std::string out_dir;
+  std::string profile_sha256;
+  std::string golden_sha256;
+  int base_fd = -1;
+  std::map<std::string, ManifestRecord> previous;  // last manifest, by device_id
+  unsigned compress_threads = 1;
+};
+
+std::string output_path(const Context& context, const Prepared& prepared) {
+  return context.out_dir + "/" + prepared.name + compression_suffix(context.request.compression);
+}
+
+std::optional<std::string> bmap_path(const Context& context, const Prepared& prepared) {
+  if (!context.request.bmap) return std::nullopt;
+  return context.out_dir + "/" + bmap_name(prepared.name);
+}
+
+// Manifest paths are relative to the output directory: a manifest stays true when the directory
+// moves (CI artifacts), and shards writing to different directories merge into one manifest.
+std::string relative(const Context& context, const std::string& path) { return path.substr(context.out_dir.size() + 1); }
+
+// Has this device been stamped from these inputs already, and is its image intact and right?
+bool already_done(const Context& context, const Prepared& prepared) {
+  const auto found = context.previous.find(prepared.device.plan.device_id);
+  if (found == context.previous.end()) return false;
+  const ManifestRecord& record = found->second;
+  const std::string output = output_path(context, prepared);
+  const auto bmap = bmap_path(context, prepared);
+  const auto text = [&](const char* key) { return record.contains(key) && record[key].is_string() ? record[key].get<std::string>() : ""; };
+  if (text("output") != relative(context, output) || text("profile_sha256") != context.profile_sha256 ||
+      text("golden_sha256") != context.golden_sha256 || !std::filesystem::exists(output)) {
+    return false;
+  }
+  if (bmap && (text("bmap") != relative(context, *bmap) || !std::filesystem::exists(*bmap) || sha256_file_hex(*bmap) != text("bmap_sha256"))) return false;
+  if (!bmap && record.contains("bmap") && !record["bmap"].is_null()) return false;
+  if (detail::sparse_file_sha256(output) != text("output_sha256")) return false;
+  try {
+    DiskImage image = DiskImage::open(output, OpenMode::ReadOnly);
+    return verify_plan(image, prepared.device).empty();
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+ManifestRecord stamp_device(const Context& context, const Prepared& prepared) {
+  const BatchRequest& request = context.request;
+  const std::string raw_path = context.out_dir + "/" + prepared.name;
+  const std::string output = output_path(context, prepared);
+  PendingFile raw(raw_path);  // committed only when the output is the raw image
+  copy_sparse(context.base_fd, raw.fd(), "the shared base image");
+  {
+    DiskImage image = DiskImage::open(raw.temp_path(), OpenMode::ReadWrite);
+    apply_plan(image, prepared.own);
+    image.flush();
+    const auto differences = verify_plan(image, prepared.device);
+    if (!differences.empty()) throw Error(raw_path + ": does not match the plan after stamping: " + differences.front(), ErrorCode::CheckFailed);
+  }
+  struct stat info {};
+  if (::fstat(raw.fd(), &info) != 0) throw_errno("cannot stat the image for " + output);
+  const auto size = static_cast<std::uint64_t>(info.st_size);
+  const std::vector<Extent> extents = data_extents(raw.fd());
+  const MappedImage mapped = map_image(raw.fd(), size, extents, output);
+
+  ManifestRecord record;
+  record["device_id"] = prepared.device.plan.device_id;
+  record["output"] = relative(context, output);
+  std::string output_sha256 = mapped.image_sha256;
+  std::uint64_t output_size = size;
+  if (request.compression != Compression::None) {
+    PendingFile compressed(output);
+    write_compressed(raw.fd(), size, extents, compressed.fd(), request.compression, context.compress_threads, output);
+    compressed.commit();
+    output_sha256 = sha256_file_hex(output);
+    output_size = std::filesystem::file_size(output);
+  } else {
+    raw.commit();
+  }
+  record["output_sha256"] = output_sha256;
+  record["output_size"] = output_size;
+  record["image_sha256"] = mapped.image_sha256;
+  record["image_size"] = size;
+  record["compression"] = compression_suffix(request.compression).empty() ? "none" : compression_suffix(request.compression).substr(1);
+  if (const auto bmap = bmap_path(context, prepared)) {
+    const std::string text = format_bmap(mapped.bmap);
+    write_file_atomically(*bmap, text, 0644);
+    record["bmap"] = relative(context, *bmap);
+    record["bmap_sha256"] = sha256_hex(text);
+  } else {
+    record["bmap"] = nullptr;
+  }
+  record["profile_sha256"] = context.profile_sha256;
+  record["golden_sha256"] = context.golden_sha256;
+  const ManifestRecord device = detail::device_record(prepared.device, prepared.exports);
+  record["credentials"] = device["credentials"];
+  record["files"] = device["files"];
+  record["imprint_version"] = IMPRINT_VERSION;
+  return record;
+}
+
+// Prepares every row; bad ones go to result.bad_rows.
+std::vector<Prepared> prepare_rows(const BatchRequest& request, const Profile& profile, BatchResult& result) {
+  const std::vector<DeviceRow> rows = read_devices_csv(request.devices_csv);
+  std::vector<Prepared> prepared;
+  std::map<std::string, int> names;  // output name -> line
+  for (std::size_t index = 0; index < rows.size(); ++index) {
+    const DeviceRow& row = rows[index];
+    const std::string where = request.devices_csv + ":" + std::to_string(row.line) + ": device " + row.device_id + ": ";
+    try {
+      Variables variables = request.overrides;
+      for (const auto& [key, value] : row.columns) variables[key] = value;
+      Prepared item;
+      item.index = index;
+      item.line = row.line;
+      item.device = prepare_device(profile, row.device_id, variables);
+      item.name = output_name(request, item.device);
+      if (const auto [at, inserted] = names.emplace(item.name, row.line); !inserted) {
+        throw Error("output name " + item.name + " is also that of line " + std::to_string(at->second), ErrorCode::Invalid);
+      }
+      if (request.shard.contains(index)) item.exports = device_exports(item.device);
+      prepared.push_back(std::move(item));
+    } catch (const Error& error) {
+      result.bad_rows.push_back(BadRow{row.line, row.device_id, where + error.what()});
+    }
+  }
+  return prepared;
+}
+
+// Checks every plan against the golden image, then applies the common ops to the base.
+std::vector<Prepared> build_base(const std::string& base_path, const std::string& csv, std::vector<Prepared> prepared,
+                                 BatchResult& result) {
+  DiskImage image = DiskImage::open(base_path, OpenMode::ReadWrite);
+  std::vector<Prepared> good;
+  for (Prepared& item : prepared) {
+    try {
+      check_plan_against_image(image, item.device.plan);
+      good.push_back(std::move(item));
+    } catch (const Error& error) {
+      result.bad_rows.push_back(BadRow{item.line, item.device.plan.device_id,
+ csv + ":" + std::to_string(item.line) + ": device " + item.device.plan.device_id + ": " + error.what()});
+    }
+  }
+  std::vector<const Plan*> plans;
+  for (const Prepared& item : good) plans.push_back(&item.device.plan);
+  const std::vector<PlanOp> common = common_ops(plans);
+  for (Prepared& item : good) {
+    item.own.device_id = item.device.plan.device_id;
+    for (const PlanOp& op : item.device.plan.ops) {
+      if (!contains_op(common, op)) item.own.ops.push_back(op);
+    }
+  }
+  if (!good.empty()) {
+    if (auto warning = bootstrap_warning(image, good.front().device.plan)) result.warnings.push_back(*warning);
+    apply_plan(image, Plan{"", common});
+    image.flush();
+  }
+  return good;
+}
+
+void run_devices(Context& context, const std::vector<const Prepared*>& work, BatchResult& result, const BatchObserver& observer) {
+  const std::string manifest = result.manifest_path;
+  result.outcomes.resize(work.size());
+  std::atomic<std::size_t> next{0};
+  std::atomic<bool> stop{false};
+  std::mutex mutex;
+  std::size_t done = 0;
+  const auto worker = [&] {
+    for (;;) {
+      const std::size_t slot = next++;
+      if (slot >= work.size() || stop) return;
+      const Prepared& prepared = *work[slot];
+      const auto started = std::chrono::system_clock::now();
+      DeviceOutcome outcome;
+      outcome.device_id = prepared.device.plan.device_id;
+      try {
+        if (already_done(context, prepared)) {
+          outcome.status = DeviceStatus::Skipped;
+          outcome.record = context.previous.at(outcome.device_id);
+        } else {
+          outcome.record = stamp_device(context, prepared);
+          outcome.record["timing"] = detail::timing(started);
+          outcome.status = DeviceStatus::Stamped;
+        }
+      } catch (const std::exception& error) {
+        outcome.status = DeviceStatus::Failed;
+        outcome.message = "device " + outcome.device_id + ": " + error.what();
+        if (!context.request.keep_going) stop = true;
+      }
+      const std::lock_guard lock(mutex);
+      if (outcome.status == DeviceStatus::Stamped) append_manifest_record(manifest, outcome.record);
+      result.outcomes[slot] = outcome;
+      ++done;
+      if (observer) observer(outcome, done, work.size());
+    }
+  };
+  std::vector<std::thread> threads;
+  const unsigned jobs = std::min<unsigned>(default_jobs(context.request.jobs), static_cast<unsigned>(std::max<std::size_t>(1, work.size())));
+  for (unsigned i = 0; i < jobs; ++i) threads.emplace_back(worker);
+  for (auto& thread : threads) thread.join();
+  // Devices never started (a failure stopped the batch) are not outcomes.
+  std::erase_if(result.outcomes, [](const DeviceOutcome& outcome) { return outcome.device_id.empty(); });
+  if (stop) result.aborted = true;
+}
+
+}  // namespace
+
+Compression parse_compression(const std::string& text) {
+  if (text == "none" || text.empty()) return Compression::None;
+  if (text == "gz" || text == "gzip") return Compression::Gzip;
+  if (text == "xz") return Compression::Xz;
+  if (text == "zst" || text == "zstd") return Compression::Zstd;
+  throw Error("--compress " + text + ": expected none, gz, xz or zst", ErrorCode::Invalid);
+}
+
+std::string compression_suffix(Compression compression) {
+  switch (compression) {
+    case Compression::None: return "";
+    case Compression::Gzip: return ".gz";
+    case Compression::Xz: return ".xz";
+    case Compression::Zstd: return ".zst";
+  }
+  return "";
+}
+
+Shard parse_shard(const std::string& text) {
+  const auto invalid = [&] { return Error("--shard " + text + ": expected K/N with 1 <= K <= N", ErrorCode::Invalid); };
+  const auto slash = text.find('/');
+  if (slash == std::string::npos) throw invalid();
+  Shard shard;
+  const auto parse = [&](std::string_view part, std::size_t& value) {
+    const auto [end, error] = std::from_chars(part.data(), part.data() + part.size(), value);
+    if (error != std::errc() || end != part.data() + part.size()) throw invalid();
+  };
+  parse(std::string_view(text).substr(0, slash), shard.index);
+  parse(std::string_view(text).substr(slash + 1), shard.count);
+  if (shard.count == 0 || shard.index == 0 || shard.index > shard.count) throw invalid();
+  return shard;
+}
+
+std::string to_string(DeviceStatus status) {
+  switch (status) {
+    case DeviceStatus::Stamped: return "stamped";
+    case DeviceStatus::Skipped: return "skipped";
+    case DeviceStatus::Failed: return "failed";
+  }
+  return "failed";
+}
+
+std::size_t BatchResult::count(DeviceStatus status) const {
+  return static_cast<std::size_t>(std::count_if(outcomes.begin(), outcomes.end(), [&](const DeviceOutcome& outcome) { return outcome.status == status; }));
+}
+
+void write_compressed(int src_fd, std::uint64_t size, const std::vector<Extent>& extents, int dst_fd,
+                      Compression compression, unsigned threads, const std::string& name) {
+  std::unique_ptr<archive, ArchiveWriterDeleter> owner(archive_write_new());
+  archive* writer = owner.get();
+  if (writer == nullptr) throw Error("cannot create a libarchive writer for " + name);
+  archive_check(writer, archive_write_set_format_raw(writer), name);
+  const std::string thread_count = std::to_string(std::max(1u, threads));
+  switch (compression) {
+    case Compression::Gzip:
+      archive_check(writer, archive_write_add_filter_gzip(writer), name);
+      archive_write_set_filter_option(writer, "gzip", "timestamp", nullptr);  // reproducible output
+      break;
+    case Compression::Xz:
+      archive_check(writer, archive_write_add_filter_xz(writer), name);
+      archive_write_set_filter_option(writer, "xz", "threads", thread_count.c_str());  // ARCHIVE_WARN where unsupported
+      break;
+    case Compression::Zstd:
+      archive_check(writer, archive_write_add_filter_zstd(writer), name);
+      archive_write_set_filter_option(writer, "zstd", "threads", thread_count.c_str());
+      break;
+    case Compression::None:
+      throw Error("write_compressed needs a compression", ErrorCode::Invalid);
+  }
+  archive_write_set_bytes_in_last_block(writer, 1);  // no zero padding after the compressed stream
+  archive_check(writer, archive_write_open_fd(writer, dst_fd), name);
+  std::unique_ptr<archive_entry, void (*)(archive_entry*)> entry(archive_entry_new(), archive_entry_free);
+  archive_entry_set_pathname(entry.get(), "image.img");
+  archive_entry_set_filetype(entry.get(), AE_IFREG);
+  archive_entry_set_perm(entry.get(), 0600);
+  archive_entry_set_size(entry.get(), static_cast<la_int64_t>(size));
+  archive_check(writer, archive_write_header(writer, entry.get()), name);
+
+  static const std::string zeros(kChunk, '\0');
+  std::vector<char> buffer(kChunk);
+  std::uint64_t position = 0;
+  const auto write_zeros = [&](std::uint64_t length) {
+    while (length > 0) {
+      const auto part = static_cast<std::size_t>(std::min<std::uint64_t>(length, zeros.size()));
+      archive_write_all(writer, zeros.data(), part, name);
+      length -= part;
+    }
+  };
+  for (const Extent& extent : extents) {
+    const std::uint64_t begin = std::max(extent.offset, position);
+    const std::uint64_t end = std::min(extent.offset + extent.length, size);
+    if (end <= begin) continue;
+    write_zeros(begin - position);
+    for (std::uint64_t at = begin; at < end;) {
+      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), end - at));
+      const ssize_t got = ::pread(src_fd, buffer.data(), want, static_cast<off_t>(at));
+      if (got <= 0) {
+        if (got < 0 && errno == EINTR) continue;
+        throw_errno("cannot read the image for " + name);
+      }
+      archive_write_all(writer, buffer.data(), static_cast<std::size_t>(got), name);
+      at += static_cast<std::uint64_t>(got);
+    }
+    position = end;
+  }
+  write_zeros(size - position);
+  archive_check(writer, archive_write_close(writer), name);
+}
+
+BatchResult run_batch(const BatchRequest& request, const BatchObserver& observer) {
+  BatchResult result;
+  const Profile profile = load_profile(request.profile_path);
+  std::vector<Prepared> prepared = prepare_rows(request, profile, result);
+
+  std::filesystem::create_directories(request.output_directory);
+  std::string out_dir = request.output_directory;
+  while (out_dir.size() > 1 && out_dir.back() == '/') out_dir.pop_back();
+  result.manifest_path = request.manifest_path.empty() ? out_dir + "/manifest.jsonl" : request.manifest_path;
+
+  // The shared base: unnamed in the output directory (same filesystem as the outputs, so the
+  // per-device copies can be reflinks), never committed.
+  PendingFile base(out_dir + "/.imprint-shared-base.img");
+  copy_image(request.golden_path, base.fd());
+  std::vector<Prepared> good = build_base(base.temp_path(), request.devices_csv, std::move(prepared), result);
+  std::sort(result.bad_rows.begin(), result.bad_rows.end(), [](const BadRow& a, const BadRow& b) { return a.line < b.line; });
+
+  std::vector<const Prepared*> work;
+  for (const Prepared& item : good) {
+    if (request.shard.contains(item.index)) work.push_back(&item);
+  }
+  result.total = work.size();
+  if (!result.bad_rows.empty() && !request.keep_going) {
+    result.aborted = true;
+    return result;
+  }
+
+  Context context{request, out_dir, sha256_hex(read_host_file(request.profile_path)),
+                  detail::sparse_file_sha256(request.golden_path), base.fd(), {}, 1};
+  const std::vector<ManifestRecord> previous = read_manifest(result.manifest_path);
+  for (const ManifestRecord& record : compact_records(previous)) context.previous[record["device_id"].get<std::string>()] = record;
+  // Compression threads share the cores with the device threads actually running.
+  const auto device_threads = static_cast<unsigned>(std::clamp<std::size_t>(work.size(), 1, default_jobs(request.jobs)));
+  context.compress_threads = std::max(1u, std::thread::hardware_concurrency() / device_threads);
+
+  run_devices(context, work, result, observer);
+
+  // Compaction: every record ever written for this manifest, the newest per device.
+  std::vector<ManifestRecord> records = read_manifest(result.manifest_path);
+  write_manifest(result.manifest_path, records);
+  return result;
+}
+
+}  // namespace imprint

@@ -1,0 +1,229 @@
+// bmaptool-format block maps (see yoctoproject/bmaptool BmapCreate.py for the layout reproduced).
+#include "imprint/bmap.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <regex>
+
+#include "imprint/bytes.hpp"
+#include "imprint/error.hpp"
+
+namespace imprint {
+
+namespace {
+
+constexpr std::size_t kChunk = 4 * 1024 * 1024;
+
+// bmaptool's human_size(): "1 byte", "N bytes" below 512, else one decimal and a binary unit.
+std::string human_size(std::uint64_t size) {
+  if (size == 1) return "1 byte";
+  if (size < 512) return std::to_string(size) + " bytes";
+  double value = static_cast<double>(size);
+  for (const char* unit : {"KiB", "MiB", "GiB", "TiB"}) {
+    value /= 1024.0;
+    if (value < 1024) {
+      char buffer[64];
+      std::snprintf(buffer, sizeof buffer, "%.1f %s", value, unit);
+      return buffer;
+    }
+  }
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "%.1f EiB", value);
+  return buffer;
+}
+
+// Feeds `length` zero bytes to a hash without reading anything.
+void hash_zeros(Sha256& hash, std::uint64_t length) {
+  static const std::string zeros(kChunk, '\0');
+  while (length > 0) {
+    const auto part = static_cast<std::size_t>(std::min<std::uint64_t>(length, zeros.size()));
+    hash.update(std::string_view(zeros.data(), part));
+    length -= part;
+  }
+}
+
+void read_range(int fd, std::uint64_t begin, std::uint64_t end, std::vector<char>& buffer, const std::string& name,
+                Sha256& whole, Sha256& range) {
+  while (begin < end) {
+    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), end - begin));
+    const ssize_t got = ::pread(fd, buffer.data(), want, static_cast<off_t>(begin));
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("cannot read " + name);
+    }
+    if (got == 0) throw Error(name + " is shorter than its size", ErrorCode::Corrupt);
+    const std::string_view chunk(buffer.data(), static_cast<std::size_t>(got));
+    whole.update(chunk);
+    range.update(chunk);
+    begin += static_cast<std::uint64_t>(got);
+  }
+}
+
+std::string template_head(const Bmap& bmap) {
+  const std::string size_human = human_size(bmap.image_size);
+  std::string xml =
+      "<?xml version=\"1.0\" ?>\n"
+      "<!-- This file contains the block map for an image file, which is basically\n"
+      "     a list of useful (mapped) block numbers in the image file. In other words,\n"
+      "     it lists only those blocks which contain data (boot sector, partition\n"
+      "     table, file-system metadata, files, directories, extents, etc). These\n"
+      "     blocks have to be copied to the target device. The other blocks do not\n"
+      "     contain any useful data and do not have to be copied to the target\n"
+      "     device.\n"
+      "\n"
+      "     The block map an optimization which allows to copy or flash the image to\n"
+      "     the image quicker than copying of flashing the entire image. This is\n"
+      "     because with bmap less data is copied: <MappedBlocksCount> blocks instead\n"
+      "     of <BlocksCount> blocks.\n"
+      "\n"
+      "     Besides the machine-readable data, this file contains useful commentaries\n"
+      "     which contain human-readable information like image size, percentage of\n"
+      "     mapped data, etc.\n"
+      "\n"
+      "     The 'version' attribute is the block map file format version in the\n"
+      "     'major.minor' format. The version major number is increased whenever an\n"
+      "     incompatible block map format change is made. The minor number changes\n"
+      "     in case of minor backward-compatible changes. -->\n"
+      "\n"
+      "<bmap version=\"2.0\">\n"
+      "    <!-- Image size in bytes: " + size_human + " -->\n"
+      "    <ImageSize> " + std::to_string(bmap.image_size) + " </ImageSize>\n"
+      "\n"
+      "    <!-- Size of a block in bytes -->\n"
+      "    <BlockSize> " + std::to_string(kBmapBlockSize) + " </BlockSize>\n"
+      "\n"
+      "    <!-- Count of blocks in the image file -->\n"
+      "    <BlocksCount> " + std::to_string(bmap.blocks_count()) + " </BlocksCount>\n"
+      "\n";
+  // BmapCreate writes blanks first and overwrites them in place once the counts are known.
+  const std::uint64_t mapped = bmap.mapped_blocks();
+  const double percent = bmap.blocks_count() == 0 ? 0.0 : static_cast<double>(mapped) * 100.0 / static_cast<double>(bmap.blocks_count());
+  char summary[96];
+  std::snprintf(summary, sizeof summary, "%s or %.1f%%", human_size(mapped * kBmapBlockSize).c_str(), percent);
+  std::string field = std::string(size_human.size(), ' ') + " or " + std::string(6, ' ');
+  std::string text = summary;
+  if (text.size() < field.size()) text += field.substr(text.size());
+  xml += "    <!-- Count of mapped blocks: " + text + "   -->\n";
+  std::string count = std::to_string(mapped);
+  const std::string blocks = std::to_string(bmap.blocks_count());
+  if (count.size() < blocks.size()) count += std::string(blocks.size() - count.size(), ' ');
+  xml += "    <MappedBlocksCount> " + count + " </MappedBlocksCount>\n\n";
+  xml += "    <!-- Type of checksum used in this file -->\n";
+  xml += "    <ChecksumType> sha256 </ChecksumType>\n\n";
+  xml += "    <!-- The checksum of this bmap file. When it is calculated, the value of\n";
+  xml += "         the checksum has be zero (all ASCII \"0\" symbols).  -->\n";
+  xml += "    <BmapFileChecksum> ";
+  return xml;
+}
+
+}  // namespace
+
+std::uint64_t Bmap::mapped_blocks() const {
+  std::uint64_t count = 0;
+  for (const BmapRange& range : ranges) count += range.last - range.first + 1;
+  return count;
+}
+
+std::vector<Extent> Bmap::extents() const {
+  std::vector<Extent> result;
+  for (const BmapRange& range : ranges) {
+    const std::uint64_t begin = range.first * kBmapBlockSize;
+    const std::uint64_t end = std::min((range.last + 1) * kBmapBlockSize, image_size);
+    if (end > begin) result.push_back(Extent{begin, end - begin});
+  }
+  return result;
+}
+
+std::vector<Extent> block_aligned(const std::vector<Extent>& extents, std::uint64_t image_size) {
+  const std::uint64_t limit = (image_size + kBmapBlockSize - 1) / kBmapBlockSize * kBmapBlockSize;
+  std::vector<Extent> sorted = extents;
+  std::sort(sorted.begin(), sorted.end(), [](const Extent& a, const Extent& b) { return a.offset < b.offset; });
+  std::vector<Extent> result;
+  for (const Extent& extent : sorted) {
+    if (extent.length == 0) continue;
+    const std::uint64_t begin = extent.offset / kBmapBlockSize * kBmapBlockSize;
+    const std::uint64_t end = std::min((extent.offset + extent.length + kBmapBlockSize - 1) / kBmapBlockSize * kBmapBlockSize, limit);
+    if (end <= begin) continue;
+    if (!result.empty() && result.back().offset + result.back().length >= begin) {
+      result.back().length = std::max(result.back().offset + result.back().length, end) - result.back().offset;
+    } else {
+      result.push_back(Extent{begin, end - begin});
+    }
+  }
+  return result;
+}
+
+MappedImage map_image(int fd, std::uint64_t image_size, const std::vector<Extent>& extents, const std::string& name) {
+  MappedImage mapped;
+  mapped.bmap.image_size = image_size;
+  Sha256 whole;
+  std::vector<char> buffer(kChunk);
+  std::uint64_t position = 0;
+  for (const Extent& extent : block_aligned(extents, image_size)) {
+    const std::uint64_t end = std::min(extent.offset + extent.length, image_size);
+    hash_zeros(whole, extent.offset - position);
+    Sha256 range;
+    read_range(fd, extent.offset, end, buffer, name, whole, range);
+    mapped.bmap.ranges.push_back(BmapRange{extent.offset / kBmapBlockSize,
+                                           (extent.offset + extent.length) / kBmapBlockSize - 1, range.hex_digest()});
+    position = end;
+  }
+  hash_zeros(whole, image_size - position);
+  mapped.image_sha256 = whole.hex_digest();
+  return mapped;
+}
+
+std::string format_bmap(const Bmap& bmap) {
+  const std::string zeros(64, '0');
+  std::string head = template_head(bmap);
+  std::string tail = " </BmapFileChecksum>\n\n";
+  tail += "    <!-- The block map which consists of elements which may either be a\n";
+  tail += "         range of blocks or a single block. The 'chksum' attribute\n";
+  tail += "         (if present) is the checksum of this blocks range. -->\n";
+  tail += "    <BlockMap>\n";
+  for (const BmapRange& range : bmap.ranges) {
+    tail += "        <Range chksum=\"" + range.sha256 + "\"> " + std::to_string(range.first);
+    if (range.last != range.first) tail += "-" + std::to_string(range.last);
+    tail += " </Range>\n";
+  }
+  tail += "    </BlockMap>\n</bmap>\n";
+  const std::string checksum = sha256_hex(head + zeros + tail);
+  return head + checksum + tail;
+}
+
+Bmap parse_bmap(const std::string& text, const std::string& name) {
+  const auto field = [&](const char* tag) {
+    const std::regex pattern(std::string("<") + tag + ">\\s*([^<\\s]+)\\s*</" + tag + ">");
+    std::smatch match;
+    if (!std::regex_search(text, match, pattern)) throw Error(name + ": not a bmap file (no <" + tag + ">)", ErrorCode::Corrupt);
+    return match[1].str();
+  };
+  if (!std::regex_search(text, std::regex("<bmap version=\"2\\.[0-9]+\">"))) {
+    throw Error(name + ": not a bmap file of version 2.x", ErrorCode::Corrupt);
+  }
+  if (field("ChecksumType") != "sha256") throw Error(name + ": only sha256 bmap files are supported", ErrorCode::Unsupported);
+  if (field("BlockSize") != std::to_string(kBmapBlockSize)) {
+    throw Error(name + ": block size " + field("BlockSize") + " is not supported (4096 only)", ErrorCode::Unsupported);
+  }
+  const std::string checksum = field("BmapFileChecksum");
+  std::string zeroed = text;
+  const auto at = zeroed.find(checksum);
+  zeroed.replace(at, checksum.size(), std::string(checksum.size(), '0'));
+  if (sha256_hex(zeroed) != checksum) throw Error(name + ": the bmap's own checksum does not match its content", ErrorCode::Corrupt);
+
+  Bmap bmap;
+  bmap.image_size = std::stoull(field("ImageSize"));
+  const std::regex range_pattern("<Range chksum=\"([0-9a-f]{64})\">\\s*([0-9]+)(?:-([0-9]+))?\\s*</Range>");
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), range_pattern); it != std::sregex_iterator(); ++it) {
+    const std::smatch& match = *it;
+    const std::uint64_t first = std::stoull(match[2].str());
+    const std::uint64_t last = match[3].matched ? std::stoull(match[3].str()) : first;
+    if (last < first || last >= bmap.blocks_count()) throw Error(name + ": range " + match[0].str() + " lies outside the image", ErrorCode::Corrupt);
+    bmap.ranges.push_back(BmapRange{first, last, match[1].str()});
+  }
+  return bmap;
+}
+
+}  // namespace imprint

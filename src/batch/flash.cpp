@@ -1,0 +1,420 @@
+// imprint flash: stamp (or take) an image, write its mapped blocks to a card, read them back.
+#include "imprint/flash.hpp"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <set>
+#include <sstream>
+
+#include "imprint/bmap.hpp"
+#include "imprint/bytes.hpp"
+#include "imprint/copy.hpp"
+#include "imprint/device.hpp"
+#include "imprint/error.hpp"
+#include "imprint/fileio.hpp"
+#include "imprint/image.hpp"
+#include "imprint/profile.hpp"
+#include "imprint/stamp.hpp"
+#include "record.hpp"
+
+namespace imprint {
+
+namespace {
+
+constexpr std::size_t kChunk = 4 * 1024 * 1024;  // bytes per write: large and block aligned
+
+namespace fs = std::filesystem;
+
+std::string temp_directory() {
+  const char* directory = std::getenv("TMPDIR");
+  return directory != nullptr && *directory != '\0' ? directory : "/tmp";
+}
+
+// An unnamed temp file: it never has a name, and vanishes with the process, even on kill -9.
+UniqueFd unnamed_temp(const std::string& purpose) {
+  const std::string directory = temp_directory();
+  UniqueFd fd(::open(directory.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+  if (fd) return fd;
+  if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) throw_errno("cannot create a temp file in " + directory + " for " + purpose);
+  std::string pattern = directory + "/imprint-XXXXXX";
+  UniqueFd named(::mkostemp(pattern.data(), O_CLOEXEC));
+  if (!named) throw_errno("cannot create a temp file in " + directory + " for " + purpose);
+  ::unlink(pattern.c_str());  // unnamed from here on
+  return named;
+}
+
+std::string fd_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
+
+std::uint64_t fd_size(int fd, const std::string& name) {
+  struct stat info {};
+  if (::fstat(fd, &info) != 0) throw_errno("cannot stat " + name);
+  if (S_ISBLK(info.st_mode)) {
+    std::uint64_t size = 0;
+    if (::ioctl(fd, BLKGETSIZE64, &size) != 0) throw_errno("cannot get the size of " + name);
+    return size;
+  }
+  return static_cast<std::uint64_t>(info.st_size);
+}
+
+std::string read_line(const fs::path& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+// The image to write: an open descriptor, its size, the ranges to write (block aligned), and the
+// bmap's checksums when the ranges came from one.
+struct Source {
+  UniqueFd fd;
+  std::uint64_t size = 0;
+  std::vector<Extent> ranges;
+  std::optional<Bmap> bmap;
+  std::string name;
+  std::string device_id;
+  ManifestRecord record;  // what is known about the image (device, credentials, files)
+  std::vector<std::string> warnings;
+};
+
+Source stamped_source(const FlashRequest& request) {
+  if (request.device_id.empty()) throw Error("flash -p needs --device ID", ErrorCode::Invalid);
+  const Profile profile = load_profile(request.profile_path);
+  const DevicePlan device = prepare_device(profile, request.device_id, request.overrides);
+  Source source;
+  source.name = "the image stamped for " + request.device_id;
+  source.device_id = request.device_id;
+  source.fd = unnamed_temp(source.name);
+  copy_image(request.golden_path, source.fd.get());
+  {
+    DiskImage image = DiskImage::open(fd_path(source.fd.get()), OpenMode::ReadWrite);
+    StampResult stamped;
+    stamped.plan = device.plan;
+    stamp_open_image(image, stamped);
+    source.warnings = stamped.warnings;
+  }
+  source.size = fd_size(source.fd.get(), source.name);
+  source.ranges = block_aligned(data_extents(source.fd.get()), source.size);
+  source.record = detail::device_record(device, device_exports(device));
+  source.record["profile_sha256"] = sha256_hex(read_host_file(request.profile_path));
+  source.record["golden_sha256"] = detail::sparse_file_sha256(request.golden_path);
+  return source;
+}
+
+std::string default_bmap(const std::string& image) {
+  std::string stem = image;
+  for (const char* suffix : {".gz", ".xz", ".zst", ".bz2", ".zip"}) {
+    if (stem.ends_with(suffix)) stem.resize(stem.size() - std::string(suffix).size());
+  }
+  for (const std::string& candidate : {image + ".bmap", (stem.ends_with(".img") ? stem.substr(0, stem.size() - 4) : stem) + ".bmap"}) {
+    if (fs::exists(candidate)) return candidate;
+  }
+  return "";
+}
+
+std::string image_stem(const std::string& image) {
+  std::string name = fs::path(image).filename().string();
+  for (const char* suffix : {".gz", ".xz", ".zst", ".bz2", ".zip", ".img"}) {
+    if (name.ends_with(suffix)) name.resize(name.size() - std::string(suffix).size());
+  }
+  return name;
+}
+
+Source image_source(const FlashRequest& request) {
+  Source source;
+  source.name = request.image_path;
+  source.device_id = request.device_id.empty() ? image_stem(request.image_path) : request.device_id;
+  std::vector<Extent> extents;
+  if (is_compressed_image(request.image_path)) {
+    source.fd = unnamed_temp("decompressing " + request.image_path);
+    extents = decompress_image(request.image_path, source.fd.get());
+  } else {
+    source.fd = open_read(request.image_path);
+    extents = data_extents(source.fd.get());
+  }
+  source.size = fd_size(source.fd.get(), source.name);
+  const std::string bmap_path = request.bmap_path.empty() ? default_bmap(request.image_path) : request.bmap_path;
+  if (!bmap_path.empty()) {
+    source.bmap = parse_bmap(read_host_file(bmap_path), bmap_path);
+    if (source.bmap->image_size != source.size) {
+      throw Error(bmap_path + ": describes an image of " + std::to_string(source.bmap->image_size) + " bytes, but " +
+                      request.image_path + " has " + std::to_string(source.size),
+                  ErrorCode::Invalid);
+    }
+    source.ranges = source.bmap->extents();
+    source.record["bmap"] = bmap_path;
+  } else {
+    source.ranges = block_aligned(extents, source.size);
+  }
+  source.record["device_id"] = source.device_id;
+  source.record["image"] = request.image_path;
+  return source;
+}
+
+// The partitions of a whole disk in sysfs and the disk itself, as "major:minor".
+struct DiskNodes {
+  fs::path disk;  // /sys/block/sdX (resolved)
+  std::set<std::string> devs;
+};
+
+DiskNodes disk_nodes(dev_t device) {
+  const std::string dev = std::to_string(major(device)) + ":" + std::to_string(minor(device));
+  fs::path node = fs::canonical("/sys/dev/block/" + dev);
+  if (fs::exists(node / "partition")) node = node.parent_path();  // a partition: look at its disk
+  DiskNodes nodes{node, {read_line(node / "dev")}};
+  for (const auto& entry : fs::directory_iterator(node)) {
+    if (fs::exists(entry.path() / "partition")) nodes.devs.insert(read_line(entry.path() / "dev"));
+  }
+  return nodes;
+}
+
+void refuse(const std::string& device, const std::string& why) {
+  throw Error("refusing to write " + device + ": " + why, ErrorCode::Invalid);
+}
+
+void check_mounts(const std::string& device, const DiskNodes& nodes) {
+  std::ifstream mountinfo("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(mountinfo, line)) {
+    std::istringstream fields(line);
+    std::string id, parent, dev, root, mount_point;
+    fields >> id >> parent >> dev >> root >> mount_point;
+    if (!nodes.devs.count(dev)) continue;
+    if (mount_point == "/") refuse(device, "it holds the running system (mounted at /)");
+    refuse(device, "it is mounted (device " + dev + " at " + mount_point + "); unmount it first");
+  }
+  std::ifstream swaps("/proc/swaps");
+  std::getline(swaps, line);  // header
+  while (std::getline(swaps, line)) {
+    const std::string path = line.substr(0, line.find_first_of(" \t"));
+    struct stat info {};
+    if (::stat(path.c_str(), &info) == 0 && S_ISBLK(info.st_mode) &&
+        nodes.devs.count(std::to_string(major(info.st_rdev)) + ":" + std::to_string(minor(info.st_rdev)))) {
+      refuse(device, "it is used as swap (" + path + ")");
+    }
+  }
+}
+
+void check_holders(const std::string& device, const DiskNodes& nodes) {
+  std::vector<fs::path> places{nodes.disk};
+  for (const auto& entry : fs::directory_iterator(nodes.disk)) {
+    if (fs::exists(entry.path() / "partition")) places.push_back(entry.path());
+  }
+  for (const fs::path& place : places) {
+    if (fs::exists(place / "holders") && !fs::is_empty(place / "holders")) {
+      refuse(device, place.filename().string() + " is in use by device-mapper, RAID or LVM (" + (place / "holders").string() + ")");
+    }
+  }
+}
+
+// Opens the target for writing after the refusals; creates a regular file when missing.
+UniqueFd open_target(const FlashRequest& request, const Source& source) {
+  struct stat info {};
+  if (::stat(request.target.c_str(), &info) != 0) {
+    if (errno != ENOENT) throw_errno("cannot stat " + request.target);
+    UniqueFd fd(::open(request.target.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!fd) throw_errno("cannot create " + request.target);
+    if (::ftruncate(fd.get(), static_cast<off_t>(source.size)) != 0) throw_errno("cannot size " + request.target);
+    return fd;
+  }
+  if (S_ISREG(info.st_mode)) {
+    struct stat source_info {};
+    if (::fstat(source.fd.get(), &source_info) == 0 && source_info.st_dev == info.st_dev && source_info.st_ino == info.st_ino) {
+      refuse(request.target, "it is the image being flashed");
+    }
+    if (!request.force) refuse(request.target, "it is an existing file (--force overwrites it)");
+    UniqueFd fd(::open(request.target.c_str(), O_RDWR | O_CLOEXEC));
+    if (!fd) throw_errno("cannot open " + request.target);
+    if (static_cast<std::uint64_t>(info.st_size) < source.size && ::ftruncate(fd.get(), static_cast<off_t>(source.size)) != 0) {
+      throw_errno("cannot size " + request.target);
+    }
+    return fd;
+  }
+  if (!S_ISBLK(info.st_mode)) refuse(request.target, "it is neither a block device nor a regular file");
+  check_block_target(request.target, source.size, request.force);
+  // O_EXCL on a block device: the kernel refuses it while anything has it mounted or claimed.
+  UniqueFd fd(::open(request.target.c_str(), O_RDWR | O_EXCL | O_CLOEXEC));
+  if (!fd) throw_errno("cannot open " + request.target + " exclusively");
+  return fd;
+}
+
+struct Written {
+  Extent range;
+  std::string sha256;
+  bool zeros = false;
+};
+
+// Writes one range from the source (or zeros) in large chunks; returns the sha256 of its bytes.
+std::string write_range(const Source& source, int target, const Extent& range, bool zeros, const std::string& target_name,
+                        std::vector<char>& buffer) {
+  Sha256 hash;
+  for (std::uint64_t at = range.offset; at < range.offset + range.length;) {
+    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), range.offset + range.length - at));
+    if (zeros) {
+      std::fill(buffer.begin(), buffer.begin() + static_cast<std::ptrdiff_t>(want), '\0');
+    } else {
+      const ssize_t got = ::pread(source.fd.get(), buffer.data(), want, static_cast<off_t>(at));
+      if (got < 0 && errno == EINTR) continue;
+      if (got != static_cast<ssize_t>(want)) throw_errno("cannot read " + source.name);
+    }
+    const std::string_view chunk(buffer.data(), want);
+    hash.update(chunk);
+    pwrite_all(target, chunk, at, target_name);
+    at += want;
+  }
+  return hash.hex_digest();
+}
+
+// Reads the target back past the page cache and compares each range's sha256.
+std::string read_back(const std::string& target, int write_fd, const std::vector<Written>& written) {
+  UniqueFd fd(::open(target.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC));
+  if (!fd) {  // no O_DIRECT here (tmpfs): drop the cached pages instead
+    ::posix_fadvise(write_fd, 0, 0, POSIX_FADV_DONTNEED);
+    fd = open_read(target);
+    ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED);
+  }
+  void* memory = nullptr;
+  if (::posix_memalign(&memory, 4096, kChunk) != 0) throw Error("out of memory for the read-back of " + target);
+  std::unique_ptr<char, decltype(&std::free)> buffer(static_cast<char*>(memory), &std::free);
+  const bool corrupt = std::getenv("IMPRINT_TEST_CORRUPT_READBACK") != nullptr &&
+                       std::string(std::getenv("IMPRINT_TEST_CORRUPT_READBACK")) == "1";
+  bool corrupted = false;
+  for (const Written& range : written) {
+    Sha256 hash;
+    for (std::uint64_t at = range.range.offset; at < range.range.offset + range.range.length;) {
+      const std::uint64_t left = range.range.offset + range.range.length - at;
+      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, left));
+      const std::size_t aligned = (want + 4095) / 4096 * 4096;  // O_DIRECT reads whole blocks
+      const ssize_t got = ::pread(fd.get(), buffer.get(), aligned, static_cast<off_t>(at));
+      if (got < 0 && errno == EINTR) continue;
+      if (got < static_cast<ssize_t>(want)) throw_errno("cannot read back " + target);
+      if (corrupt && !corrupted) {  // test hook: a card that returns a flipped bit
+        buffer.get()[0] ^= 0x01;
+        corrupted = true;
+      }
+      hash.update(std::string_view(buffer.get(), want));
+      at += want;
+    }
+    if (hash.hex_digest() != range.sha256) {
+      return "bytes " + std::to_string(range.range.offset) + "-" + std::to_string(range.range.offset + range.range.length - 1) +
+             " read back differently from what was written";
+    }
+  }
+  return "";
+}
+
+// The unmapped gaps of [0, size) between the ranges.
+std::vector<Extent> gaps(const std::vector<Extent>& ranges, std::uint64_t size) {
+  std::vector<Extent> result;
+  std::uint64_t position = 0;
+  for (const Extent& range : ranges) {
+    if (range.offset > position) result.push_back(Extent{position, range.offset - position});
+    position = std::max(position, range.offset + range.length);
+  }
+  if (size > position) result.push_back(Extent{position, size - position});
+  return result;
+}
+
+}  // namespace
+
+void check_block_target(const std::string& device, std::uint64_t image_size, bool force) {
+  struct stat info {};
+  if (::stat(device.c_str(), &info) != 0) throw_errno("cannot stat " + device);
+  if (!S_ISBLK(info.st_mode)) refuse(device, "it is not a block device");
+  const DiskNodes nodes = disk_nodes(info.st_rdev);
+  check_mounts(device, nodes);
+  check_holders(device, nodes);
+  UniqueFd fd = open_read(device);
+  const std::uint64_t size = fd_size(fd.get(), device);
+  if (size < image_size) {
+    refuse(device, "it holds " + std::to_string(size) + " bytes, the image " + std::to_string(image_size));
+  }
+  if (!force && read_line(nodes.disk / "removable") != "1") {
+    refuse(device, nodes.disk.filename().string() + " is not a removable disk (--force writes it anyway)");
+  }
+}
+
+FlashResult flash(const FlashRequest& request) {
+  const auto started = std::chrono::system_clock::now();
+  if (request.target.empty()) throw Error("flash needs --target DEVICE|FILE", ErrorCode::Invalid);
+  Source source = request.profile_path.empty() ? image_source(request) : stamped_source(request);
+  UniqueFd target = open_target(request, source);
+
+  FlashResult result;
+  result.device_id = source.device_id;
+  result.target = request.target;
+  result.image_size = source.size;
+  result.warnings = source.warnings;
+  std::vector<Written> written;
+  std::vector<char> buffer(kChunk);
+  Sha256 whole;  // of the image, holes as zeros
+  std::uint64_t position = 0;
+  static const std::string zeros(kChunk, '\0');
+  const auto hash_zeros = [&](std::uint64_t length) {
+    for (; length > 0;) {
+      const auto part = static_cast<std::size_t>(std::min<std::uint64_t>(length, zeros.size()));
+      whole.update(std::string_view(zeros.data(), part));
+      length -= part;
+    }
+  };
+  for (std::size_t i = 0; i < source.ranges.size(); ++i) {
+    const Extent& range = source.ranges[i];
+    const std::string sha = write_range(source, target.get(), range, false, request.target, buffer);
+    if (source.bmap && source.bmap->ranges[i].sha256 != sha) {
+      throw Error(source.name + ": blocks " + std::to_string(source.bmap->ranges[i].first) + "-" +
+                      std::to_string(source.bmap->ranges[i].last) + " do not match the checksum in its bmap",
+                  ErrorCode::Corrupt);
+    }
+    written.push_back(Written{range, sha, false});
+    result.bytes_written += range.length;
+    // The whole-image digest: the range's bytes are re-read from the source's page cache.
+    hash_zeros(range.offset - position);
+    for (std::uint64_t at = range.offset; at < range.offset + range.length;) {
+      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), range.offset + range.length - at));
+      if (::pread(source.fd.get(), buffer.data(), want, static_cast<off_t>(at)) != static_cast<ssize_t>(want)) throw_errno("cannot read " + source.name);
+      whole.update(std::string_view(buffer.data(), want));
+      at += want;
+    }
+    position = range.offset + range.length;
+  }
+  hash_zeros(source.size - position);
+  result.image_sha256 = whole.hex_digest();
+  if (request.zero_unmapped) {
+    for (const Extent& gap : gaps(source.ranges, source.size)) {
+      written.push_back(Written{gap, write_range(source, target.get(), gap, true, request.target, buffer), true});
+      result.bytes_written += gap.length;
+    }
+  }
+  if (::fsync(target.get()) != 0) throw_errno("cannot sync " + request.target);
+  result.ranges = written.size();
+  result.failure = read_back(request.target, target.get(), written);
+  result.verified = result.failure.empty();
+
+  ManifestRecord record;
+  record["device_id"] = result.device_id;
+  record["target"] = request.target;
+  record["verified"] = result.verified;
+  record["image_sha256"] = result.image_sha256;
+  record["image_size"] = result.image_size;
+  record["bytes_written"] = result.bytes_written;
+  record["zero_unmapped"] = request.zero_unmapped;
+  for (const auto& [key, value] : source.record.items()) {
+    if (key != "device_id") record[key] = value;
+  }
+  record["imprint_version"] = IMPRINT_VERSION;
+  record["timing"] = detail::timing(started);
+  result.record = record;
+  if (!request.manifest_path.empty()) append_manifest_record(request.manifest_path, record);
+  return result;
+}
+
+}  // namespace imprint

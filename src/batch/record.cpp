@@ -1,0 +1,57 @@
+#include "record.hpp"
+
+#include <sys/stat.h>
+
+#include <ctime>
+
+#include "imprint/bmap.hpp"
+#include "imprint/bytes.hpp"
+#include "imprint/error.hpp"
+#include "imprint/fileio.hpp"
+
+namespace imprint::detail {
+
+std::string target_name(const PathSpec& target) { return target.role.empty() ? target.path : target.role + ":" + target.path; }
+
+ManifestRecord device_record(const DevicePlan& device, const std::optional<DeviceExports>& exports) {
+  ManifestRecord record;
+  record["device_id"] = device.plan.device_id;
+  if (exports) {
+    ManifestRecord credentials;
+    credentials["sha1_thumbprint"] = exports->sha1_thumbprint;
+    credentials["sha256_thumbprint"] = exports->sha256_thumbprint;
+    credentials["public_key"] = exports->public_key_pem;
+    credentials["preauth"] = ManifestRecord::parse(exports->preauth_json);
+    record["credentials"] = std::move(credentials);
+  } else {
+    record["credentials"] = nullptr;
+  }
+  ManifestRecord files = ManifestRecord::array();
+  for (const PlanOp& op : device.plan.ops) {
+    if (op.kind != OpKind::File) continue;
+    files.push_back({{"target", target_name(op.target)}, {"sha256", sha256_hex(op.bytes)}, {"size", op.bytes.size()}});
+  }
+  record["files"] = std::move(files);
+  return record;
+}
+
+ManifestRecord timing(std::chrono::system_clock::time_point started) {
+  const std::time_t seconds = std::chrono::system_clock::to_time_t(started);
+  std::tm utc{};
+  ::gmtime_r(&seconds, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  const double elapsed = std::chrono::duration<double>(std::chrono::system_clock::now() - started).count();
+  return {{"started", text}, {"seconds", static_cast<double>(static_cast<long long>(elapsed * 1000)) / 1000.0}};
+}
+
+std::string sparse_file_sha256(const std::string& path) {
+  UniqueFd fd = open_read(path);
+  struct stat info {};
+  if (::fstat(fd.get(), &info) != 0) throw_errno("cannot stat " + path);
+  if (!S_ISREG(info.st_mode)) return sha256_file_hex(path);
+  const auto size = static_cast<std::uint64_t>(info.st_size);
+  return map_image(fd.get(), size, data_extents(fd.get()), path).image_sha256;
+}
+
+}  // namespace imprint::detail

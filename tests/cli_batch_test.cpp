@@ -1,0 +1,370 @@
+// imprint batch / manifest merge / flash end to end on the MBR fixture: 20 devices with their own
+// keys (RSA 2048, made once for the suite), checked with imprint verify, e2fsck, debugfs, /bin/sh,
+// bmaptool and cmp.
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "imprint/credentials.hpp"
+#include "support.hpp"
+
+extern char** environ;
+
+using namespace imprint::test;
+using nlohmann::json;
+
+namespace {
+
+constexpr int kDevices = 20;
+const std::vector<std::string> kEpoch{"SOURCE_DATE_EPOCH=1700000000"};
+
+const char* kProfile = R"(version: 1
+credentials:
+  key: "{{key_file}}"
+  cert: "{{cert_file}}"
+files:
+  - path: /data/mender/mender-agent.pem
+    from: credentials.key
+    format: pkcs1
+    mode: "0600"
+  - path: /data/mender/device-id
+    content: "{{device_id}}\n"
+    mode: "0644"
+  - path: /usr/share/mender/identity/mender-device-identity
+    content: |
+      #!/bin/sh
+      echo "DeviceId={{device_id}}"
+    mode: "0755"
+  - path: /usr/bin/prov_dev_client_bbb
+    source: "{{dps_client}}"
+    mode: "0755"
+    expect: { elf: armhf }
+  - path: /etc/fleet.conf
+    content: "fleet=imprint-test\n"
+    mode: "0644"
+checks: [key-matches-cert, cn-is-device-id, identity-prints-device-id]
+)";
+
+std::string device_id(int i) {
+  char name[32];
+  std::snprintf(name, sizeof name, "batch-dev-%02d", i);
+  return name;
+}
+
+// Keys, certificates, the profile and the device CSV, made once for every test here.
+class BatchTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    std::filesystem::create_directories(*dir_ / "certs");
+    std::string csv = "device_id,key_file,cert_file\n";
+    for (int i = 0; i < kDevices; ++i) {
+      const std::string id = device_id(i);
+      const auto credentials = imprint::DeviceCredentials::generate(
+          fixture("credentials/intermediate.cert.pem"), fixture("credentials/intermediate.key.pem"), "1234", id, "rsa:2048", 30);
+      write_file(*dir_ / ("certs/" + id + ".key.pem"), credentials.key_pem(imprint::KeyFormat::Pkcs8));
+      write_file(*dir_ / ("certs/" + id + ".cert.pem"), credentials.cert_pem());
+      csv += id + "," + *dir_ / ("certs/" + id + ".key.pem") + "," + *dir_ / ("certs/" + id + ".cert.pem") + "\n";
+    }
+    write_file(*dir_ / "devices.csv", csv);
+    write_file(*dir_ / "profile.yaml", kProfile);
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+
+  static std::string path(const std::string& name) { return *dir_ / name; }
+
+  static std::vector<std::string> batch_arguments(const std::string& out, const std::vector<std::string>& extra = {},
+                                                  const std::string& csv = "") {
+    std::vector<std::string> arguments{"batch", "-p", path("profile.yaml"), "-i", fixture("mbr.img"),
+                                       "--devices", csv.empty() ? path("devices.csv") : csv, "-O", out,
+                                       "--set", "dps_client=" + fixture("elf/hello-armhf")};
+    arguments.insert(arguments.end(), extra.begin(), extra.end());
+    return arguments;
+  }
+
+  // The manifest of an uninterrupted, unsharded run with bmaps (made once).
+  static const std::string& reference_run() {
+    static std::string out;
+    if (out.empty()) {
+      out = path("reference");
+      CommandResult result = run_imprint(batch_arguments(out, {"-j", "2", "--bmap"}), "", kEpoch);
+      if (result.status != 0) throw std::runtime_error("reference batch failed: " + result.err);
+    }
+    return out;
+  }
+
+  static TempDir* dir_;
+};
+TempDir* BatchTest::dir_ = nullptr;
+
+std::vector<json> manifest_lines(const std::string& file) {
+  std::vector<json> records;
+  std::ifstream in(file);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) records.push_back(json::parse(line));
+  }
+  return records;
+}
+
+std::vector<json> without_timing(std::vector<json> records) {
+  for (json& record : records) record.erase("timing");
+  return records;
+}
+
+TEST_F(BatchTest, TwentyDevicesVerifyCheckCleanAndPrintTheirOwnIds) {
+  const std::string out = reference_run();
+  const auto records = manifest_lines(out + "/manifest.jsonl");
+  ASSERT_EQ(records.size(), static_cast<std::size_t>(kDevices));
+  EXPECT_TRUE(std::filesystem::exists(out + "/manifest.csv"));
+  for (int i = 0; i < kDevices; ++i) {
+    const std::string id = device_id(i);
+    const json& record = records[static_cast<std::size_t>(i)];  // sorted by device_id
+    ASSERT_EQ(record.at("device_id"), id);
+    const std::string image = out + "/" + record.at("output").get<std::string>();
+    EXPECT_EQ(image, out + "/" + id + ".img");
+    EXPECT_EQ(file_sha256(image), record.at("output_sha256")) << id;
+    EXPECT_EQ(std::filesystem::file_size(image), record.at("output_size").get<std::uint64_t>());
+    EXPECT_EQ(file_sha256(out + "/" + record.at("bmap").get<std::string>()), record.at("bmap_sha256"));
+    EXPECT_EQ(record.at("golden_sha256"), file_sha256(fixture("mbr.img")));
+    EXPECT_EQ(record.at("profile_sha256"), file_sha256(path("profile.yaml")));
+    EXPECT_EQ(record.at("credentials").at("sha256_thumbprint").get<std::string>().size(), 64u);
+    EXPECT_EQ(record.at("credentials").at("preauth").at("identity_data").at("DeviceId"), id);
+    EXPECT_FALSE(record.at("imprint_version").get<std::string>().empty());
+    std::map<std::string, std::string> files;
+    for (const json& file : record.at("files")) files[file.at("target")] = file.at("sha256");
+    EXPECT_EQ(files.size(), 5u);
+    EXPECT_EQ(files["/data/mender/device-id"], shell("printf '%s\\n' " + id + " | sha256sum | cut -d' ' -f1").substr(0, 64));
+    EXPECT_EQ(files["/data/mender/mender-agent.pem"].size(), 64u);
+
+    CommandResult verify = run_imprint({"verify", "-p", path("profile.yaml"), "--device", id, image, "--set",
+                                        "key_file=" + path("certs/" + id + ".key.pem"), "--set",
+                                        "cert_file=" + path("certs/" + id + ".cert.pem"), "--set",
+                                        "dps_client=" + fixture("elf/hello-armhf")});
+    EXPECT_EQ(verify.status, 0) << id << ": " << verify.out << verify.err;
+    for (int number : {2, 3, 4}) {
+      CommandResult fsck = e2fsck(image, number);
+      EXPECT_EQ(fsck.status, 0) << id << " p" << number << ": " << fsck.out;
+    }
+    for (int rootfs : {2, 3}) {
+      const std::string script = debugfs(image, rootfs, "cat /usr/share/mender/identity/mender-device-identity");
+      EXPECT_EQ(run({"sh", "-c", script}).out, "DeviceId=" + id + "\n") << id << " p" << rootfs;
+    }
+    EXPECT_EQ(debugfs(image, 4, "cat /mender/device-id"), id + "\n");
+  }
+}
+
+TEST_F(BatchTest, KilledBatchResumesToTheSameManifest) {
+  const std::string reference = reference_run();
+  const std::string out = path("killed");
+  std::filesystem::create_directories(out);
+  // Start a one-job batch, kill -9 it once a few devices are recorded.
+  std::vector<std::string> arguments = batch_arguments(out, {"-j", "1", "--bmap"});
+  arguments.insert(arguments.begin(), imprint_bin());
+  std::vector<char*> argv;
+  for (auto& argument : arguments) argv.push_back(argument.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_strings{kEpoch[0]};
+  for (char** entry = environ; *entry != nullptr; ++entry) env_strings.emplace_back(*entry);
+  std::vector<char*> envp;
+  for (auto& entry : env_strings) envp.push_back(entry.data());
+  envp.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  pid_t pid = 0;
+  ASSERT_EQ(posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data()), 0);
+  posix_spawn_file_actions_destroy(&actions);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (manifest_lines(out + "/manifest.jsonl").size() < 5 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the batch finished before it could be killed";
+  const std::size_t recorded = manifest_lines(out + "/manifest.jsonl").size();
+  EXPECT_LT(recorded, static_cast<std::size_t>(kDevices));
+  // Nothing half-written under a final name: every image present is complete (its bmap or record may lag).
+  for (const auto& entry : std::filesystem::directory_iterator(out)) {
+    const std::string name = entry.path().filename().string();
+    EXPECT_NE(name.front(), '.') << "a temp file was left behind: " << name;
+    if (name.ends_with(".img")) {
+      EXPECT_EQ(e2fsck(entry.path().string(), 4).status, 0) << name;
+    }
+  }
+
+  CommandResult rerun = run_imprint(batch_arguments(out, {"-j", "2", "--bmap"}), "", kEpoch);
+  ASSERT_EQ(rerun.status, 0) << rerun.err;
+  EXPECT_NE(rerun.out.find(std::to_string(recorded) + " already done"), std::string::npos) << rerun.out;
+  EXPECT_EQ(without_timing(manifest_lines(out + "/manifest.jsonl")), without_timing(manifest_lines(reference + "/manifest.jsonl")));
+  for (int i = 0; i < kDevices; ++i) {
+    EXPECT_EQ(file_sha256(out + "/" + device_id(i) + ".img"), file_sha256(reference + "/" + device_id(i) + ".img"));
+  }
+
+  // A damaged output is redone on the next run, the intact ones are skipped.
+  const std::string victim = out + "/" + device_id(3) + ".img";
+  shell("printf 'X' | dd of='" + victim + "' bs=1 seek=1048576 conv=notrunc status=none");
+  CommandResult again = run_imprint(batch_arguments(out, {"-j", "2", "--bmap"}), "", kEpoch);
+  ASSERT_EQ(again.status, 0) << again.err;
+  EXPECT_NE(again.out.find("1 stamped, 19 already done"), std::string::npos) << again.out;
+  EXPECT_EQ(file_sha256(victim), file_sha256(reference + "/" + device_id(3) + ".img"));
+}
+
+TEST_F(BatchTest, ShardsMergeToTheUnshardedManifest) {
+  const std::string reference = reference_run();
+  std::vector<std::string> manifests;
+  std::size_t images = 0;
+  for (int k = 1; k <= 3; ++k) {
+    const std::string out = path("shard" + std::to_string(k));
+    CommandResult result = run_imprint(batch_arguments(out, {"-j", "2", "--bmap", "--shard", std::to_string(k) + "/3"}), "", kEpoch);
+    ASSERT_EQ(result.status, 0) << result.err;
+    manifests.push_back(out + "/manifest.jsonl");
+    for (const auto& entry : std::filesystem::directory_iterator(out)) images += entry.path().extension() == ".img";
+  }
+  EXPECT_EQ(images, static_cast<std::size_t>(kDevices)) << "every row in exactly one shard";
+  std::vector<std::string> arguments{"manifest", "merge"};
+  arguments.insert(arguments.end(), manifests.begin(), manifests.end());
+  arguments.insert(arguments.end(), {"-o", path("merged.jsonl")});
+  CommandResult merge = run_imprint(arguments);
+  ASSERT_EQ(merge.status, 0) << merge.err;
+  EXPECT_EQ(without_timing(manifest_lines(path("merged.jsonl"))), without_timing(manifest_lines(reference + "/manifest.jsonl")));
+  EXPECT_TRUE(std::filesystem::exists(path("merged.csv")));
+}
+
+TEST_F(BatchTest, BmaptoolCopiesTheImageAndRejectsAChangedByte) {
+  const std::string reference = reference_run();
+  const std::string image = reference + "/" + device_id(0) + ".img";
+  const std::string bmap = reference + "/" + device_id(0) + ".bmap";
+  TempDir dir;
+  CommandResult copy = run({"bmaptool", "copy", "--bmap", bmap, image, dir / "copy.img"});
+  ASSERT_EQ(copy.status, 0) << copy.err;
+  EXPECT_EQ(run({"cmp", image, dir / "copy.img"}).status, 0);
+
+  // One byte changed inside the first mapped range (the partition table's sector): rejected.
+  const std::string changed = dir / "changed.img";
+  shell("cp --sparse=always '" + image + "' '" + changed + "'");
+  shell("printf 'Z' | dd of='" + changed + "' bs=1 seek=100 conv=notrunc status=none");
+  ASSERT_NE(read_file(bmap).find("<Range chksum="), std::string::npos);
+  CommandResult rejected = run({"bmaptool", "copy", "--bmap", bmap, changed, dir / "copy2.img"});
+  EXPECT_NE(rejected.status, 0);
+  EXPECT_NE((rejected.out + rejected.err).find("checksum mismatch"), std::string::npos) << rejected.err;
+}
+
+TEST_F(BatchTest, CompressedOutputsDecompressToTheRawImage) {
+  const std::string reference = reference_run();
+  const std::string out = path("zst");
+  std::ofstream(path("two.csv")) << "device_id,key_file,cert_file\n"
+                                 << device_id(0) << "," << path("certs/" + device_id(0) + ".key.pem") << ","
+                                 << path("certs/" + device_id(0) + ".cert.pem") << "\n";
+  for (const std::string format : {"gz", "xz", "zst"}) {
+    CommandResult result = run_imprint(batch_arguments(out, {"--compress", format, "--manifest", out + "/" + format + ".jsonl"}, path("two.csv")), "", kEpoch);
+    ASSERT_EQ(result.status, 0) << result.err;
+    const std::string file = out + "/" + device_id(0) + ".img." + format;
+    const auto records = manifest_lines(out + "/" + format + ".jsonl");
+    ASSERT_EQ(records.size(), 1u);
+    EXPECT_EQ(records[0].at("output_sha256"), file_sha256(file));
+    const std::string tool = format == "gz" ? "gzip" : format == "xz" ? "xz" : "zstd";
+    EXPECT_EQ(shell(tool + " -dc '" + file + "' | sha256sum | cut -d' ' -f1"), records[0].at("image_sha256").get<std::string>() + "\n");
+  }
+}
+
+TEST_F(BatchTest, BadRowsStopTheBatchBeforeAnyImageOrAreListedWithKeepGoing) {
+  std::string csv = read_file(path("devices.csv"));
+  // Line 3 (the second device) gets the first device's certificate: key-matches-cert fails.
+  const std::string first_cert = path("certs/" + device_id(0) + ".cert.pem");
+  const std::string second_cert = path("certs/" + device_id(1) + ".cert.pem");
+  csv.replace(csv.find(second_cert), second_cert.size(), first_cert);
+  write_file(path("bad.csv"), csv);
+  const std::string out = path("bad");
+  CommandResult stopped = run_imprint(batch_arguments(out, {"-j", "2"}, path("bad.csv")));
+  EXPECT_NE(stopped.status, 0);
+  EXPECT_NE(stopped.err.find("bad.csv:3: device " + device_id(1)), std::string::npos) << stopped.err;
+  EXPECT_TRUE(!std::filesystem::exists(out) || std::filesystem::is_empty(out)) << "an image was written despite a bad row";
+
+  const std::string two = path("bad-two.csv");
+  std::istringstream lines(csv);
+  std::string line, head;
+  for (int i = 0; i < 4 && std::getline(lines, line); ++i) head += line + "\n";
+  write_file(two, head);
+  CommandResult going = run_imprint(batch_arguments(out, {"-j", "2", "--keep-going"}, two));
+  EXPECT_NE(going.status, 0);
+  EXPECT_NE(going.err.find("bad-two.csv:3"), std::string::npos) << going.err;
+  EXPECT_TRUE(std::filesystem::exists(out + "/" + device_id(0) + ".img"));
+  EXPECT_TRUE(std::filesystem::exists(out + "/" + device_id(2) + ".img"));
+  EXPECT_FALSE(std::filesystem::exists(out + "/" + device_id(1) + ".img"));
+}
+
+TEST_F(BatchTest, FlashWritesTheMappedRangesAndVerifies) {
+  const std::string reference = reference_run();
+  const std::string image = reference + "/" + device_id(0) + ".img";
+  TempDir dir;
+  const std::string target = dir / "card.img";
+  CommandResult flashed = run_imprint({"flash", image, "--target", target, "--manifest", dir / "flash.jsonl"});
+  ASSERT_EQ(flashed.status, 0) << flashed.err;
+  EXPECT_NE(flashed.out.find(device_id(0) + ": "), std::string::npos);
+  EXPECT_NE(flashed.out.find("verified"), std::string::npos);
+  EXPECT_EQ(run({"cmp", image, target}).status, 0);
+  // Only the mapped ranges were written: the target stays sparse like the image.
+  EXPECT_LT(allocated_bytes(target), allocated_bytes(image) + (1u << 20));
+  const auto records = manifest_lines(dir / "flash.jsonl");
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].at("verified"), true);
+  EXPECT_EQ(records[0].at("image_sha256"), file_sha256(image));
+
+  // An existing file is not overwritten without --force.
+  CommandResult refused = run_imprint({"flash", image, "--target", target});
+  EXPECT_NE(refused.status, 0);
+  EXPECT_NE(refused.err.find("--force"), std::string::npos) << refused.err;
+
+  // A corrupted read-back is reported and fails.
+  CommandResult corrupt = run_imprint({"flash", image, "--target", target, "--force", "--manifest", dir / "flash.jsonl"}, "",
+                                      {"IMPRINT_TEST_CORRUPT_READBACK=1"});
+  EXPECT_NE(corrupt.status, 0);
+  EXPECT_NE(corrupt.err.find("read-back verify failed"), std::string::npos) << corrupt.err;
+  EXPECT_EQ(manifest_lines(dir / "flash.jsonl").back().at("verified"), false);
+
+  // Stamp on the fly onto a file: the result verifies against the device's plan.
+  const std::string id = device_id(5);
+  const std::string card = dir / "card2.img";
+  const std::vector<std::string> vars{"--set", "key_file=" + path("certs/" + id + ".key.pem"), "--set",
+                                      "cert_file=" + path("certs/" + id + ".cert.pem"), "--set", "dps_client=" + fixture("elf/hello-armhf")};
+  std::vector<std::string> arguments{"flash", "-p", path("profile.yaml"), "-i", fixture("mbr.img.gz"), "--device", id, "--target", card};
+  arguments.insert(arguments.end(), vars.begin(), vars.end());
+  CommandResult stamped = run_imprint(arguments);
+  ASSERT_EQ(stamped.status, 0) << stamped.err;
+  EXPECT_NE(stamped.out.find(id + ": "), std::string::npos);
+  std::vector<std::string> verify{"verify", "-p", path("profile.yaml"), "--device", id, card};
+  verify.insert(verify.end(), vars.begin(), vars.end());
+  CommandResult verified = run_imprint(verify);
+  EXPECT_EQ(verified.status, 0) << verified.out << verified.err;
+  EXPECT_EQ(e2fsck(card, 4).status, 0);
+}
+
+TEST_F(BatchTest, FlashRefusesAMountedOrSystemDisk) {
+  // The disk holding / on this machine: refused whatever the flags.
+  const std::string root_source = shell("findmnt -n -o SOURCE /");
+  std::string device = root_source.substr(0, root_source.find_first_of("\n["));
+  if (device.rfind("/dev/", 0) != 0) GTEST_FAIL() << "/ is not on a block device here (" << device << "): cannot test the refusal";
+  CommandResult refused = run_imprint({"flash", reference_run() + "/" + device_id(0) + ".img", "--target", device, "--force"});
+  EXPECT_NE(refused.status, 0);
+  EXPECT_NE(refused.err.find("refusing to write " + device), std::string::npos) << refused.err;
+}
+
+}  // namespace

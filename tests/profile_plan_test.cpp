@@ -344,3 +344,17 @@ TEST(ProfilePlan, HumanListingIsAligned) {
   EXPECT_EQ(to_string(OpKind::Symlink), "symlink");
   EXPECT_EQ(to_string(OpKind::Remove), "remove");
 }
+
+// Fuzz finding (fuzz/regressions/profile_load/plan-json-invalid-utf8.yaml): a path or link target
+// that is not UTF-8 made plan_to_json throw nlohmann's type_error 316 instead of printing the plan.
+TEST(ProfilePlan, JsonOfNonUtf8PathsPrintsReplacementCharactersInsteadOfThrowing) {
+  const Profile profile = parse_profile("version: 1\nfiles:\n  - path: /etc/motd-\xff\xfe\n    content: x\n    mode: \"0644\"\n"
+                                        "symlinks:\n  - path: /etc/link\n    target: \"\xc3\"\n",
+                                        "p.yaml", "/");
+  const Plan plan = build_plan(profile, device_variables(profile, {}, "d1"), {});
+  std::string json;
+  ASSERT_NO_THROW(json = plan_to_json(plan));
+  const auto parsed = nlohmann::json::parse(json);
+  EXPECT_EQ(parsed.at("ops").at(0).at("target"), "/etc/motd-\xEF\xBF\xBD\xEF\xBF\xBD");
+  EXPECT_EQ(parsed.at("ops").at(1).at("link_target"), "\xEF\xBF\xBD");
+}

@@ -63,7 +63,7 @@ void add_batch(CLI::App& app) {
         nlohmann::ordered_json line{{"device_id", outcome.device_id}, {"status", to_string(outcome.status)}};
         if (outcome.status == DeviceStatus::Failed) line["error"] = outcome.message;
         else line["record"] = outcome.record;
-        write_stdout(line.dump() + "\n");
+        write_stdout(line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
       }
       if (outcome.status == DeviceStatus::Failed) warn(outcome.message);
       progress.update(done, total);
@@ -121,7 +121,7 @@ void add_flash(CLI::App& app) {
     const FlashResult result = flash(request);
     for (const auto& warning : result.warnings) warn(warning);
     if (json) {
-      write_stdout(result.record.dump() + "\n");
+      write_stdout(result.record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     } else {
       write_stdout(result.device_id + ": " + result.target + ": " + std::to_string(result.bytes_written) + " bytes in " +
                    std::to_string(result.ranges) + " range(s), " + (result.verified ? "verified" : "VERIFY FAILED") + "\n");

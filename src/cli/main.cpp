@@ -2,6 +2,7 @@
 // group of subcommands lives in its own file and registers itself here.
 #include <sys/stat.h>
 
+#include <csignal>
 #include <cstdio>
 
 #include <CLI/CLI.hpp>
@@ -13,6 +14,9 @@ int main(int argc, char** argv) {
   using imprint::Error;
   using imprint::ErrorCode;
   ::umask(077);  // outputs and generated keys are private to their owner
+  // A file size limit (ulimit -f) makes write() fail with EFBIG, reported as a clean error naming the
+  // output, instead of SIGXFSZ killing the process mid-write.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"imprint: stamp per-device identity into mender-convert disk images, offline"};
   app.set_version_flag("--version", std::string("imprint ") + IMPRINT_VERSION);
   app.require_subcommand(1);

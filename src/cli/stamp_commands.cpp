@@ -40,7 +40,7 @@ void add_stamp(CLI::App& app) {
       write_stdout(json ? plan_to_json(result.plan) + "\n" : format_plan(result.plan));
     } else if (json) {
       nlohmann::ordered_json out{{"device_id", request.device_id}, {"output", result.output_path}, {"warnings", result.warnings}};
-      write_stdout(out.dump() + "\n");
+      write_stdout(out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     }
   });
 }
@@ -61,7 +61,7 @@ void add_verify(CLI::App& app) {
     DiskImage disk = DiskImage::open(image, OpenMode::ReadOnly);
     const auto differences = verify_plan(disk, device);
     if (json) {
-      write_stdout(nlohmann::ordered_json{{"device_id", device_id}, {"image", image}, {"ok", differences.empty()}, {"differences", differences}}.dump() + "\n");
+      write_stdout(nlohmann::ordered_json{{"device_id", device_id}, {"image", image}, {"ok", differences.empty()}, {"differences", differences}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     } else {
       for (const auto& difference : differences) write_stdout(difference + "\n");
     }

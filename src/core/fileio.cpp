@@ -146,8 +146,16 @@ PendingFile::~PendingFile() {
 void PendingFile::commit() {
   if (::fsync(fd_.get()) != 0) throw_errno("cannot write " + final_path_);
   if (named_temp_.empty()) {
-    // Give the unnamed file a hidden name, then rename it over the final name (linkat cannot
-    // replace an existing file). The hidden name exists only between these two calls.
+    // Name the unnamed file directly when the final name is free: nothing else ever exists.
+    if (::linkat(AT_FDCWD, temp_path_.c_str(), AT_FDCWD, final_path_.c_str(), AT_SYMLINK_FOLLOW) == 0) {
+      committed_ = true;
+      fd_.reset();
+      fsync_directory_of(final_path_);
+      return;
+    }
+    if (errno != EEXIST) throw_errno("cannot create " + final_path_);
+    // The final name exists: link under a hidden name, then rename over it (linkat cannot
+    // replace). The hidden name exists only between these two calls.
     const std::string directory = std::filesystem::path(final_path_).parent_path().string();
     for (int attempt = 0; named_temp_.empty() && attempt < 16; ++attempt) {
       const std::string candidate = (directory.empty() ? "." : directory) + "/." +

@@ -201,7 +201,7 @@ void identity_prints_device_id(const CheckContext& context, const std::string&) 
   const auto found = identity.find("DeviceId");
   if (found == identity.end()) fail("the identity script prints no DeviceId (it prints " + identity_json(identity) + ")");
   if (found->second != std::vector<std::string>{context.device_id}) {
-    fail("the identity script prints DeviceId " + nlohmann::json(found->second).dump() + ", not \"" + context.device_id + "\"");
+    fail("the identity script prints DeviceId " + nlohmann::json(found->second).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + ", not \"" + context.device_id + "\"");
   }
 }
 
@@ -251,7 +251,7 @@ std::string dps_enrollment_json(const DeviceCredentials& credentials) {
       {"deviceId", id},
       {"provisioningStatus", "enabled"},
       {"attestation", {{"type", "x509"}, {"x509", {{"clientCertificates", {{"primary", {{"certificate", base64}}}}}}}}}};
-  return record.dump();
+  return record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);  // a CN need not be UTF-8
 }
 
 }  // namespace imprint

@@ -201,6 +201,11 @@ class Ext4Filesystem final : public Filesystem {
 
 void Ext4Filesystem::fail(const std::string& path, const std::string& what, errcode_t code) const {
   const ErrorCode error_code = code_for(code);
+  if (code == ENOSPC || code == EFBIG || code == EDQUOT) {
+    // A plain errno: writing the host image file failed (its disk is full, or a file size limit),
+    // which is not the filesystem inside the image running out of blocks.
+    throw Error(at(path) + ": " + what + ": cannot write the image file: " + library_message(code), ErrorCode::NoSpace);
+  }
   if (error_code == ErrorCode::NoSpace) {
     throw Error(at(path) + ": " + what + ": no space left in the filesystem (" + library_message(code) + ")", error_code);
   }

@@ -139,7 +139,8 @@ std::string inspect_json(const InspectReport& report) {
   json["device_type"] = report.device_type;
   json["artifact_name"] = report.artifact_name;
   json["bootstrap_artifact"] = report.has_bootstrap_artifact;
-  return json.dump(2) + "\n";
+  // Labels and device_type come from the image and need not be UTF-8: U+FFFD, not a json type_error.
+  return json.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
 
 }  // namespace imprint

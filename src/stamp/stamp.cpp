@@ -202,10 +202,15 @@ StampResult stamp(const StampRequest& request) {
   } else {
     refuse_output_over_golden(request.golden_path, request.output_path);
     PendingFile output(request.output_path);
-    copy_image(request.golden_path, output.fd());
-    {
+    try {
+      copy_image(request.golden_path, output.fd());
       DiskImage image = DiskImage::open(output.temp_path(), OpenMode::ReadWrite);
       stamp_open_image(image, result);
+    } catch (const Error& error) {
+      // Out of space (the output's disk, a file size limit, or a full partition in the image):
+      // the inner message names the golden copy or a partition, so say which output it was.
+      if (error.code() != ErrorCode::NoSpace) throw;
+      throw Error(request.output_path + ": " + error.what(), error.code());
     }
     output.commit();
     result.output_path = request.output_path;

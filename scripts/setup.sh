@@ -14,7 +14,7 @@ PACKAGES=(
   gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user-static bmap-tools
   gzip xz-utils zstd zip unzip file binutils-multiarch
   # libguestfs backend and its appliance (a kernel in /boot, supermin), xfs for its tests
-  libguestfs-tools linux-image-amd64 supermin xfsprogs
+  libguestfs-tools linux-image-amd64 supermin qemu-utils xfsprogs
   # sanitizers and fuzzing (clang's libFuzzer and runtimes)
   clang libclang-rt-14-dev
   # benchmarks (bench/run: /usr/bin/time for peak RSS)

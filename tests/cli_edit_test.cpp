@@ -289,11 +289,12 @@ TEST(Refuse, MissingImageAndPath) {
   EXPECT_NE(no_file.err.find("/etc/nope"), std::string::npos) << no_file.err;
 }
 
-TEST(Refuse, BootPartitionNeedsGuestfsBackend) {
+TEST(Refuse, BootPartitionWithTheNativeBackendOnly) {
   TempDir dir;
   const std::string image = copy_fixture("mbr.img", dir);
   write_file(dir / "f", "x");
-  expect_refusal({"put", dir / "f", image + ":/uboot/uEnv.txt"}, image, "not supported");
+  expect_refusal({"put", "--backend", "native", dir / "f", image + ":/uboot/uEnv.txt"}, image, "needs the libguestfs backend");
+  expect_refusal({"put", "--backend", "nfs", dir / "f", image + ":/uboot/uEnv.txt"}, image, "nfs");
 }
 
 }  // namespace

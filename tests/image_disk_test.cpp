@@ -106,12 +106,12 @@ TEST(ImageDisk, MountsFallBackToDefaultsWithoutFstab) {
   EXPECT_EQ(disk.mounts().data_mount, "/data");
 }
 
-TEST(ImageDisk, NonExtFilesystemsAreNotSupportedYet) {
+TEST(ImageDisk, NativeBackendRefusesNonExtFilesystems) {
   TempDir dir;
   const std::string image = mender_image(dir);
-  DiskImage disk = DiskImage::open(image, OpenMode::ReadOnly);
+  DiskImage disk = DiskImage::open(image, OpenMode::ReadOnly, Backend::Native);
   EXPECT_EQ(std::string(expect_error([&] { disk.filesystem(disk.partition(Role::Boot)); }, ErrorCode::Unsupported).what()),
-            "vfat on boot (p1) is not supported yet: needs the libguestfs backend");
+            "vfat on boot (p1) needs the libguestfs backend (--backend auto or guestfs); the native backend opens ext2/3/4 only");
 }
 
 TEST(ImageDisk, CompressedImageIsReadFromAnUnnamedTempFile) {

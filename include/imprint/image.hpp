@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "imprint/filesystem.hpp"
@@ -56,12 +57,24 @@ struct MountMap {
 
 enum class OpenMode { ReadOnly, ReadWrite };
 
+// Which Filesystem implementation opens a partition:
+//   Auto    native (libext2fs) for ext2/3/4, libguestfs for everything else (vfat, xfs, btrfs);
+//   Native  libext2fs only (other filesystems are refused);
+//   Guestfs libguestfs for every partition (one appliance per image, launched on first use).
+enum class Backend { Auto, Native, Guestfs };
+std::string to_string(Backend backend);  // "auto", "native", "guestfs"
+// "auto" | "native" | "guestfs"; Error(Invalid) naming the word otherwise.
+Backend parse_backend(std::string_view text);
+
+class GuestfsSession;
+
 class DiskImage {
  public:
   // Opens an image. A compressed image (.gz, .xz, .zst, .bz2, .zip holding one .img) is decompressed
   // through libarchive into an unnamed sparse temp file (O_TMPFILE in $TMPDIR), which disappears
   // with the process; writing to a compressed image is refused: "write commands need a raw image".
-  static DiskImage open(const std::string& path, OpenMode mode);
+  // backend picks the Filesystem implementation per partition (see Backend).
+  static DiskImage open(const std::string& path, OpenMode mode, Backend backend = Backend::Auto);
 
   DiskImage(DiskImage&&) noexcept = default;
   DiskImage& operator=(DiskImage&&) noexcept = default;
@@ -75,11 +88,15 @@ class DiskImage {
   const Partition& partition(Role role) const;
   const Partition& partition_number(int number) const;
 
-  // Opens a partition's filesystem in place. ext2/3/4 use the native backend; other types are
-  // Error(Unsupported) until the libguestfs backend exists. Filesystems are cached per partition
-  // and flushed by flush().
+  // Opens a partition's filesystem in place with the backend backend_for() names. Types neither
+  // backend opens are Error(Unsupported). Filesystems are cached per partition and flushed by flush().
   Filesystem& filesystem(const Partition& partition);
-  // Flushes every opened filesystem and fsyncs the image.
+  // Native or Guestfs for this partition (Auto resolved by its filesystem type); callers that
+  // want to avoid an appliance launch for something optional (inspect's free space) ask first.
+  Backend backend_for(const Partition& partition) const;
+  Backend backend() const noexcept { return backend_; }
+  // Flushes every opened filesystem, writes the libguestfs appliance's changes out (sync, unmount,
+  // shutdown) and fsyncs the image.
   void flush();
 
   // The boot and data mount points from the primary rootfs fstab (defaults when unreadable).
@@ -94,8 +111,11 @@ class DiskImage {
   std::string io_path_;
   UniqueFd fd_;
   OpenMode mode_ = OpenMode::ReadOnly;
+  Backend backend_ = Backend::Auto;
   Layout layout_;
   std::optional<MountMap> mounts_;
+  // Declared after fd_: the appliance (which may open the image through /proc/PID/fd/N) goes first.
+  std::shared_ptr<GuestfsSession> session_;
   std::vector<std::pair<int, std::unique_ptr<Filesystem>>> filesystems_;
 };
 

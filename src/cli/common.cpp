@@ -22,6 +22,12 @@ std::pair<std::string, std::string> split_assignment(const std::string& item, co
 }
 }  // namespace
 
+void BackendOption::add_to(CLI::App* command) {
+  command->add_option("--backend", value, "auto (libext2fs for ext2/3/4, libguestfs otherwise) | native | guestfs");
+}
+
+Backend BackendOption::get() const { return parse_backend(value); }
+
 void VariableOptions::add_to(CLI::App* command) {
   command->add_option("--set", set, "Set a profile variable (K=V)");
   command->add_option("--set-file", set_file, "Set a variable from a file's content (K=PATH; one trailing newline dropped)");

@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "imprint/image.hpp"
 #include "imprint/template.hpp"
 
 namespace imprint::cli {
@@ -19,6 +20,13 @@ struct VariableOptions {
   std::vector<std::string> set, set_file, set_env;
   void add_to(CLI::App* command);
   Variables collect() const;
+};
+
+// --backend auto|native|guestfs: which Filesystem implementation opens each partition.
+struct BackendOption {
+  std::string value = "auto";
+  void add_to(CLI::App* command);
+  Backend get() const;
 };
 
 // Each group of subcommands registers itself.

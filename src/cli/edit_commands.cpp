@@ -18,8 +18,10 @@ void add_inspect(CLI::App& app) {
   static bool json = false;
   command->add_option("IMAGE", image, "Disk image (raw or compressed)")->required();
   command->add_flag("--json", json, "Machine-readable output");
+  static BackendOption backend;
+  backend.add_to(command);
   command->callback([] {
-    DiskImage disk = DiskImage::open(image, OpenMode::ReadOnly);
+    DiskImage disk = DiskImage::open(image, OpenMode::ReadOnly, backend.get());
     const InspectReport report = inspect_image(disk);
     write_stdout(json ? inspect_json(report) : format_inspect(report));
   });
@@ -31,9 +33,11 @@ void add_ls(CLI::App& app) {
   static bool long_format = false;
   command->add_flag("-l", long_format, "Long listing (mode, owner, size, time)");
   command->add_option("IMAGE:PATH", target, "e.g. disk.img:/data/mender or disk.img:primary:/etc")->required();
+  static BackendOption backend;
+  backend.add_to(command);
   command->callback([] {
     const ImageTarget parsed = parse_image_target(target);
-    DiskImage disk = DiskImage::open(parsed.image, OpenMode::ReadOnly);
+    DiskImage disk = DiskImage::open(parsed.image, OpenMode::ReadOnly, backend.get());
     const auto listed = list_path(disk, parsed.spec);
     for (const ListedEntry& entry : listed) {
       if (listed.size() > 1) write_stdout(describe(entry.location) + ":\n");
@@ -46,9 +50,11 @@ void add_cat(CLI::App& app) {
   auto* command = app.add_subcommand("cat", "Print a file inside an image");
   static std::string target;
   command->add_option("IMAGE:PATH", target, "e.g. disk.img:/data/mender/mender.conf")->required();
+  static BackendOption backend;
+  backend.add_to(command);
   command->callback([] {
     const ImageTarget parsed = parse_image_target(target);
-    DiskImage disk = DiskImage::open(parsed.image, OpenMode::ReadOnly);
+    DiskImage disk = DiskImage::open(parsed.image, OpenMode::ReadOnly, backend.get());
     cat_path(disk, parsed.spec, write_stdout);
   });
 }
@@ -60,6 +66,8 @@ void add_put(CLI::App& app) {
   command->add_option("--owner", owner, "uid:gid, or user:group from the image's /etc/passwd");
   command->add_option("HOSTFILE", source, "Host file, or - for standard input")->required();
   command->add_option("IMAGE:PATH", target, "e.g. disk.img:/data/mender/mender-agent.pem")->required();
+  static BackendOption backend;
+  backend.add_to(command);
   command->callback([] {
     PutOptions options;
     options.mode = parse_octal_mode(mode, "-m");
@@ -74,7 +82,7 @@ void add_put(CLI::App& app) {
       current = open_read(source);
       return std::make_unique<FdSource>(current.get(), source);
     };
-    DiskImage disk = DiskImage::open(parsed.image, OpenMode::ReadWrite);
+    DiskImage disk = DiskImage::open(parsed.image, OpenMode::ReadWrite, backend.get());
     put_path(disk, parsed.spec, open_source, options);
     disk.flush();
   });
@@ -86,9 +94,11 @@ void add_rm(CLI::App& app) {
   static bool recursive = false;
   command->add_flag("-r,--recursive", recursive, "Remove directories and their contents");
   command->add_option("IMAGE:PATH", target)->required();
+  static BackendOption backend;
+  backend.add_to(command);
   command->callback([] {
     const ImageTarget parsed = parse_image_target(target);
-    DiskImage disk = DiskImage::open(parsed.image, OpenMode::ReadWrite);
+    DiskImage disk = DiskImage::open(parsed.image, OpenMode::ReadWrite, backend.get());
     remove_path(disk, parsed.spec, recursive);
     disk.flush();
   });
@@ -101,9 +111,11 @@ void add_mkdir(CLI::App& app) {
   command->add_flag("-p,--parents", parents, "Create missing parents; no error if it exists");
   command->add_option("-m,--mode", mode, "Octal mode");
   command->add_option("IMAGE:PATH", target)->required();
+  static BackendOption backend;
+  backend.add_to(command);
   command->callback([] {
     const ImageTarget parsed = parse_image_target(target);
-    DiskImage disk = DiskImage::open(parsed.image, OpenMode::ReadWrite);
+    DiskImage disk = DiskImage::open(parsed.image, OpenMode::ReadWrite, backend.get());
     mkdir_path(disk, parsed.spec, parents, parse_octal_mode(mode, "-m"));
     disk.flush();
   });

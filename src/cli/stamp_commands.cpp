@@ -29,11 +29,14 @@ void add_stamp(CLI::App& app) {
   command->add_option("--emit", request.emit_directory,
                       "Write the device's public key, preauthorization body, thumbprints and DPS enrollment here");
   variables.add_to(command);
+  static BackendOption backend;
+  backend.add_to(command);
   command->callback([] {
     if (request.output_path.empty() && !request.in_place && !request.dry_run) {
       throw Error("stamp needs -o OUTPUT (or --in-place, or --dry-run)", ErrorCode::Invalid);
     }
     request.overrides = variables.collect();
+    request.backend = backend.get();
     const StampResult result = stamp(request);
     for (const auto& warning : result.warnings) warn(warning);
     if (request.dry_run) {
@@ -55,10 +58,12 @@ void add_verify(CLI::App& app) {
   command->add_option("IMAGE", image, "Stamped image")->required();
   command->add_flag("--json", json, "Machine-readable output");
   variables.add_to(command);
+  static BackendOption backend;
+  backend.add_to(command);
   command->callback([] {
     const Profile profile = load_profile(profile_path);
     const DevicePlan device = prepare_device(profile, device_id, variables.collect());
-    DiskImage disk = DiskImage::open(image, OpenMode::ReadOnly);
+    DiskImage disk = DiskImage::open(image, OpenMode::ReadOnly, backend.get());
     const auto differences = verify_plan(disk, device);
     if (json) {
       write_stdout(nlohmann::ordered_json{{"device_id", device_id}, {"image", image}, {"ok", differences.empty()}, {"differences", differences}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");

@@ -10,6 +10,7 @@
 #include "imprint/copy.hpp"
 #include "imprint/error.hpp"
 #include "imprint/ext4.hpp"
+#include "imprint/guestfs.hpp"
 #include "imprint/image.hpp"
 #include "imprint/pathmap.hpp"
 #include "layout_internal.hpp"
@@ -55,14 +56,38 @@ std::string partition_name(const Partition& partition) {
   return describe(Location{partition.number, partition.role, "", ""});
 }
 
+// qemu is another process: /proc/self/fd/N (an unnamed temp file, a decompressed image) must be
+// named through our pid, and stays valid while the image's descriptor is open.
+std::string appliance_path(const std::string& io_path, int fd) {
+  if (io_path.rfind("/proc/self/", 0) != 0) return io_path;
+  return "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(fd);
+}
+
 }  // namespace
 
 DiskImage::~DiskImage() = default;
 
-DiskImage DiskImage::open(const std::string& path, OpenMode mode) {
+std::string to_string(Backend backend) {
+  switch (backend) {
+    case Backend::Auto: return "auto";
+    case Backend::Native: return "native";
+    case Backend::Guestfs: return "guestfs";
+  }
+  return "auto";
+}
+
+Backend parse_backend(std::string_view text) {
+  if (text == "auto") return Backend::Auto;
+  if (text == "native") return Backend::Native;
+  if (text == "guestfs") return Backend::Guestfs;
+  throw Error("unknown backend \"" + std::string(text) + "\" (expected auto, native or guestfs)", ErrorCode::Invalid);
+}
+
+DiskImage DiskImage::open(const std::string& path, OpenMode mode, Backend backend) {
   DiskImage image;
   image.path_ = path;
   image.mode_ = mode;
+  image.backend_ = backend;
   if (is_compressed_image(path)) {
     if (mode == OpenMode::ReadWrite) {
       throw Error(path + " is compressed; write commands need a raw image (decompress it first, or use stamp)",
@@ -93,6 +118,11 @@ const Partition& DiskImage::partition_number(int number) const {
   throw Error(path_ + " has no partition " + std::to_string(number), ErrorCode::NotFound);
 }
 
+Backend DiskImage::backend_for(const Partition& partition) const {
+  if (backend_ != Backend::Auto) return backend_;
+  return is_ext(partition.fs_type) ? Backend::Native : Backend::Guestfs;
+}
+
 Filesystem& DiskImage::filesystem(const Partition& partition) {
   for (auto& [number, opened] : filesystems_) {
     if (number == partition.number) return *opened;
@@ -104,18 +134,32 @@ Filesystem& DiskImage::filesystem(const Partition& partition) {
   if (partition.fs_type.empty()) {
     throw Error(path_ + ": " + name + " holds no filesystem that libblkid recognizes", ErrorCode::Unsupported);
   }
-  if (!is_ext(partition.fs_type)) {
-    throw Error(partition.fs_type + " on " + name + " is not supported yet: needs the libguestfs backend",
-                ErrorCode::Unsupported);
+  if (!is_ext(partition.fs_type) && !guestfs_supports(partition.fs_type)) {
+    throw Error(partition.fs_type + " on " + name + " is not supported yet", ErrorCode::Unsupported);
   }
-  std::unique_ptr<Filesystem> opened =
-      open_ext4(Ext4OpenOptions{io_path_, partition.offset, partition.size, writable(), name});
+  std::unique_ptr<Filesystem> opened;
+  if (backend_for(partition) == Backend::Native) {
+    if (!is_ext(partition.fs_type)) {
+      throw Error(partition.fs_type + " on " + name +
+                      " needs the libguestfs backend (--backend auto or guestfs); the native backend opens ext2/3/4 only",
+                  ErrorCode::Unsupported);
+    }
+    opened = open_ext4(Ext4OpenOptions{io_path_, partition.offset, partition.size, writable(), name});
+  } else {
+    // One appliance per image, shared by its partitions, launched on the first operation.
+    if (!session_) {
+      session_ = std::make_shared<GuestfsSession>(std::vector<GuestfsSession::Drive>{
+          GuestfsSession::Drive{appliance_path(io_path_, fd_.get()), writable(), path_}});
+    }
+    opened = open_guestfs(GuestfsOpenOptions{session_, 0, partition.number, partition.fs_type, writable(), name});
+  }
   filesystems_.emplace_back(partition.number, std::move(opened));
   return *filesystems_.back().second;
 }
 
 void DiskImage::flush() {
   for (auto& [number, opened] : filesystems_) opened->flush();
+  if (session_) session_->shutdown();
   if (writable() && ::fsync(fd_.get()) != 0) throw_errno("cannot sync " + path_);
 }
 

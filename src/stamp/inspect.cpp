@@ -62,7 +62,12 @@ InspectReport inspect_image(DiskImage& image) {
   report.layout = image.layout();
   for (const Partition& partition : image.layout().partitions) {
     PartitionReport entry{partition, std::nullopt, ""};
-    if (!partition.extended && partition.fs_type != "swap" && !partition.fs_type.empty()) {
+    // Free space of a filesystem only libguestfs opens would cost an appliance launch (~20 s):
+    // reported only when the user chose --backend guestfs.
+    const bool cheap = image.backend() == Backend::Guestfs || image.backend_for(partition) == Backend::Native;
+    if (!cheap) {
+      entry.note = "free space: use --backend guestfs";
+    } else if (!partition.extended && partition.fs_type != "swap" && !partition.fs_type.empty()) {
       try {
         entry.usage = image.filesystem(partition).usage();
       } catch (const Error& error) {

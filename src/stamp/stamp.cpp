@@ -191,12 +191,12 @@ StampResult stamp(const StampRequest& request) {
   result.exports = request.emit_directory.empty() ? std::nullopt : device_exports(device);
 
   if (request.dry_run) {
-    DiskImage golden = DiskImage::open(request.golden_path, OpenMode::ReadOnly);
+    DiskImage golden = DiskImage::open(request.golden_path, OpenMode::ReadOnly, request.backend);
     check_plan_against_image(golden, result.plan);
     return result;
   }
   if (request.in_place) {
-    DiskImage image = DiskImage::open(request.golden_path, OpenMode::ReadWrite);
+    DiskImage image = DiskImage::open(request.golden_path, OpenMode::ReadWrite, request.backend);
     stamp_open_image(image, result);
     result.output_path = request.golden_path;
   } else {
@@ -204,7 +204,7 @@ StampResult stamp(const StampRequest& request) {
     PendingFile output(request.output_path);
     try {
       copy_image(request.golden_path, output.fd());
-      DiskImage image = DiskImage::open(output.temp_path(), OpenMode::ReadWrite);
+      DiskImage image = DiskImage::open(output.temp_path(), OpenMode::ReadWrite, request.backend);
       stamp_open_image(image, result);
     } catch (const Error& error) {
       // Out of space (the output's disk, a file size limit, or a full partition in the image):

@@ -1,0 +1,81 @@
+// The libguestfs backend: every filesystem the appliance kernel knows (vfat boot partitions, xfs,
+// btrfs, and ext2/3/4 as an independent cross-check of the native backend).
+//
+// One appliance (a small qemu VM) per session: the image file(s) are added as raw drives, the
+// appliance is launched once on first use and partitions are mounted by device path (/dev/sda1,
+// /dev/sdb5: never by UUID or label, batch copies share them) on demand. Launching costs ~15-25 s
+// with TCG; group work into few sessions.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "imprint/filesystem.hpp"
+
+struct guestfs_h;  // guestfs.h: typedef struct guestfs_h guestfs_h
+
+namespace imprint {
+
+class GuestfsSession {
+ public:
+  struct Drive {
+    std::string path;       // a host path qemu can open (not /proc/self/...: that is qemu's own)
+    bool writable = false;  // read-only drives are protected by an overlay; writable ones use cache=unsafe
+    std::string name;       // for messages, e.g. the image path
+  };
+
+  explicit GuestfsSession(std::vector<Drive> drives);
+  ~GuestfsSession();  // kills the appliance without syncing (error paths; flush() syncs)
+  GuestfsSession(const GuestfsSession&) = delete;
+  GuestfsSession& operator=(const GuestfsSession&) = delete;
+
+  // "/dev/sda1" for drive 0 partition 1, "/dev/sdab5" for drive 27 partition 5.
+  static std::string partition_device(std::size_t drive, int number);
+
+  // The launched handle (launching it first: retries once with TCG when KVM fails).
+  guestfs_h* handle();
+  // Mounts the partition (once) and returns its mount point inside the appliance ("/sda1").
+  // Partitions are mounted read-only until the first write asks for_writing (then remounted
+  // read-write), so a partition that is only read keeps its bytes (no mount count, no journal).
+  std::string mountpoint(std::size_t drive, int number, const std::string& fs_type, const std::string& name,
+                         bool for_writing);
+  // sync + umount_all + shutdown: every write is in the image files afterwards. The session can be
+  // used again (it relaunches on the next call).
+  void shutdown();
+  bool launched() const noexcept { return handle_ != nullptr; }
+  // Seconds the last launch took (0 before the first).
+  double launch_seconds() const noexcept { return launch_seconds_; }
+
+ private:
+  void launch();
+  void close() noexcept;
+
+  std::vector<Drive> drives_;
+  guestfs_h* handle_ = nullptr;
+  struct Mounted {
+    std::string device;
+    bool writable = false;
+  };
+  std::vector<Mounted> mounted_;  // in this launch
+  double launch_seconds_ = 0;
+  std::shared_ptr<class NbdServers> nbd_;  // qemu-nbd for unnamed files (session.cpp)
+};
+
+struct GuestfsOpenOptions {
+  std::shared_ptr<GuestfsSession> session;
+  std::size_t drive = 0;     // index of the image in the session's drives
+  int partition = 0;         // partition number (p1 = 1; logical partitions from 5)
+  std::string fs_type;       // blkid TYPE: "vfat", "xfs", "ext4", ...
+  bool writable = false;
+  std::string name;          // for messages, e.g. "boot (p1)"
+};
+
+// Filesystem types the backend opens (those the appliance kernel mounts and imprint was tested on).
+bool guestfs_supports(const std::string& fs_type);
+
+// A Filesystem over one partition of a session. Nothing is launched until the first operation.
+std::unique_ptr<Filesystem> open_guestfs(const GuestfsOpenOptions& options);
+
+}  // namespace imprint

@@ -33,6 +33,9 @@ class Error : public std::runtime_error {
   ErrorCode code_;
 };
 
+// The ErrorCode an errno value stands for (ENOENT -> NotFound, ENOSPC -> NoSpace, ...).
+ErrorCode error_code_for_errno(int error_number);
+
 // Throws Error("<context>: <strerror(errno)>") with a code derived from errno.
 [[noreturn]] void throw_errno(const std::string& context);
 [[noreturn]] void throw_errno(const std::string& context, int error_number);

@@ -28,5 +28,7 @@ std::optional<std::string> lexically_normal(std::string_view absolute_path);
 // The same, but throws Error(Invalid) for a relative path or one that escapes the root
 // ("/../etc" names a path outside the filesystem).
 std::string normalize_path(std::string_view path);
+// The directory of a normalized absolute path: "/a/b" -> "/a", "/a" -> "/".
+std::string parent_path(const std::string& path);
 
 }  // namespace imprint

@@ -5,8 +5,7 @@
 
 namespace imprint {
 
-namespace {
-ErrorCode code_for_errno(int error_number) {
+ErrorCode error_code_for_errno(int error_number) {
   switch (error_number) {
     case ENOENT: return ErrorCode::NotFound;
     case EEXIST: return ErrorCode::Exists;
@@ -20,12 +19,11 @@ ErrorCode code_for_errno(int error_number) {
     default: return ErrorCode::Generic;
   }
 }
-}  // namespace
 
 void throw_errno(const std::string& context) { throw_errno(context, errno); }
 
 void throw_errno(const std::string& context, int error_number) {
-  throw Error(context + ": " + std::strerror(error_number), code_for_errno(error_number));
+  throw Error(context + ": " + std::strerror(error_number), error_code_for_errno(error_number));
 }
 
 }  // namespace imprint

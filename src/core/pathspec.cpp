@@ -50,6 +50,11 @@ std::string normalize_path(std::string_view path) {
   return *normalized;
 }
 
+std::string parent_path(const std::string& path) {
+  const auto slash = path.rfind('/');
+  return slash == 0 || slash == std::string::npos ? "/" : path.substr(0, slash);
+}
+
 bool is_role_name(std::string_view text) {
   return text == "primary" || text == "secondary" || text == "rootfs" || text == "data" || text == "boot" ||
          partition_role_number(text).has_value();

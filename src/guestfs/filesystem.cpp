@@ -14,6 +14,7 @@
 #include "imprint/error.hpp"
 #include "imprint/fileio.hpp"
 #include "imprint/guestfs.hpp"
+#include "imprint/pathspec.hpp"
 
 namespace imprint {
 
@@ -33,21 +34,10 @@ struct FreeStrings {
 };
 using StringList = std::unique_ptr<char*, FreeStrings>;
 
+// In the appliance EPERM and EOPNOTSUPP mean the filesystem cannot do it (vfat: chown, symlinks).
 ErrorCode code_for_errno(int error_number) {
-  switch (error_number) {
-    case ENOENT: return ErrorCode::NotFound;
-    case EEXIST: return ErrorCode::Exists;
-    case ENOTDIR: return ErrorCode::NotDirectory;
-    case EISDIR: return ErrorCode::IsDirectory;
-    case ENOTEMPTY: return ErrorCode::NotEmpty;
-    case ENOSPC:
-    case EFBIG:
-    case EDQUOT: return ErrorCode::NoSpace;
-    case ELOOP: return ErrorCode::Symlink;
-    case EPERM:
-    case EOPNOTSUPP: return ErrorCode::Unsupported;
-    default: return ErrorCode::Generic;
-  }
+  if (error_number == EPERM || error_number == EOPNOTSUPP) return ErrorCode::Unsupported;
+  return error_code_for_errno(error_number);
 }
 
 FileType file_type(std::int64_t mode) {
@@ -87,11 +77,6 @@ std::string join(const std::vector<std::string>& components, std::size_t count) 
   std::string path;
   for (std::size_t i = 0; i < count; ++i) path += "/" + components[i];
   return path;
-}
-
-std::string parent_of(const std::string& path) {
-  const auto slash = path.rfind('/');
-  return slash == 0 ? "/" : path.substr(0, slash);
 }
 
 class GuestfsFilesystem final : public Filesystem {
@@ -335,7 +320,7 @@ void GuestfsFilesystem::read(const std::string& path, const ByteSink& sink) {
 }
 
 std::string GuestfsFilesystem::temp_name(const std::string& path) {
-  const std::string directory = parent_of(path);
+  const std::string directory = parent_path(path);
   while (true) {
     const std::string candidate =
         (directory == "/" ? "" : directory) + "/.imprint-" + std::to_string(++temp_counter_) + ".tmp";

@@ -102,16 +102,23 @@ void mark_credential_ops(const Profile& profile, const DevicePlan& device, Plan&
   }
 }
 
+// The identity script and data-partition files the plan writes: what running the script needs.
+void add_plan_files(const Plan& plan, CheckContext& context) {
+  for (const PlanOp& op : plan.ops) {
+    if (op.kind != OpKind::File) continue;
+    if (lands_on_rootfs(op.target) && normalize_path(op.target.path) == kIdentityScript) context.identity_script = op.bytes;
+    if (auto data_path = data_path_of(op.target)) context.data_files[normalize_path(*data_path)] = op.bytes;
+  }
+}
+
 CheckContext check_context(const DevicePlan& device, const CredentialSource& source) {
   CheckContext context;
   context.device_id = device.plan.device_id;
   context.credentials = device.credentials ? &*device.credentials : nullptr;
   context.pfx_password = source.pfx_password();
+  add_plan_files(device.plan, context);
   for (const PlanOp& op : device.plan.ops) {
-    if (op.kind != OpKind::File) continue;
-    if (op.credential == "pfx") context.pfx = op.bytes;
-    if (lands_on_rootfs(op.target) && normalize_path(op.target.path) == kIdentityScript) context.identity_script = op.bytes;
-    if (auto data_path = data_path_of(op.target)) context.data_files[normalize_path(*data_path)] = op.bytes;
+    if (op.kind == OpKind::File && op.credential == "pfx") context.pfx = op.bytes;
   }
   if (!context.pfx && context.credentials && context.credentials->loaded_pfx()) context.pfx = context.credentials->loaded_pfx();
   return context;
@@ -203,15 +210,8 @@ std::optional<DeviceExports> device_exports(const DevicePlan& device) {
   DeviceExports exports;
   exports.device_id = device.plan.device_id;
   IdentityAttributes identity{{"DeviceId", {device.plan.device_id}}};
-  const CheckContext context = [&] {
-    CheckContext c;
-    for (const PlanOp& op : device.plan.ops) {
-      if (op.kind != OpKind::File) continue;
-      if (lands_on_rootfs(op.target) && normalize_path(op.target.path) == kIdentityScript) c.identity_script = op.bytes;
-      if (auto data_path = data_path_of(op.target)) c.data_files[normalize_path(*data_path)] = op.bytes;
-    }
-    return c;
-  }();
+  CheckContext context;
+  add_plan_files(device.plan, context);
   if (context.identity_script) identity = parse_identity_output(run_identity_script(*context.identity_script, context.data_files));
   exports.identity_json = identity_json(identity);
   exports.public_key_pem = credentials.public_key_pem();

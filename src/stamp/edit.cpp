@@ -30,11 +30,6 @@ std::string with_hint(DiskImage& image, const Location& location, const Error& e
   return message;
 }
 
-std::string parent_of(const std::string& path) {
-  const auto slash = path.rfind('/');
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
-
 }  // namespace
 
 Owner resolve_image_owner(DiskImage& image, const std::string& owner) {
@@ -123,7 +118,7 @@ void put_path(DiskImage& image, const PathSpec& spec, const std::function<std::u
   const Attributes file_attributes{options.mode, owner.uid, owner.gid, options.mtime};
   const Attributes directory_attributes{0755, 0, 0, options.mtime};
   for_each_location(image, spec, [&](Filesystem& filesystem, const Location& location) {
-    make_directories(filesystem, parent_of(location.path), directory_attributes);
+    make_directories(filesystem, parent_path(location.path), directory_attributes);
     auto source = open_source();
     filesystem.write(location.path, *source, file_attributes);
   });

@@ -14,11 +14,6 @@ namespace imprint {
 
 namespace {
 
-std::string parent_of(const std::string& path) {
-  const auto slash = path.rfind('/');
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
-
 // Owners resolved once per image (names need the image's /etc/passwd).
 class OwnerCache {
  public:
@@ -39,7 +34,7 @@ void apply_op(Filesystem& filesystem, const Location& location, const PlanOp& op
   const Attributes parent_attributes{0755, 0, 0, op.mtime};
   switch (op.kind) {
     case OpKind::File: {
-      make_directories(filesystem, parent_of(location.path), parent_attributes);
+      make_directories(filesystem, parent_path(location.path), parent_attributes);
       MemorySource source(op.bytes);
       filesystem.write(location.path, source, attributes);
       break;
@@ -51,7 +46,7 @@ void apply_op(Filesystem& filesystem, const Location& location, const PlanOp& op
       filesystem.chown(location.path, owner.uid, owner.gid);
       break;
     case OpKind::Symlink:
-      make_directories(filesystem, parent_of(location.path), parent_attributes);
+      make_directories(filesystem, parent_path(location.path), parent_attributes);
       filesystem.symlink(location.path, op.bytes, attributes);
       break;
     case OpKind::Remove:

@@ -77,7 +77,7 @@ TEST(Secrets, NeverPrintedNorStagedInTempFiles) {
   const std::vector<std::string> variables{"--set", "key_file=" + base + ".key.pem", "--set", "cert_file=" + base + ".cert.pem",
                                            "--set", "pfx_file=" + base + ".cert.pfx", "--set-env", "pfx_password=PFX_PASSWORD",
                                            "--set", "dps_client=" + fixture("elf/hello-armhf")};
-  for (const std::string& mode : {"--dry-run", "--json"}) {
+  for (const char* mode : {"--dry-run", "--json"}) {
     std::vector<std::string> arguments{"stamp", "-p", source_dir() + "/profiles/azure-dps-mender.yaml", "-i",
                                        fixture("mbr.img.gz"), "--device", "dev-0004", "-o", dir / "out.img", mode,
                                        "--emit", dir / "emit"};

@@ -104,8 +104,8 @@ TEST_P(PutOnFixture, LandsWhereTheDeviceSeesItAndNowhereElse) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, PutOnFixture, ::testing::Values("mbr.img", "gpt.img", "v1.img", "mbr-1k.img"),
-                         [](const auto& info) {
-                           std::string label = info.param;
+                         [](const auto& param_info) {
+                           std::string label = param_info.param;
                            for (char& c : label) if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
                            return label;
                          });

@@ -63,8 +63,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Expected{"mbr.img", "dos", kMenderRoles}, Expected{"gpt.img", "gpt", kMenderRoles},
                       Expected{"mbr-1k.img", "dos", kMenderRoles}, Expected{"big.img", "dos", kMenderRoles},
                       Expected{"v1.img", "dos", {{1, "boot"}, {2, "primary"}, {3, "secondary"}, {4, "extended"}, {5, "data"}, {6, "swap"}}}),
-    [](const auto& info) {
-      std::string name = info.param.fixture;
+    [](const auto& param_info) {
+      std::string name = param_info.param.fixture;
       for (char& c : name) if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
       return name;
     });

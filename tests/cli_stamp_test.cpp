@@ -136,8 +136,8 @@ INSTANTIATE_TEST_SUITE_P(
     Fixtures, StampFixture,
     ::testing::Combine(::testing::Values("mbr.img", "gpt.img", "v1.img", "mbr-1k.img", "mbr.img.gz"),
                        ::testing::Values("azure-dps-mender.yaml", "azure-dps-mender-ota-safe.yaml")),
-    [](const auto& info) {
-      std::string name = std::get<0>(info.param) + "_" + std::get<1>(info.param);
+    [](const auto& param_info) {
+      std::string name = std::get<0>(param_info.param) + "_" + std::get<1>(param_info.param);
       for (char& c : name) if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
       return name;
     });

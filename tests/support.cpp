@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "imprint/bytes.hpp"
+#include "test_paths.hpp"
 
 extern char** environ;
 

@@ -3,7 +3,9 @@
 # Per image size and tool: median wall time of the successful runs, the range, the ratio to the
 # floor (cp --sparse=always + sync), how many times imprint stamp is faster, and the peak RSS (the
 # largest of the runs; for a pipeline of processes the largest single process, as getrusage gives it).
-# Then the issue's targets, checked against these numbers, and the batch comparison.
+# The same for the rows on XFS with reflink; the flash rows (MiB/s of mapped data, ratio to bmaptool
+# copy); then the issues' targets, checked against these numbers, and the batch comparison.
+# Environment (from bench/run): WORK_FS, FLASH_INFO, REFLINK_INFO (one line each, may be empty).
 set -euo pipefail
 raw=$1
 shift
@@ -19,7 +21,7 @@ echo
 for line in "${env_lines[@]}"; do echo "- $line"; done
 echo
 
-awk -F'\t' '
+awk -F'\t' -v workfs="${WORK_FS:-?}" -v flashinfo="${FLASH_INFO:-}" -v reflinkinfo="${REFLINK_INFO:-}" '
 function label(t) {
   if (t == "floor") return "cp --sparse=always + sync (the floor)"
   if (t == "imprint") return "**imprint stamp** (native ext4)"
@@ -28,6 +30,14 @@ function label(t) {
   if (t == "guestfish") return "cp + guestfish, 1 session (TCG) + sync"
   if (t == "batch_imprint") return "imprint batch, per device"
   if (t == "batch_floor") return "cp --sparse=always + sync, per device"
+  if (t == "reflink:floor") return "cp --sparse=always + sync (the floor: a reflink clone here)"
+  if (t == "reflink:imprint") return "**imprint stamp** (native backend; its copy is a FICLONE)"
+  if (t == "reflink:mender_artifact") return "cp + mender-artifact install x4 + sync"
+  if (t == "flash_imprint") return "**imprint flash IMAGE** (bmap, read-back verify)"
+  if (t == "flash_bmaptool") return "bmaptool copy --bmap (sha256 while writing)"
+  if (t == "flash_stamp") return "imprint flash -p ... (stamp on the fly, then flash, read-back verify)"
+  if (t == "file") return "regular file"
+  if (t == "loop") return "loop device"
   return t
 }
 function median(key,    n, i, j, tmp, a) {
@@ -40,52 +50,106 @@ function median(key,    n, i, j, tmp, a) {
 function has(size, tool) { return count[size, tool] > 0 }
 function mib(kib) { return kib == "-" || kib == "" ? "-" : sprintf("%.1f", kib / 1024) }
 function verdict(ok) { return ok ? "**met**" : "**missed**" }
+# One-device table for SIZE over the tools named PREFIX tool (PREFIX "": the plain ext4 rows).
+function one_device(size, prefix,    floor, imp, k, key, parts, tool, ratio, faster) {
+  print "| Tool | Runs | Median wall time (s) | Range (s) | x floor | imprint stamp is faster by | Peak RSS (MiB) |"
+  print "|---|---:|---:|---:|---:|---:|---:|"
+  floor = med[size, prefix "floor"]; imp = med[size, prefix "imprint"]
+  for (k = 1; k <= nkeys; k++) {
+    key = order[k]; split(key, parts, SUBSEP); tool = parts[2]
+    if (parts[1] != size || tool ~ /^batch_/ || tool ~ /^flash_/) continue
+    if (prefix == "" ? index(tool, ":") > 0 : substr(tool, 1, length(prefix)) != prefix) continue
+    if (count[key] == 0) { printf "| %s | 0 | failed:%s | | | | |\n", label(tool), bad[key]; continue }
+    ratio = floor > 0 ? sprintf("%.2f", med[key] / floor) : "-"
+    faster = (imp > 0 && tool != prefix "imprint" && tool != prefix "floor") ? sprintf("%.1fx", med[key] / imp) : "-"
+    printf "| %s | %d | %.3f | %.3f to %.3f | %s | %s | %s |\n", label(tool), count[key], med[key], lo[key], hi[key], ratio, faster, mib(rss[key])
+    if (bad[key] != "") printf "|  (failed:%s) | | | | | | |\n", bad[key]
+  }
+  print ""
+}
+function mibs(key) { return mapped[key] / 1048576 / med[key] }
 NR == 1 { next }
 {
   key = $1 SUBSEP $2
   if (!(key in seen)) { seen[key] = 1; order[++nkeys] = key; if (!($1 in sizeseen)) { sizeseen[$1] = 1; sizes[++nsizes] = $1 } }
+  if ($7 != "" && $7 != "-") mapped[key] = $7
   if ($6 != "ok") { bad[key] = bad[key] " run " $3 ": " $6; next }
   count[key]++; t[key, count[key]] = $4
   if ($5 != "-" && $5 + 0 > rss[key] + 0) rss[key] = $5
 }
 END {
   for (k = 1; k <= nkeys; k++) if (count[order[k]] > 0) med[order[k]] = median(order[k])
-  print "## One device: the same four writes (key, PFX, identity script x2, DPS client x2)"
-  print ""
+  for (s = 1; s <= nsizes; s++) if (has(sizes[s], "floor") || has(sizes[s], "imprint")) any_plain = 1
+  if (any_plain || has(1, "reflink:imprint")) {
+    print "## One device: the same four writes (key, PFX, identity script x2, DPS client x2)"
+    print ""
+  }
   for (s = 1; s <= nsizes; s++) {
     size = sizes[s]
     if (!has(size, "floor") && !has(size, "imprint")) continue
-    printf "### %s GiB golden image\n\n", size
-    print "| Tool | Runs | Median wall time (s) | Range (s) | x floor | imprint stamp is faster by | Peak RSS (MiB) |"
-    print "|---|---:|---:|---:|---:|---:|---:|"
-    floor = med[size, "floor"]; imp = med[size, "imprint"]
+    printf "### %s GiB golden image (bench/work on %s)\n\n", size, workfs
+    one_device(size, "")
+  }
+  if ((1 SUBSEP "reflink:floor") in seen || (1 SUBSEP "reflink:imprint") in seen) {
+    print "### 1 GiB golden image on XFS with reflink"
+    print ""
+    if (reflinkinfo != "") { print reflinkinfo; print "" }
+    one_device(1, "reflink:")
+  }
+  # Flash: per size, per target kind, throughput of the mapped data and the ratio to bmaptool copy.
+  for (s = 1; s <= nsizes; s++) {
+    size = sizes[s]; printed = 0
     for (k = 1; k <= nkeys; k++) {
       key = order[k]; split(key, parts, SUBSEP)
-      if (parts[1] != size || parts[2] ~ /^batch_/) continue
-      if (count[key] == 0) { printf "| %s | 0 | failed:%s | | | | |\n", label(parts[2]), bad[key]; continue }
-      ratio = floor > 0 ? sprintf("%.2f", med[key] / floor) : "-"
-      faster = (imp > 0 && parts[2] != "imprint" && parts[2] != "floor") ? sprintf("%.1fx", med[key] / imp) : "-"
-      printf "| %s | %d | %.3f | %.3f to %.3f | %s | %s | %s |\n", label(parts[2]), count[key], med[key], lo[key], hi[key], ratio, faster, mib(rss[key])
-      if (bad[key] != "") printf "|  (failed:%s) | | | | | | |\n", bad[key]
+      if (parts[1] != size || parts[2] !~ /^flash_/) continue
+      if (!printed) {
+        printf "## Flash: writing the stamped image to a card (%s GiB image, %.1f MiB mapped)\n\n", size, mapped[key] / 1048576
+        if (flashinfo != "") { print flashinfo; print "" }
+        print "| Tool | Target | Runs | Median wall time (s) | Range (s) | Mapped data (MiB/s) | Throughput vs bmaptool copy | Peak RSS (MiB) |"
+        print "|---|---|---:|---:|---:|---:|---:|---:|"
+        printed = 1
+      }
+      split(parts[2], tk, ":")
+      if (count[key] == 0) { printf "| %s | %s | 0 | failed:%s | | | | |\n", label(tk[1]), label(tk[2]), bad[key]; continue }
+      bm = size SUBSEP "flash_bmaptool:" tk[2]
+      vs = count[bm] > 0 ? sprintf("%.2fx", med[bm] / med[key]) : "-"
+      printf "| %s | %s | %d | %.3f | %.3f to %.3f | %.0f | %s | %s |\n", label(tk[1]), label(tk[2]), count[key], med[key], lo[key], hi[key], mibs(key), vs, mib(rss[key])
+      if (bad[key] != "") printf "|  (failed:%s) | | | | | | | |\n", bad[key]
     }
-    print ""
+    if (printed) print ""
   }
-  print "## Targets (issue 7 acceptance)"
+  print "## Targets (issues 5 and 7)"
   print ""
   if (has(1, "imprint") && has(1, "floor")) {
     r = med[1, "imprint"] / med[1, "floor"]
-    printf "- imprint stamp within 1.5x of the sparse-copy floor (1 GiB): %.2fx, %s\n", r, verdict(r <= 1.5)
-  } else print "- imprint stamp within 1.5x of the floor (1 GiB): not measured"
+    printf "- imprint stamp within 1.5x of the sparse-copy floor (1 GiB, %s): %.2fx, %s\n", workfs, r, verdict(r <= 1.5)
+  } else printf "- imprint stamp within 1.5x of the floor (1 GiB, %s): not measured\n", workfs
   if (has(1, "imprint") && has(1, "mender_artifact")) {
     r = med[1, "mender_artifact"] / med[1, "imprint"]
-    printf "- at least 100x faster than mender-artifact (1 GiB): %.1fx, %s\n", r, verdict(r >= 100)
-  } else print "- at least 100x faster than mender-artifact (1 GiB): not measured"
+    printf "- at least 100x faster than mender-artifact (1 GiB, %s, every copy copies the data): %.1fx, %s\n", workfs, r, verdict(r >= 100)
+  } else printf "- at least 100x faster than mender-artifact (1 GiB, %s): not measured\n", workfs
+  if (has(1, "reflink:imprint") && has(1, "reflink:mender_artifact")) {
+    r = med[1, "reflink:mender_artifact"] / med[1, "reflink:imprint"]
+    printf "- at least 100x faster than mender-artifact (1 GiB, XFS with reflink in a loop-mounted file on %s): %.1fx, %s\n", workfs, r, verdict(r >= 100)
+  } else print "- at least 100x faster than mender-artifact (1 GiB, XFS with reflink): not measured"
   if (has(4, "imprint")) {
     m = rss[4, "imprint"] / 1024
     printf "- peak RSS of a stamp under 64 MiB (4 GiB): %.1f MiB, %s\n", m, verdict(m < 64)
   } else print "- peak RSS of a stamp under 64 MiB (4 GiB): not measured (no 4 GiB run)"
   for (s = 1; s <= nsizes; s++) if (has(sizes[s], "imprint")) line = line sprintf("%s%s GiB: %.1f MiB", line == "" ? "" : ", ", sizes[s], rss[sizes[s], "imprint"] / 1024)
   if (line != "") printf "- imprint stamp peak RSS by image size (flat means nothing image-sized is held in memory): %s\n", line
+  fl = ""
+  for (s = 1; s <= nsizes; s++) {
+    for (kk = 1; kk <= 2; kk++) {
+      kind = kk == 1 ? "file" : "loop"
+      bm = sizes[s] SUBSEP "flash_bmaptool:" kind; im = sizes[s] SUBSEP "flash_imprint:" kind; st = sizes[s] SUBSEP "flash_stamp:" kind
+      if (count[bm] == 0 || count[im] == 0) continue
+      fl = fl sprintf("%s%s GiB to a %s: %.2fx (%.0f vs %.0f MiB/s)", fl == "" ? "" : "; ", sizes[s], label(kind), med[bm] / med[im], mibs(im), mibs(bm))
+      if (count[st] > 0) fl = fl sprintf(", on the fly %.2fx", med[bm] / med[st])
+    }
+  }
+  if (fl != "") printf "- imprint flash throughput vs `bmaptool copy` (issue 5 asks for the ratio, no threshold; above 1 means imprint is faster): %s\n", fl
+  else print "- imprint flash throughput vs `bmaptool copy` (issue 5): not measured"
   print ""
   if ((1 SUBSEP "batch_imprint") in seen) {
     print "## Batch (1 GiB golden image)"

@@ -72,6 +72,30 @@ tool_guestfish() {
   sync "$2"
 }
 
+# ---- flash: writing a stamped image to a card ---------------------------------------------------------
+# Each tool_flash_NAME TARGET writes the same image (FLASH_IMAGE, stamped by `imprint batch --bmap`) or,
+# for tool_flash_stamp, the same device stamped on the fly from FLASH_GOLDEN, to TARGET (a fresh regular
+# file or a fresh loop device). Both tools write only the blocks FLASH_BMAP maps and fsync the target.
+
+# imprint flash IMAGE: mapped ranges in large writes, fsync, then every range read back past the page
+# cache (O_DIRECT) and its sha256 compared; the bmap's per-range sha256 is checked while writing.
+tool_flash_imprint() {
+  "$IMPRINT" flash "$FLASH_IMAGE" --bmap "$FLASH_BMAP" --target "$1" --force
+}
+
+# bmaptool copy: mapped ranges, the bmap's sha256 of each range checked on the data read from the image
+# while writing, fsync (every 6 MiB on a block device, where it also switches the I/O scheduler); no read-back.
+tool_flash_bmaptool() {
+  bmaptool copy --bmap "$FLASH_BMAP" "$FLASH_IMAGE" "$1"
+}
+
+# imprint flash -p: stamp the device into an unnamed temp file (reflink or sparse copy of the golden
+# image, the plan applied), then write and read back as above: no named intermediate image.
+tool_flash_stamp() {
+  "$IMPRINT" flash -p "$PROFILE" -i "$FLASH_GOLDEN" --device "$DEVICE" --target "$1" --force \
+    --set "key_file=$KEY_PEM" --set "cert_file=$CERT_PEM" --set "pfx_file=$PFX" --set "dps_client=$CLIENT"
+}
+
 # ---- checking a result with independent tools (debugfs, e2fsck) --------------------------------
 
 # partition_offset IMAGE N: byte offset of partition N (from sfdisk's dump).

@@ -345,16 +345,76 @@ TEST_F(BatchTest, FlashWritesTheMappedRangesAndVerifies) {
   const std::string card = dir / "card2.img";
   const std::vector<std::string> vars{"--set", "key_file=" + path("certs/" + id + ".key.pem"), "--set",
                                       "cert_file=" + path("certs/" + id + ".cert.pem"), "--set", "dps_client=" + fixture("elf/hello-armhf")};
-  std::vector<std::string> arguments{"flash", "-p", path("profile.yaml"), "-i", fixture("mbr.img.gz"), "--device", id, "--target", card};
+  std::vector<std::string> arguments{"flash", "-p", path("profile.yaml"), "-i", fixture("mbr.img.gz"), "--device", id,
+                                     "--target", card, "--json"};
   arguments.insert(arguments.end(), vars.begin(), vars.end());
-  CommandResult stamped = run_imprint(arguments);
+  CommandResult stamped = run_imprint(arguments, "", kEpoch);
   ASSERT_EQ(stamped.status, 0) << stamped.err;
-  EXPECT_NE(stamped.out.find(id + ": "), std::string::npos);
+  const json result = json::parse(stamped.out);
+  EXPECT_EQ(result.at("device_id"), id);
+  EXPECT_EQ(result.at("target"), card);
+  EXPECT_EQ(result.at("verified"), true);
+  EXPECT_EQ(result.at("files").size(), 5u) << result.dump();
+  // The same device from the same inputs: the card holds what imprint stamp writes, byte for byte.
+  std::vector<std::string> stamp{"stamp", "-p", path("profile.yaml"), "-i", fixture("mbr.img"), "--device", id, "-o", dir / "stamped.img"};
+  stamp.insert(stamp.end(), vars.begin(), vars.end());
+  ASSERT_EQ(run_imprint(stamp, "", kEpoch).status, 0);
+  EXPECT_EQ(result.at("image_sha256"), file_sha256(dir / "stamped.img"));
+  EXPECT_EQ(run({"cmp", dir / "stamped.img", card}).status, 0);
   std::vector<std::string> verify{"verify", "-p", path("profile.yaml"), "--device", id, card};
   verify.insert(verify.end(), vars.begin(), vars.end());
   CommandResult verified = run_imprint(verify);
   EXPECT_EQ(verified.status, 0) << verified.out << verified.err;
   EXPECT_EQ(e2fsck(card, 4).status, 0);
+}
+
+// --backend reaches batch and flash: native cannot write the vfat boot partition, and says so
+// before any image is written.
+TEST_F(BatchTest, NativeBackendRefusesTheBootPartitionInBatchAndFlash) {
+  TempDir dir;
+  write_file(dir / "boot.yaml", "version: 1\nfiles:\n  - path: /uboot/device-id\n    content: \"{{device_id}}\\n\"\n    mode: \"0644\"\n");
+  write_file(dir / "devices.csv", "device_id\nboot-dev-1\n");
+  CommandResult batch = run_imprint({"batch", "-p", dir / "boot.yaml", "-i", fixture("mbr.img"), "--devices", dir / "devices.csv",
+                                     "-O", dir / "out", "--backend", "native"});
+  EXPECT_EQ(batch.status, 1);
+  EXPECT_NE(batch.err.find("needs the libguestfs backend"), std::string::npos) << batch.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "out/boot-dev-1.img"));
+  CommandResult flash = run_imprint({"flash", "-p", dir / "boot.yaml", "-i", fixture("mbr.img"), "--device", "boot-dev-1",
+                                     "--target", dir / "card.img", "--backend", "native"});
+  EXPECT_EQ(flash.status, 1);
+  EXPECT_NE(flash.err.find("needs the libguestfs backend"), std::string::npos) << flash.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "card.img"));
+  CommandResult bogus = run_imprint({"flash", "-p", dir / "boot.yaml", "-i", fixture("mbr.img"), "--device", "boot-dev-1",
+                                     "--target", dir / "card.img", "--backend", "nfs"});
+  EXPECT_NE(bogus.status, 0);
+  EXPECT_NE(bogus.err.find("nfs"), std::string::npos) << bogus.err;
+}
+
+// A real block device: a loop device over a sparse file, the closest thing to a card here (root).
+TEST_F(BatchTest, FlashWritesABlockDeviceOnlyWithForceAndReadsItBack) {
+  const std::string image = reference_run() + "/" + device_id(1) + ".img";
+  TempDir dir;
+  const std::string backing = dir / "card.raw";
+  ASSERT_EQ(run({"truncate", "-s", std::to_string(std::filesystem::file_size(image) + (4u << 20)), backing}).status, 0);
+  CommandResult attached = run({"losetup", "--find", "--show", backing});
+  ASSERT_EQ(attached.status, 0) << "this test needs root and a free loop device (losetup): " << attached.err;
+  const std::string device = attached.out.substr(0, attached.out.find('\n'));
+  struct Detach {
+    std::string device;
+    ~Detach() { run({"losetup", "-d", device}); }
+  } detach{device};
+
+  // A loop device is not removable: refused without --force, and nothing is written.
+  CommandResult refused = run_imprint({"flash", image, "--target", device});
+  EXPECT_EQ(refused.status, 1);
+  EXPECT_NE(refused.err.find("not a removable disk"), std::string::npos) << refused.err;
+  EXPECT_EQ(allocated_bytes(backing), 0u);
+
+  CommandResult flashed = run_imprint({"flash", image, "--target", device, "--force", "--json"});
+  ASSERT_EQ(flashed.status, 0) << flashed.err;
+  EXPECT_EQ(json::parse(flashed.out).at("verified"), true) << flashed.out;
+  EXPECT_EQ(run({"cmp", "-n", std::to_string(std::filesystem::file_size(image)), image, device}).status, 0);
+  EXPECT_EQ(e2fsck(device, 4).status, 0);
 }
 
 TEST_F(BatchTest, FlashRefusesAMountedOrSystemDisk) {

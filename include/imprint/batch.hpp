@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "imprint/copy.hpp"
+#include "imprint/image.hpp"
 #include "imprint/manifest.hpp"
 #include "imprint/template.hpp"
 
@@ -57,6 +58,7 @@ struct BatchRequest {
   std::string name_template = "{{device_id}}.img";  // + the compression suffix
   bool keep_going = false;
   Variables overrides;                 // --set: below the CSV's columns, above the profile's defaults
+  Backend backend = Backend::Auto;     // which Filesystem implementation opens each partition
 };
 
 struct BadRow {

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "imprint/image.hpp"
 #include "imprint/manifest.hpp"
 #include "imprint/template.hpp"
 
@@ -32,6 +33,7 @@ struct FlashRequest {
   bool force = false;          // a non-removable disk; overwriting an existing regular file
   bool zero_unmapped = false;  // also write zeros over the unmapped blocks of the image's span
   std::string manifest_path;   // when set, the flash record is appended to it
+  Backend backend = Backend::Auto;  // stamp mode: which Filesystem implementation opens each partition
 };
 
 struct FlashResult {

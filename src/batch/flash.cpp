@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -31,7 +32,12 @@ namespace imprint {
 
 namespace {
 
-constexpr std::size_t kChunk = 4 * 1024 * 1024;  // bytes per write: large and block aligned
+// Bytes per buffered read/write: 128 KiB, like the stamp's copy (src/image/copy.cpp): through the
+// page cache, larger chunks cost several times more CPU (bench/), and the kernel merges the writes
+// into large requests to the card anyway. The read-back bypasses the cache (O_DIRECT), so there
+// large reads are what keeps a card busy.
+constexpr std::size_t kChunk = 128 * 1024;
+constexpr std::size_t kReadBackChunk = 4 * 1024 * 1024;
 
 namespace fs = std::filesystem;
 
@@ -96,7 +102,7 @@ Source stamped_source(const FlashRequest& request) {
   source.fd = unnamed_temp(source.name);
   copy_image(request.golden_path, source.fd.get());
   {
-    DiskImage image = DiskImage::open(fd_path(source.fd.get()), OpenMode::ReadWrite);
+    DiskImage image = DiskImage::open(fd_path(source.fd.get()), OpenMode::ReadWrite, request.backend);
     StampResult stamped;
     stamped.plan = device.plan;
     stamp_open_image(image, stamped);
@@ -249,17 +255,17 @@ UniqueFd open_target(const FlashRequest& request, const Source& source) {
 
 struct Written {
   Extent range;
-  std::string sha256;
   bool zeros = false;
 };
 
-// Writes one range from the source (or zeros) in large chunks; returns the sha256 of its bytes.
-std::string write_range(const Source& source, int target, const Extent& range, bool zeros, const std::string& target_name,
-                        std::vector<char>& buffer) {
-  Sha256 hash;
-  for (std::uint64_t at = range.offset; at < range.offset + range.length;) {
-    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), range.offset + range.length - at));
-    if (zeros) {
+// Writes one range of the source (or zeros) and feeds its bytes to the digests given: the whole
+// image's, and the range's own (to check it against the bmap). One read of the source for both.
+void write_range(const Source& source, int target, const Written& range, const std::string& target_name,
+                 std::vector<char>& buffer, Sha256* whole, Sha256* range_digest) {
+  const Extent& extent = range.range;
+  for (std::uint64_t at = extent.offset; at < extent.offset + extent.length;) {
+    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), extent.offset + extent.length - at));
+    if (range.zeros) {
       std::fill(buffer.begin(), buffer.begin() + static_cast<std::ptrdiff_t>(want), '\0');
     } else {
       const ssize_t got = ::pread(source.fd.get(), buffer.data(), want, static_cast<off_t>(at));
@@ -267,46 +273,55 @@ std::string write_range(const Source& source, int target, const Extent& range, b
       if (got != static_cast<ssize_t>(want)) throw_errno("cannot read " + source.name);
     }
     const std::string_view chunk(buffer.data(), want);
-    hash.update(chunk);
+    if (whole != nullptr) whole->update(chunk);
+    if (range_digest != nullptr) range_digest->update(chunk);
     pwrite_all(target, chunk, at, target_name);
     at += want;
   }
-  return hash.hex_digest();
 }
 
-// Reads the target back past the page cache and compares each range's sha256.
-std::string read_back(const std::string& target, int write_fd, const std::vector<Written>& written) {
+using AlignedBuffer = std::unique_ptr<char, decltype(&std::free)>;
+
+AlignedBuffer aligned_buffer(std::size_t size, const std::string& purpose) {
+  void* memory = nullptr;
+  if (::posix_memalign(&memory, 4096, size) != 0) throw Error("out of memory for " + purpose);
+  return AlignedBuffer(static_cast<char*>(memory), &std::free);
+}
+
+// Reads the target back past the page cache and compares it byte for byte with the source (from the
+// source's page cache, where the write pass just left it) or with zeros: cheaper than hashing, and
+// exact. Returns the first range that differs, or "".
+std::string read_back(const std::string& target, int write_fd, const Source& source, const std::vector<Written>& written) {
   UniqueFd fd(::open(target.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC));
   if (!fd) {  // no O_DIRECT here (tmpfs): drop the cached pages instead
     ::posix_fadvise(write_fd, 0, 0, POSIX_FADV_DONTNEED);
     fd = open_read(target);
     ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED);
   }
-  void* memory = nullptr;
-  if (::posix_memalign(&memory, 4096, kChunk) != 0) throw Error("out of memory for the read-back of " + target);
-  std::unique_ptr<char, decltype(&std::free)> buffer(static_cast<char*>(memory), &std::free);
-  const bool corrupt = std::getenv("IMPRINT_TEST_CORRUPT_READBACK") != nullptr &&
-                       std::string(std::getenv("IMPRINT_TEST_CORRUPT_READBACK")) == "1";
-  bool corrupted = false;
+  AlignedBuffer card = aligned_buffer(kReadBackChunk, "the read-back of " + target);
+  std::vector<char> expected(kReadBackChunk);
+  const char* hook = std::getenv("IMPRINT_TEST_CORRUPT_READBACK");
+  bool corrupt = hook != nullptr && std::string(hook) == "1";  // test hook: a card that returns a flipped bit
   for (const Written& range : written) {
-    Sha256 hash;
-    for (std::uint64_t at = range.range.offset; at < range.range.offset + range.range.length;) {
-      const std::uint64_t left = range.range.offset + range.range.length - at;
-      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, left));
+    const Extent& extent = range.range;
+    for (std::uint64_t at = extent.offset; at < extent.offset + extent.length;) {
+      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(kReadBackChunk, extent.offset + extent.length - at));
       const std::size_t aligned = (want + 4095) / 4096 * 4096;  // O_DIRECT reads whole blocks
-      const ssize_t got = ::pread(fd.get(), buffer.get(), aligned, static_cast<off_t>(at));
+      const ssize_t got = ::pread(fd.get(), card.get(), aligned, static_cast<off_t>(at));
       if (got < 0 && errno == EINTR) continue;
       if (got < static_cast<ssize_t>(want)) throw_errno("cannot read back " + target);
-      if (corrupt && !corrupted) {  // test hook: a card that returns a flipped bit
-        buffer.get()[0] ^= 0x01;
-        corrupted = true;
+      if (corrupt) card.get()[0] ^= 0x01;
+      corrupt = false;
+      if (range.zeros) {
+        std::fill(expected.begin(), expected.begin() + static_cast<std::ptrdiff_t>(want), '\0');
+      } else if (::pread(source.fd.get(), expected.data(), want, static_cast<off_t>(at)) != static_cast<ssize_t>(want)) {
+        throw_errno("cannot read " + source.name);
       }
-      hash.update(std::string_view(buffer.get(), want));
+      if (std::memcmp(card.get(), expected.data(), want) != 0) {
+        return "bytes " + std::to_string(extent.offset) + "-" + std::to_string(extent.offset + extent.length - 1) +
+               " read back differently from what was written";
+      }
       at += want;
-    }
-    if (hash.hex_digest() != range.sha256) {
-      return "bytes " + std::to_string(range.range.offset) + "-" + std::to_string(range.range.offset + range.range.length - 1) +
-             " read back differently from what was written";
     }
   }
   return "";
@@ -358,45 +373,40 @@ FlashResult flash(const FlashRequest& request) {
   std::vector<char> buffer(kChunk);
   Sha256 whole;  // of the image, holes as zeros
   std::uint64_t position = 0;
-  static const std::string zeros(kChunk, '\0');
   const auto hash_zeros = [&](std::uint64_t length) {
+    std::fill(buffer.begin(), buffer.end(), '\0');
     for (; length > 0;) {
-      const auto part = static_cast<std::size_t>(std::min<std::uint64_t>(length, zeros.size()));
-      whole.update(std::string_view(zeros.data(), part));
+      const auto part = static_cast<std::size_t>(std::min<std::uint64_t>(length, buffer.size()));
+      whole.update(std::string_view(buffer.data(), part));
       length -= part;
     }
   };
   for (std::size_t i = 0; i < source.ranges.size(); ++i) {
-    const Extent& range = source.ranges[i];
-    const std::string sha = write_range(source, target.get(), range, false, request.target, buffer);
-    if (source.bmap && source.bmap->ranges[i].sha256 != sha) {
+    const Written range{source.ranges[i], false};
+    hash_zeros(range.range.offset - position);
+    Sha256 range_digest;
+    write_range(source, target.get(), range, request.target, buffer, &whole, source.bmap ? &range_digest : nullptr);
+    if (source.bmap && source.bmap->ranges[i].sha256 != range_digest.hex_digest()) {
       throw Error(source.name + ": blocks " + std::to_string(source.bmap->ranges[i].first) + "-" +
                       std::to_string(source.bmap->ranges[i].last) + " do not match the checksum in its bmap",
                   ErrorCode::Corrupt);
     }
-    written.push_back(Written{range, sha, false});
-    result.bytes_written += range.length;
-    // The whole-image digest: the range's bytes are re-read from the source's page cache.
-    hash_zeros(range.offset - position);
-    for (std::uint64_t at = range.offset; at < range.offset + range.length;) {
-      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), range.offset + range.length - at));
-      if (::pread(source.fd.get(), buffer.data(), want, static_cast<off_t>(at)) != static_cast<ssize_t>(want)) throw_errno("cannot read " + source.name);
-      whole.update(std::string_view(buffer.data(), want));
-      at += want;
-    }
-    position = range.offset + range.length;
+    written.push_back(range);
+    result.bytes_written += range.range.length;
+    position = range.range.offset + range.range.length;
   }
   hash_zeros(source.size - position);
   result.image_sha256 = whole.hex_digest();
   if (request.zero_unmapped) {
     for (const Extent& gap : gaps(source.ranges, source.size)) {
-      written.push_back(Written{gap, write_range(source, target.get(), gap, true, request.target, buffer), true});
+      written.push_back(Written{gap, true});
+      write_range(source, target.get(), written.back(), request.target, buffer, nullptr, nullptr);
       result.bytes_written += gap.length;
     }
   }
   if (::fsync(target.get()) != 0) throw_errno("cannot sync " + request.target);
   result.ranges = written.size();
-  result.failure = read_back(request.target, target.get(), written);
+  result.failure = read_back(request.target, target.get(), source, written);
   result.verified = result.failure.empty();
 
   ManifestRecord record;

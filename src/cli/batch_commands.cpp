@@ -53,7 +53,10 @@ void add_batch(CLI::App& app) {
   command->add_flag("--keep-going", request.keep_going, "Stamp the good rows even when some rows are bad");
   command->add_flag("--json", json, "One JSON line per device on stdout");
   variables.add_to(command);
+  static BackendOption backend;
+  backend.add_to(command);
   command->callback([] {
+    request.backend = backend.get();
     request.shard = parse_shard(shard);
     request.compression = parse_compression(compress);
     request.overrides = variables.collect();
@@ -112,7 +115,10 @@ void add_flash(CLI::App& app) {
   command->add_option("--manifest", request.manifest_path, "Append the flash record to this manifest");
   command->add_flag("--json", json, "Machine-readable result");
   variables.add_to(command);
+  static BackendOption backend;
+  backend.add_to(command);
   command->callback([] {
+    request.backend = backend.get();
     if (request.profile_path.empty() == request.image_path.empty()) {
       throw Error("flash takes either IMAGE or -p PROFILE -i GOLDEN --device ID", ErrorCode::Invalid);
     }

@@ -38,6 +38,8 @@ struct MappedImage {
   std::string image_sha256;
 };
 MappedImage map_image(int fd, std::uint64_t image_size, const std::vector<Extent>& extents, const std::string& name);
+// The sha256 of the whole image alone (what `sha256sum` prints), reading only the mapped ranges.
+std::string sparse_image_sha256(int fd, std::uint64_t image_size, const std::vector<Extent>& extents, const std::string& name);
 
 // bmaptool's XML, byte for byte the layout BmapCreate writes, with BmapFileChecksum computed over
 // the text with the checksum field all "0" (as bmaptool checks it).

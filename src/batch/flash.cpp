@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <future>
 #include <cstring>
 #include <cstdlib>
 #include <filesystem>
@@ -96,6 +97,9 @@ Source stamped_source(const FlashRequest& request) {
   if (request.device_id.empty()) throw Error("flash -p needs --device ID", ErrorCode::Invalid);
   const Profile profile = load_profile(request.profile_path);
   const DevicePlan device = prepare_device(profile, request.device_id, request.overrides);
+  // The golden image's digest (for the record) is a read of the whole image: on the other core,
+  // while this one copies and stamps.
+  auto golden_sha256 = std::async(std::launch::async, [&] { return detail::sparse_file_sha256(request.golden_path); });
   Source source;
   source.name = "the image stamped for " + request.device_id;
   source.device_id = request.device_id;
@@ -112,7 +116,7 @@ Source stamped_source(const FlashRequest& request) {
   source.ranges = block_aligned(data_extents(source.fd.get()), source.size);
   source.record = detail::device_record(device, device_exports(device));
   source.record["profile_sha256"] = sha256_hex(read_host_file(request.profile_path));
-  source.record["golden_sha256"] = detail::sparse_file_sha256(request.golden_path);
+  source.record["golden_sha256"] = golden_sha256.get();
   return source;
 }
 
@@ -258,10 +262,10 @@ struct Written {
   bool zeros = false;
 };
 
-// Writes one range of the source (or zeros) and feeds its bytes to the digests given: the whole
-// image's, and the range's own (to check it against the bmap). One read of the source for both.
+// Writes one range of the source (or zeros); feeds its bytes to range_digest when given (to check
+// the range against the bmap with the same read).
 void write_range(const Source& source, int target, const Written& range, const std::string& target_name,
-                 std::vector<char>& buffer, Sha256* whole, Sha256* range_digest) {
+                 std::vector<char>& buffer, Sha256* range_digest) {
   const Extent& extent = range.range;
   for (std::uint64_t at = extent.offset; at < extent.offset + extent.length;) {
     const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), extent.offset + extent.length - at));
@@ -273,7 +277,6 @@ void write_range(const Source& source, int target, const Written& range, const s
       if (got != static_cast<ssize_t>(want)) throw_errno("cannot read " + source.name);
     }
     const std::string_view chunk(buffer.data(), want);
-    if (whole != nullptr) whole->update(chunk);
     if (range_digest != nullptr) range_digest->update(chunk);
     pwrite_all(target, chunk, at, target_name);
     at += want;
@@ -369,23 +372,17 @@ FlashResult flash(const FlashRequest& request) {
   result.target = request.target;
   result.image_size = source.size;
   result.warnings = source.warnings;
+  // The digest of the whole image (holes as zeros) for the record: on the other core, while this one
+  // writes; both read the source from the page cache.
+  auto image_sha256 = std::async(std::launch::async, [&] {
+    return sparse_image_sha256(source.fd.get(), source.size, source.ranges, source.name);
+  });
   std::vector<Written> written;
   std::vector<char> buffer(kChunk);
-  Sha256 whole;  // of the image, holes as zeros
-  std::uint64_t position = 0;
-  const auto hash_zeros = [&](std::uint64_t length) {
-    std::fill(buffer.begin(), buffer.end(), '\0');
-    for (; length > 0;) {
-      const auto part = static_cast<std::size_t>(std::min<std::uint64_t>(length, buffer.size()));
-      whole.update(std::string_view(buffer.data(), part));
-      length -= part;
-    }
-  };
   for (std::size_t i = 0; i < source.ranges.size(); ++i) {
     const Written range{source.ranges[i], false};
-    hash_zeros(range.range.offset - position);
     Sha256 range_digest;
-    write_range(source, target.get(), range, request.target, buffer, &whole, source.bmap ? &range_digest : nullptr);
+    write_range(source, target.get(), range, request.target, buffer, source.bmap ? &range_digest : nullptr);
     if (source.bmap && source.bmap->ranges[i].sha256 != range_digest.hex_digest()) {
       throw Error(source.name + ": blocks " + std::to_string(source.bmap->ranges[i].first) + "-" +
                       std::to_string(source.bmap->ranges[i].last) + " do not match the checksum in its bmap",
@@ -393,14 +390,12 @@ FlashResult flash(const FlashRequest& request) {
     }
     written.push_back(range);
     result.bytes_written += range.range.length;
-    position = range.range.offset + range.range.length;
   }
-  hash_zeros(source.size - position);
-  result.image_sha256 = whole.hex_digest();
+  result.image_sha256 = image_sha256.get();
   if (request.zero_unmapped) {
     for (const Extent& gap : gaps(source.ranges, source.size)) {
       written.push_back(Written{gap, true});
-      write_range(source, target.get(), written.back(), request.target, buffer, nullptr, nullptr);
+      write_range(source, target.get(), written.back(), request.target, buffer, nullptr);
       result.bytes_written += gap.length;
     }
   }

@@ -51,7 +51,7 @@ std::string sparse_file_sha256(const std::string& path) {
   if (::fstat(fd.get(), &info) != 0) throw_errno("cannot stat " + path);
   if (!S_ISREG(info.st_mode)) return sha256_file_hex(path);
   const auto size = static_cast<std::uint64_t>(info.st_size);
-  return map_image(fd.get(), size, data_extents(fd.get()), path).image_sha256;
+  return sparse_image_sha256(fd.get(), size, data_extents(fd.get()), path);
 }
 
 }  // namespace imprint::detail

@@ -1,4 +1,4 @@
-// What the native ext4 backend refuses (symlink components, journal recovery, unknown features,
+// What the native ext4 backend refuses (symlink components, journal recovery, unknown features, quota,
 // truncated images, bad superblocks, unnormalized paths), and a filesystem inside a bigger file at
 // an offset, whose surrounding bytes must stay untouched.
 #include <gtest/gtest.h>
@@ -126,6 +126,21 @@ TEST(Ext4Refusal, NeedsJournalRecovery) {
     EXPECT_NE(message.find("journal recovery"), std::string::npos) << message;
     EXPECT_NE(message.find("e2fsck"), std::string::npos) << message;
   }
+  EXPECT_EQ(test::file_sha256(image), before);
+}
+
+// libext2fs allocates without updating quota files: writing is refused, reading is fine.
+TEST(Ext4Refusal, QuotaFilesBlockWriting) {
+  TempDir dir;
+  const std::string image = dir / "quota.img";
+  run_ok({"mkfs.ext4", "-q", "-F", "-O", "quota", "-b", "4096", image, "32M"});
+  ASSERT_NE(run({"dumpe2fs", "-h", image}).out.find("quota"), std::string::npos);
+  const std::string before = test::file_sha256(image);
+  const std::string message = expect_error([&] { open_image(image, true); }, ErrorCode::Unsupported);
+  EXPECT_NE(message.find("rootfs (p2): "), std::string::npos) << message;
+  EXPECT_NE(message.find("'quota'"), std::string::npos) << message;
+  EXPECT_NE(message.find("--backend guestfs"), std::string::npos) << message;
+  EXPECT_NO_THROW(open_image(image, false)->stat("/"));
   EXPECT_EQ(test::file_sha256(image), before);
 }
 

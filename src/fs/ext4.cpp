@@ -787,6 +787,14 @@ std::unique_ptr<Filesystem> open_ext4(const Ext4OpenOptions& options) {
     throw Error(options.name + ": the filesystem needs journal recovery (not cleanly unmounted); run e2fsck on a copy first",
                 ErrorCode::Unsupported);
   }
+  if (options.writable && (ext2fs_has_feature_quota(fs->super) || ext2fs_has_feature_project(fs->super))) {
+    // The quota files count every inode and block per owner; libext2fs allocates without updating
+    // them (only e2fsprogs' internal quota library does), so e2fsck would find them wrong.
+    throw Error(options.name + ": the filesystem keeps quota files (ext4 feature '" +
+                    std::string(ext2fs_has_feature_quota(fs->super) ? "quota" : "project") +
+                    "'), which the native backend cannot keep up to date; use --backend guestfs",
+                ErrorCode::Unsupported);
+  }
   // Timestamps the library sets itself (new inodes, superblock write time) become reproducible too.
   fs->now = static_cast<time_t>(reproducible_now());
   if (options.writable) {

@@ -2,8 +2,8 @@
 # make-image-seeds.sh OUTDIR: tiny whole-disk images (< 100 KiB each) for the image_open fuzz target:
 # mender-convert-like partition tables (MBR, GPT, MBR with an extended partition) whose root and
 # data partitions hold 60 KiB ext4 filesystems (the smallest mke2fs makes) with an fstab and
-# mender/device_type. The committed seeds in fuzz/corpus/image_open were made by this script;
-# fuzz/run makes fresh ones too.
+# mender/device_type. They are generated images, so they are not committed (like every fixture):
+# fuzz/run makes them afresh in BUILD/fuzz-seeds/image_open before each run.
 set -euo pipefail
 [ $# -eq 1 ] || { echo "usage: make-image-seeds.sh OUTDIR" >&2; exit 2; }
 out=$1

@@ -1,6 +1,7 @@
 // The vfat boot partition through the libguestfs backend: the CLI (auto backend, fstab mapping of
 // /uboot and the boot: role) and the library (ls, cat, put, mkdir, rm), checked with mtools and
-// fsck.vfat -n. A machine that cannot launch the appliance gets one clear error.
+// fsck.vfat -n, and a batch writing each device's boot partition. A machine that cannot launch the
+// appliance gets one clear error.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -137,4 +138,37 @@ TEST(GuestfsBoot, NoApplianceIsOneClearErrorAndTheImageIsUntouched) {
   EXPECT_NE(put.err.find("cannot launch the libguestfs appliance for " + image), std::string::npos) << put.err;
   EXPECT_NE(put.err.find("scripts/setup.sh"), std::string::npos) << put.err;
   EXPECT_EQ(file_sha256(image), before);
+}
+
+// A batch whose profile writes the boot partition (auto backend: libguestfs for vfat, libext2fs for
+// the data partition): the shared file goes into the base once, each device gets its own, and every
+// image reads back right with mtools and debugfs.
+TEST(GuestfsBoot, BatchWritesEachDevicesBootPartition) {
+  TempDir dir;
+  write_file(dir / "profile.yaml",
+             "version: 1\n"
+             "files:\n"
+             "  - path: /uboot/fleet.txt\n"
+             "    content: \"fleet=imprint-test\\n\"\n"
+             "    mode: \"0644\"\n"
+             "  - path: /uboot/device-id.txt\n"
+             "    content: \"{{device_id}}\\n\"\n"
+             "    mode: \"0644\"\n"
+             "  - path: /data/device-id\n"
+             "    content: \"{{device_id}}\\n\"\n"
+             "    mode: \"0644\"\n");
+  write_file(dir / "devices.csv", "device_id\nboot-dev-1\nboot-dev-2\n");
+  const std::string golden_before = file_sha256(fixture("mbr.img"));
+  CommandResult batch = run_imprint({"batch", "-p", dir / "profile.yaml", "-i", fixture("mbr.img"), "--devices",
+                                     dir / "devices.csv", "-O", dir / "out", "-j", "2"});
+  ASSERT_EQ(batch.status, 0) << batch.err;
+  for (const std::string id : {"boot-dev-1", "boot-dev-2"}) {
+    const std::string image = dir / ("out/" + id + ".img");
+    EXPECT_EQ(mtype(image, "/device-id.txt"), id + "\n");
+    EXPECT_EQ(mtype(image, "/fleet.txt"), "fleet=imprint-test\n");
+    EXPECT_EQ(debugfs(image, 4, "cat /device-id"), id + "\n");
+    EXPECT_EQ(fsck_boot(image, dir).status, 0) << id;
+    EXPECT_EQ(e2fsck(image, 4).status, 0) << id;
+  }
+  EXPECT_EQ(file_sha256(fixture("mbr.img")), golden_before);
 }

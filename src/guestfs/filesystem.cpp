@@ -47,6 +47,19 @@ FileType file_type(std::int64_t mode) {
   return FileType::Other;
 }
 
+// Everything of a stat but a symlink's target (which takes another call to the appliance).
+FileStat to_file_stat(const Statns& raw) {
+  FileStat stat;
+  stat.type = file_type(raw.st_mode);
+  stat.mode = static_cast<unsigned>(raw.st_mode & 07777);
+  stat.uid = static_cast<std::uint32_t>(raw.st_uid);
+  stat.gid = static_cast<std::uint32_t>(raw.st_gid);
+  stat.size = static_cast<std::uint64_t>(raw.st_size);
+  stat.mtime = raw.st_mtime_sec;
+  stat.links = static_cast<std::uint32_t>(raw.st_nlink);
+  return stat;
+}
+
 bool keeps_permissions(const std::string& fs_type) {
   return fs_type != "vfat" && fs_type != "msdos" && fs_type != "exfat";
 }
@@ -117,7 +130,6 @@ class GuestfsFilesystem final : public Filesystem {
 
   std::optional<Statns> lstat(const std::string& path);
   std::string readlink(const std::string& path);
-  FileStat to_file_stat(const Statns& raw, const std::string& path);
   void walk(const std::vector<std::string>& components, std::size_t count, bool missing_ok, bool& missing);
   std::optional<Location> locate(const std::string& path, bool missing_ok);
   Statns existing(const std::string& path);
@@ -188,19 +200,6 @@ std::string GuestfsFilesystem::readlink(const std::string& path) {
   return result;
 }
 
-FileStat GuestfsFilesystem::to_file_stat(const Statns& raw, const std::string& path) {
-  FileStat stat;
-  stat.type = file_type(raw.st_mode);
-  stat.mode = static_cast<unsigned>(raw.st_mode & 07777);
-  stat.uid = static_cast<std::uint32_t>(raw.st_uid);
-  stat.gid = static_cast<std::uint32_t>(raw.st_gid);
-  stat.size = static_cast<std::uint64_t>(raw.st_size);
-  stat.mtime = raw.st_mtime_sec;
-  stat.links = static_cast<std::uint32_t>(raw.st_nlink);
-  if (stat.type == FileType::Symlink) stat.link_target = readlink(path);
-  return stat;
-}
-
 // Checks components [0, count): each must be a directory, never a symlink. Sets missing when one
 // does not exist and missing_ok (else throws).
 void GuestfsFilesystem::walk(const std::vector<std::string>& components, std::size_t count, bool missing_ok,
@@ -259,7 +258,9 @@ FsUsage GuestfsFilesystem::usage() {
 std::optional<FileStat> GuestfsFilesystem::stat(const std::string& path) {
   const std::optional<Location> location = locate(path, true);
   if (!location || !location->entry) return std::nullopt;
-  return to_file_stat(*location->entry, path);
+  FileStat stat = to_file_stat(*location->entry);
+  if (stat.type == FileType::Symlink) stat.link_target = readlink(path);
+  return stat;
 }
 
 std::vector<DirEntry> GuestfsFilesystem::list(const std::string& directory) {
@@ -285,14 +286,7 @@ std::vector<DirEntry> GuestfsFilesystem::list(const std::string& directory) {
   std::vector<DirEntry> entries;
   for (std::size_t i = 0; i < stats->len && name_pointers[i] != nullptr; ++i) {
     const Statns& raw = stats->val[i];
-    FileStat stat;
-    stat.type = file_type(raw.st_mode);
-    stat.mode = static_cast<unsigned>(raw.st_mode & 07777);
-    stat.uid = static_cast<std::uint32_t>(raw.st_uid);
-    stat.gid = static_cast<std::uint32_t>(raw.st_gid);
-    stat.size = static_cast<std::uint64_t>(raw.st_size);
-    stat.mtime = raw.st_mtime_sec;
-    stat.links = static_cast<std::uint32_t>(raw.st_nlink);
+    FileStat stat = to_file_stat(raw);
     if (stat.type == FileType::Symlink) stat.link_target = targets.get()[i];
     entries.push_back(DirEntry{name_pointers[i], std::move(stat)});
   }

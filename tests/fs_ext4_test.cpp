@@ -18,6 +18,7 @@ namespace {
 
 using test::run;
 using test::TempDir;
+using test::expect_error;
 
 // mkfs.ext4 -q -F [-b 4096] EXTRA [-d CONTENT] IMAGE SIZE; returns the image path.
 std::string make_ext4(const TempDir& dir, const std::string& size, std::vector<std::string> extra = {},
@@ -100,18 +101,6 @@ DebugfsStat debugfs_stat(const std::string& device, const std::string& path) {
 
 std::string debugfs_cat_sha256(const std::string& device, const std::string& path) {
   return sha256_hex(debugfs(device, "cat \"" + path + "\""));
-}
-
-template <class Action>
-Error expect_error(Action action, ErrorCode code) {
-  try {
-    action();
-  } catch (const Error& error) {
-    EXPECT_EQ(static_cast<int>(error.code()), static_cast<int>(code)) << error.what();
-    return error;
-  }
-  ADD_FAILURE() << "no Error thrown";
-  return Error("");
 }
 
 // Every writing test runs on three filesystems: 1.47 defaults (metadata_csum, 64bit, 4 KiB

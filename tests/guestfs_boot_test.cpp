@@ -43,18 +43,6 @@ std::size_t count(const std::string& text, const std::string& what) {
   return found;
 }
 
-template <typename F>
-Error expect_error(F&& action, ErrorCode code) {
-  try {
-    action();
-  } catch (const Error& error) {
-    EXPECT_EQ(error.code(), code) << error.what();
-    return error;
-  }
-  ADD_FAILURE() << "no error thrown";
-  return Error("none");
-}
-
 }  // namespace
 
 TEST(GuestfsBoot, CliPutAndCatReachTheBootPartition) {

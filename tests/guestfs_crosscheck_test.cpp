@@ -36,18 +36,6 @@ std::unique_ptr<Filesystem> native(const std::string& image, int number, bool wr
   return open_ext4(Ext4OpenOptions{image, span.offset, span.size, writable, "p" + std::to_string(number)});
 }
 
-template <typename F>
-Error expect_error(F&& action, ErrorCode code) {
-  try {
-    action();
-  } catch (const Error& error) {
-    EXPECT_EQ(error.code(), code) << error.what();
-    return error;
-  }
-  ADD_FAILURE() << "no error thrown";
-  return Error("none");
-}
-
 // Bytes that are neither all zero nor compressible into holes, with a zero run in the middle.
 std::string patterned(std::size_t size, std::size_t hole_start, std::size_t hole_size) {
   std::string bytes(size, '\0');

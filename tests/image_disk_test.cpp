@@ -15,6 +15,7 @@ namespace {
 
 using test::CommandResult;
 using test::TempDir;
+using test::expect_error;
 
 constexpr std::uint64_t MiB = 1024 * 1024;
 
@@ -56,18 +57,6 @@ std::string mender_image(const TempDir& dir, const std::string& name = "disk.img
                    "/dev/root / auto defaults 1 1\n/dev/mmcblk0p1 /boot/efi auto defaults 0 0\n"
                    "/dev/mmcblk0p4 /data auto defaults 0 0\n");
   return build_image(dir, name, kMbrScript, {{1, "vfat", ""}, {2, "ext4", root}, {3, "ext4", root}, {4, "ext4", ""}});
-}
-
-template <typename Action>
-Error expect_error(Action action, ErrorCode code) {
-  try {
-    action();
-  } catch (const Error& error) {
-    EXPECT_EQ(error.code(), code) << error.what();
-    return error;
-  }
-  ADD_FAILURE() << "no Error thrown";
-  return Error("none");
 }
 
 TEST(ImageDisk, OpensRawImageReadOnly) {

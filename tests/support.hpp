@@ -2,9 +2,13 @@
 // directories, and reading partitions back with e2fsprogs.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "imprint/error.hpp"
 
 namespace imprint::test {
 
@@ -70,5 +74,19 @@ CommandResult e2fsck(const std::string& image, int number);
 std::string partition_sha256(const std::string& image, int number);
 // Allocated bytes of a host file (st_blocks * 512).
 std::uint64_t allocated_bytes(const std::string& path);
+
+// Runs action, which must throw imprint::Error with this code; returns the error for more checks
+// (a test failure, and an empty Error, when nothing is thrown).
+template <typename Action>
+Error expect_error(Action&& action, ErrorCode code) {
+  try {
+    action();
+  } catch (const Error& error) {
+    EXPECT_EQ(static_cast<int>(error.code()), static_cast<int>(code)) << error.what();
+    return error;
+  }
+  ADD_FAILURE() << "no Error thrown";
+  return Error("");
+}
 
 }  // namespace imprint::test

@@ -64,6 +64,26 @@ void read_range(int fd, std::uint64_t begin, std::uint64_t end, std::vector<char
   }
 }
 
+// One pass over the mapped ranges: the whole image's sha256 and, when bmap is given, its ranges.
+std::string hash_image(int fd, std::uint64_t image_size, const std::vector<Extent>& extents, const std::string& name, Bmap* bmap) {
+  Sha256 whole;
+  std::vector<char> buffer(kChunk);
+  std::uint64_t position = 0;
+  for (const Extent& extent : block_aligned(extents, image_size)) {
+    const std::uint64_t end = std::min(extent.offset + extent.length, image_size);
+    hash_zeros(whole, extent.offset - position);
+    Sha256 range;
+    read_range(fd, extent.offset, end, buffer, name, whole, bmap != nullptr ? &range : nullptr);
+    if (bmap != nullptr) {
+      bmap->ranges.push_back(BmapRange{extent.offset / kBmapBlockSize, (extent.offset + extent.length) / kBmapBlockSize - 1,
+                                       range.hex_digest()});
+    }
+    position = end;
+  }
+  hash_zeros(whole, image_size - position);
+  return whole.hex_digest();
+}
+
 std::string template_head(const Bmap& bmap) {
   const std::string size_human = human_size(bmap.image_size);
   std::string xml =
@@ -157,30 +177,6 @@ std::vector<Extent> block_aligned(const std::vector<Extent>& extents, std::uint6
   }
   return result;
 }
-
-namespace {
-
-// One pass over the mapped ranges: the whole image's sha256 and, when bmap is given, its ranges.
-std::string hash_image(int fd, std::uint64_t image_size, const std::vector<Extent>& extents, const std::string& name, Bmap* bmap) {
-  Sha256 whole;
-  std::vector<char> buffer(kChunk);
-  std::uint64_t position = 0;
-  for (const Extent& extent : block_aligned(extents, image_size)) {
-    const std::uint64_t end = std::min(extent.offset + extent.length, image_size);
-    hash_zeros(whole, extent.offset - position);
-    Sha256 range;
-    read_range(fd, extent.offset, end, buffer, name, whole, bmap != nullptr ? &range : nullptr);
-    if (bmap != nullptr) {
-      bmap->ranges.push_back(BmapRange{extent.offset / kBmapBlockSize, (extent.offset + extent.length) / kBmapBlockSize - 1,
-                                       range.hex_digest()});
-    }
-    position = end;
-  }
-  hash_zeros(whole, image_size - position);
-  return whole.hex_digest();
-}
-
-}  // namespace
 
 MappedImage map_image(int fd, std::uint64_t image_size, const std::vector<Extent>& extents, const std::string& name) {
   MappedImage mapped;

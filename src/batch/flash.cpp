@@ -9,11 +9,11 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <future>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <memory>
 #include <set>
 #include <sstream>
@@ -291,9 +291,26 @@ AlignedBuffer aligned_buffer(std::size_t size, const std::string& purpose) {
   return AlignedBuffer(static_cast<char*>(memory), &std::free);
 }
 
-// Reads the target back past the page cache and compares it byte for byte with the source (from the
-// source's page cache, where the write pass just left it) or with zeros: cheaper than hashing, and
-// exact. Returns the first range that differs, or "".
+// Compares `length` bytes read back from the card at `offset` with the source (from its page cache,
+// where the write pass just left it) or with zeros, a cache-sized slice of the source at a time.
+bool matches_source(const Source& source, bool zeros, std::uint64_t offset, const char* card, std::size_t length,
+                    std::vector<char>& expected) {
+  for (std::size_t done = 0; done < length;) {
+    const std::size_t part = std::min(expected.size(), length - done);
+    const auto at = static_cast<off_t>(offset + done);
+    if (zeros) {
+      std::fill(expected.begin(), expected.begin() + static_cast<std::ptrdiff_t>(part), '\0');
+    } else if (::pread(source.fd.get(), expected.data(), part, at) != static_cast<ssize_t>(part)) {
+      throw_errno("cannot read " + source.name);
+    }
+    if (std::memcmp(card + done, expected.data(), part) != 0) return false;
+    done += part;
+  }
+  return true;
+}
+
+// Reads the target back past the page cache and compares it byte for byte with what was written:
+// cheaper than hashing, and exact. Returns the first range that differs, or "".
 std::string read_back(const std::string& target, int write_fd, const Source& source, const std::vector<Written>& written) {
   UniqueFd fd(::open(target.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC));
   if (!fd) {  // no O_DIRECT here (tmpfs): drop the cached pages instead
@@ -302,7 +319,7 @@ std::string read_back(const std::string& target, int write_fd, const Source& sou
     ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED);
   }
   AlignedBuffer card = aligned_buffer(kReadBackChunk, "the read-back of " + target);
-  std::vector<char> expected(kReadBackChunk);
+  std::vector<char> expected(kChunk);
   const char* hook = std::getenv("IMPRINT_TEST_CORRUPT_READBACK");
   bool corrupt = hook != nullptr && std::string(hook) == "1";  // test hook: a card that returns a flipped bit
   for (const Written& range : written) {
@@ -315,12 +332,7 @@ std::string read_back(const std::string& target, int write_fd, const Source& sou
       if (got < static_cast<ssize_t>(want)) throw_errno("cannot read back " + target);
       if (corrupt) card.get()[0] ^= 0x01;
       corrupt = false;
-      if (range.zeros) {
-        std::fill(expected.begin(), expected.begin() + static_cast<std::ptrdiff_t>(want), '\0');
-      } else if (::pread(source.fd.get(), expected.data(), want, static_cast<off_t>(at)) != static_cast<ssize_t>(want)) {
-        throw_errno("cannot read " + source.name);
-      }
-      if (std::memcmp(card.get(), expected.data(), want) != 0) {
+      if (!matches_source(source, range.zeros, at, card.get(), want, expected)) {
         return "bytes " + std::to_string(extent.offset) + "-" + std::to_string(extent.offset + extent.length - 1) +
                " read back differently from what was written";
       }

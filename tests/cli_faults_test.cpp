@@ -16,7 +16,9 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <random>
+#include <stdexcept>
 #include <sstream>
 #include <thread>
 
@@ -83,6 +85,22 @@ std::uint32_t fault_seed() {
 
 std::string seed_note(std::uint32_t seed) { return "IMPRINT_FAULT_SEED=" + std::to_string(seed); }
 
+// How long a complete run takes, to aim the kills inside it: the median of three runs after a
+// warm-up, each after reset(). One slow run (a cold cache, the other tests' load) would stretch the
+// window past the end of most runs, and most kills would land on a finished process.
+double typical_run_seconds(const std::vector<std::string>& arguments, const std::function<void()>& reset) {
+  std::vector<double> seconds;
+  for (int run = 0; run < 4; ++run) {
+    reset();
+    const auto start = std::chrono::steady_clock::now();
+    const CommandResult result = run_imprint(arguments);
+    if (result.status != 0) throw std::runtime_error("a complete run failed: " + result.err);
+    if (run > 0) seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(seconds.begin(), seconds.end());
+  return seconds[seconds.size() / 2];
+}
+
 // Starts imprint with stdout/stderr discarded, so the test can kill it.
 pid_t spawn_imprint(const std::vector<std::string>& arguments) {
   std::vector<std::string> argv_strings{imprint_bin()};
@@ -145,15 +163,8 @@ TEST(KillNine, HundredRandomKillsOfAStampLeaveNothingButCompleteOutputs) {
   const std::string output = dir / "out.img";
   const auto arguments = stamp_arguments(golden, output);
 
-  // The window to aim at: the slowest of two complete runs.
-  double run_seconds = 0;
-  for (int i = 0; i < 2; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    const CommandResult result = run_imprint(arguments);
-    ASSERT_EQ(result.status, 0) << result.err;
-    run_seconds = std::max(run_seconds, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-    fs::remove(output);
-  }
+  const double run_seconds = typical_run_seconds(arguments, [&] { fs::remove(output); });
+  fs::remove(output);
   std::uniform_real_distribution<double> delay(0.0, run_seconds);
 
   int killed = 0, completed = 0, verified = 0;
@@ -216,11 +227,10 @@ TEST(KillNine, RandomKillsOfABatchLeaveOnlyCompleteImagesAndAResumableDirectory)
   const std::string out = dir / "out";
   const std::vector<std::string> arguments{"batch", "-p", dir / "p.yaml", "-i", golden, "--devices", dir / "devices.csv", "-O", out, "-j", "2"};
 
-  fs::create_directory(out);
-  const auto start = std::chrono::steady_clock::now();
-  const CommandResult first = run_imprint(arguments);
-  ASSERT_EQ(first.status, 0) << first.err;
-  const double run_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double run_seconds = typical_run_seconds(arguments, [&] {
+    fs::remove_all(out);  // else the re-run would skip every device
+    fs::create_directory(out);
+  });
   std::uniform_real_distribution<double> delay(0.0, run_seconds);
 
   auto check_directory = [&](const std::string& moment) {

@@ -7,7 +7,7 @@ PACKAGES=(
   # build
   build-essential cmake pkg-config
   # libraries
-  libext2fs-dev libblkid-dev libarchive-dev libssl-dev libyaml-cpp-dev libcli11-dev
+  libext2fs-dev libblkid-dev libfdisk-dev libarchive-dev libssl-dev libyaml-cpp-dev libcli11-dev
   libgtest-dev libgmock-dev nlohmann-json3-dev libguestfs-dev
   # fixtures and independent checks
   e2fsprogs dosfstools mtools fdisk util-linux mender-artifact openssl

@@ -77,15 +77,20 @@ TEST(Bmap, MapsAllocatedBlocksAndChecksItsOwnChecksum) {
     pwrite_all(fd.get(), "tail", 10 * 4096 + 50, "img");
   }
   UniqueFd fd = open_read(image);
-  const MappedImage mapped = map_image(fd.get(), 10 * 4096 + 100, {{4096 + 10, 5}, {10 * 4096 + 50, 4}}, image);
-  ASSERT_EQ(mapped.bmap.ranges.size(), 2u);
+  // Data in blocks 1 and 10; the map adds block 5, all zeros, which a card must still hold as zeros.
+  const std::vector<Extent> data{{4096 + 10, 5}, {10 * 4096 + 50, 4}};
+  const MappedImage mapped = map_image(fd.get(), 10 * 4096 + 100, data, {{4096, 4096}, {5 * 4096, 4096}, {10 * 4096, 100}}, image);
+  ASSERT_EQ(mapped.bmap.ranges.size(), 3u);
   EXPECT_EQ(mapped.bmap.ranges[0].first, 1u);
-  EXPECT_EQ(mapped.bmap.ranges[1].first, 10u);
+  EXPECT_EQ(mapped.bmap.ranges[1].first, 5u);
+  EXPECT_EQ(mapped.bmap.ranges[1].sha256, sha256_hex(std::string(4096, '\0')));
+  EXPECT_EQ(mapped.bmap.ranges[2].first, 10u);
+  EXPECT_EQ(mapped.bmap.ranges[2].last, 10u);
   EXPECT_EQ(mapped.bmap.blocks_count(), 11u);
   EXPECT_EQ(mapped.image_sha256, sha256_hex(read_file(image)));
   const std::string text = format_bmap(mapped.bmap);
   EXPECT_NE(text.find("<Range chksum=\"" + sha256_hex(std::string(read_file(image)).substr(4096, 4096)) + "\"> 1 </Range>"), std::string::npos);
-  EXPECT_EQ(parse_bmap(text, "x.bmap").ranges.size(), 2u);
+  EXPECT_EQ(parse_bmap(text, "x.bmap").ranges.size(), 3u);
   std::string tampered = text;
   tampered.replace(tampered.find("> 10 <"), 6, "> 9 <");
   EXPECT_THROW(parse_bmap(tampered, "x.bmap"), Error);

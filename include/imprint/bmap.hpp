@@ -1,17 +1,19 @@
-// Block maps in bmaptool's format (version 2.0, sha256): which 4096-byte blocks of an image hold
-// data, with a checksum per mapped range and one over the bmap itself. Built from the extents the
-// copy already knows (reading only the mapped ranges, for their checksums), never by a rescan.
+// Block maps in bmaptool's format (version 2.0, sha256): which 4096-byte blocks of an image a card
+// must hold (the image's block map, block_map.hpp: zero blocks the filesystems need included, so
+// `bmaptool copy` onto a card that held anything before gives the image), with a checksum per
+// mapped range and one over the bmap itself.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "imprint/block_map.hpp"
 #include "imprint/copy.hpp"
 
 namespace imprint {
 
-constexpr std::uint64_t kBmapBlockSize = 4096;
+constexpr std::uint64_t kBmapBlockSize = kMapBlockSize;
 
 struct BmapRange {
   std::uint64_t first = 0;  // first block
@@ -28,16 +30,14 @@ struct Bmap {
   std::vector<Extent> extents() const;
 };
 
-// Byte extents rounded out to whole blocks, merged, clipped to the image's block count.
-std::vector<Extent> block_aligned(const std::vector<Extent>& extents, std::uint64_t image_size);
-
-// Reads the mapped ranges of an open image once: the bmap (range checksums) and the sha256 of the
-// whole image (holes hashed as the zeros they read as, without reading them).
+// Reads an open image once: the bmap of `map` (a checksum per range) and the sha256 of the whole
+// image. Reads the data extents and the map; the rest are holes, hashed as the zeros they read as.
 struct MappedImage {
   Bmap bmap;
   std::string image_sha256;
 };
-MappedImage map_image(int fd, std::uint64_t image_size, const std::vector<Extent>& extents, const std::string& name);
+MappedImage map_image(int fd, std::uint64_t image_size, const std::vector<Extent>& data, const std::vector<Extent>& map,
+                      const std::string& name);
 // The sha256 of the whole image alone (what `sha256sum` prints), reading only the mapped ranges.
 std::string sparse_image_sha256(int fd, std::uint64_t image_size, const std::vector<Extent>& extents, const std::string& name);
 

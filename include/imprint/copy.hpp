@@ -7,12 +7,9 @@
 #include <string>
 #include <vector>
 
-namespace imprint {
+#include "imprint/extent.hpp"
 
-struct Extent {
-  std::uint64_t offset = 0;
-  std::uint64_t length = 0;
-};
+namespace imprint {
 
 // Is this a compressed or archived image libarchive must unpack (by content, not by name)?
 bool is_compressed_image(const std::string& path);

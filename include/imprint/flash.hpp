@@ -2,11 +2,13 @@
 //
 // Two sources: a device stamped on the fly (profile + golden + device id; the stamped image lives
 // only in an unnamed O_TMPFILE in $TMPDIR, so no intermediate image ever has a name), or an
-// existing image (raw or compressed, with IMAGE.bmap when present: its ranges are what gets written
-// and each range's sha256 is checked against the bmap while writing).
-// Only mapped blocks are written (the rest is zeroed only with zero_unmapped), in large aligned
-// writes, then fsync, then every written range is read back past the page cache (O_DIRECT, else
-// POSIX_FADV_DONTNEED) and its sha256 compared with what was written.
+// existing image (raw or compressed, with IMAGE.bmap when present: its checksums are checked while
+// writing, and a bmap that leaves out blocks the filesystems need is warned about and completed).
+// What is written is the image's block map (block_map.hpp), computed from the image itself: data
+// as it is, and the runs the image holds as zeros made zero on the target (BLKZEROOUT on a card,
+// punched holes in an existing file), so a card that held anything before comes out as the image.
+// The rest is zeroed only with zero_unmapped. Then fsync, then every range of the map is read
+// back past the page cache (O_DIRECT, else POSIX_FADV_DONTNEED) and compared with the image.
 #pragma once
 
 #include <cstdint>
@@ -40,7 +42,9 @@ struct FlashResult {
   std::string device_id;
   std::string target;
   std::uint64_t image_size = 0;
-  std::uint64_t bytes_written = 0;
+  std::uint64_t mapped_bytes = 0;   // the image's block map: what the card must hold exactly
+  std::uint64_t zero_bytes = 0;     // of those, the bytes the image holds as zeros (written as zeros)
+  std::uint64_t bytes_written = 0;  // sent to the target (zeros a file target keeps as holes are not)
   std::size_t ranges = 0;
   bool verified = false;
   std::string failure;  // the first range whose read-back differs

@@ -22,6 +22,7 @@ struct StampRequest {
   bool in_place = false;     // apply to golden_path itself (a raw image; developer use)
   bool dry_run = false;      // build and check the plan, touch nothing
   std::string emit_directory;  // when set: public key, preauth body, thumbprints, enrollment
+  std::string bmap_path;       // when set (with output_path): the output's bmap, committed with it
   Backend backend = Backend::Auto;  // which Filesystem implementation opens each partition
 };
 

@@ -17,6 +17,7 @@
 #include <optional>
 #include <thread>
 
+#include "imprint/block_map.hpp"
 #include "imprint/bmap.hpp"
 #include "imprint/bytes.hpp"
 #include "imprint/csv.hpp"
@@ -164,7 +165,9 @@ ManifestRecord stamp_device(const Context& context, const Prepared& prepared) {
   if (::fstat(raw.fd(), &info) != 0) throw_errno("cannot stat the image for " + output);
   const auto size = static_cast<std::uint64_t>(info.st_size);
   const std::vector<Extent> extents = data_extents(raw.fd());
-  const MappedImage mapped = map_image(raw.fd(), size, extents, output);
+  // The bmap lists the image's block map (zero blocks the filesystems need included), not its data.
+  const std::vector<Extent> map = request.bmap ? image_block_map(raw.temp_path(), output).extents : std::vector<Extent>{};
+  const MappedImage mapped = map_image(raw.fd(), size, extents, map, output);
 
   ManifestRecord record;
   record["device_id"] = prepared.device.plan.device_id;

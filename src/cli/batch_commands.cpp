@@ -129,8 +129,9 @@ void add_flash(CLI::App& app) {
     if (json) {
       write_stdout(result.record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     } else {
-      write_stdout(result.device_id + ": " + result.target + ": " + std::to_string(result.bytes_written) + " bytes in " +
-                   std::to_string(result.ranges) + " range(s), " + (result.verified ? "verified" : "VERIFY FAILED") + "\n");
+      write_stdout(result.device_id + ": " + result.target + ": " + std::to_string(result.mapped_bytes) + " bytes in " +
+                   std::to_string(result.ranges) + " range(s) (" + std::to_string(result.zero_bytes) + " of them zeros), " +
+                   (result.verified ? "verified" : "VERIFY FAILED") + "\n");
     }
     if (!result.verified) {
       throw Error(result.target + ": read-back verify failed for " + result.device_id + ": " + result.failure, ErrorCode::CheckFailed);

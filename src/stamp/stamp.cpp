@@ -4,6 +4,8 @@
 
 #include <map>
 
+#include "imprint/block_map.hpp"
+#include "imprint/bmap.hpp"
 #include "imprint/bytes.hpp"
 #include "imprint/copy.hpp"
 #include "imprint/edit.hpp"
@@ -128,6 +130,20 @@ void refuse_output_over_golden(const std::string& golden, const std::string& out
   }
 }
 
+// The stamped image's bmap (its block map, with range checksums), pending beside the output.
+PendingFile pending_bmap(const PendingFile& output, const std::string& path) {
+  struct stat info {};
+  if (::fstat(output.fd(), &info) != 0) throw_errno("cannot stat the image for " + output.final_path());
+  const auto size = static_cast<std::uint64_t>(info.st_size);
+  const BlockMap map = image_block_map(output.temp_path(), output.final_path());
+  const MappedImage mapped = map_image(output.fd(), size, data_extents(output.fd()), map.extents, output.final_path());
+  PendingFile bmap(path);
+  const std::string text = format_bmap(mapped.bmap);
+  pwrite_all(bmap.fd(), text, 0, path);
+  if (::fchmod(bmap.fd(), 0644) != 0) throw_errno("cannot set the mode of " + path);
+  return bmap;
+}
+
 }  // namespace
 
 void stamp_open_image(DiskImage& image, StampResult& result) {
@@ -197,10 +213,14 @@ StampResult stamp(const StampRequest& request) {
   } else {
     refuse_output_over_golden(request.golden_path, request.output_path);
     PendingFile output(request.output_path);
+    std::optional<PendingFile> bmap;
     try {
       copy_image(request.golden_path, output.fd());
-      DiskImage image = DiskImage::open(output.temp_path(), OpenMode::ReadWrite, request.backend);
-      stamp_open_image(image, result);
+      {
+        DiskImage image = DiskImage::open(output.temp_path(), OpenMode::ReadWrite, request.backend);
+        stamp_open_image(image, result);
+      }
+      if (!request.bmap_path.empty()) bmap.emplace(pending_bmap(output, request.bmap_path));
     } catch (const Error& error) {
       // Out of space (the output's disk, a file size limit, or a full partition in the image):
       // the inner message names the golden copy or a partition, so say which output it was.
@@ -208,6 +228,7 @@ StampResult stamp(const StampRequest& request) {
       throw Error(request.output_path + ": " + error.what(), error.code());
     }
     output.commit();
+    if (bmap) bmap->commit();
     result.output_path = request.output_path;
   }
   if (result.exports) write_exports(request.emit_directory, *result.exports);

@@ -64,20 +64,30 @@ void read_range(int fd, std::uint64_t begin, std::uint64_t end, std::vector<char
   }
 }
 
-// One pass over the mapped ranges: the whole image's sha256 and, when bmap is given, its ranges.
-std::string hash_image(int fd, std::uint64_t image_size, const std::vector<Extent>& extents, const std::string& name, Bmap* bmap) {
+// One pass: the whole image's sha256 over `reads` (holes between them hashed as zeros), and when bmap
+// is given a checksum per range of `map` (each inside one read extent).
+std::string hash_image(int fd, std::uint64_t image_size, const std::vector<Extent>& reads, const std::vector<Extent>& map,
+                       const std::string& name, Bmap* bmap) {
   Sha256 whole;
   std::vector<char> buffer(kChunk);
   std::uint64_t position = 0;
-  for (const Extent& extent : block_aligned(extents, image_size)) {
-    const std::uint64_t end = std::min(extent.offset + extent.length, image_size);
+  std::size_t next = 0;  // the map range being hashed
+  for (const Extent& extent : block_aligned(reads, image_size)) {
+    const std::uint64_t end = std::min(extent.end(), image_size);
     hash_zeros(whole, extent.offset - position);
-    Sha256 range;
-    read_range(fd, extent.offset, end, buffer, name, whole, bmap != nullptr ? &range : nullptr);
-    if (bmap != nullptr) {
-      bmap->ranges.push_back(BmapRange{extent.offset / kBmapBlockSize, (extent.offset + extent.length) / kBmapBlockSize - 1,
-                                       range.hex_digest()});
+    // The map ranges inside this extent, each hashed on its own; between them only the whole hash.
+    std::uint64_t at = extent.offset;
+    for (; bmap != nullptr && next < map.size() && map[next].offset < end; ++next) {
+      const Extent& range = map[next];
+      read_range(fd, at, range.offset, buffer, name, whole, nullptr);
+      Sha256 digest;
+      const std::uint64_t range_end = std::min(range.end(), end);
+      read_range(fd, range.offset, range_end, buffer, name, whole, &digest);
+      bmap->ranges.push_back(BmapRange{range.offset / kBmapBlockSize, (range_end + kBmapBlockSize - 1) / kBmapBlockSize - 1,
+                                       digest.hex_digest()});
+      at = range_end;
     }
+    read_range(fd, at, end, buffer, name, whole, nullptr);
     position = end;
   }
   hash_zeros(whole, image_size - position);
@@ -159,34 +169,19 @@ std::vector<Extent> Bmap::extents() const {
   return result;
 }
 
-std::vector<Extent> block_aligned(const std::vector<Extent>& extents, std::uint64_t image_size) {
-  const std::uint64_t limit = (image_size + kBmapBlockSize - 1) / kBmapBlockSize * kBmapBlockSize;
-  std::vector<Extent> sorted = extents;
-  std::sort(sorted.begin(), sorted.end(), [](const Extent& a, const Extent& b) { return a.offset < b.offset; });
-  std::vector<Extent> result;
-  for (const Extent& extent : sorted) {
-    if (extent.length == 0) continue;
-    const std::uint64_t begin = extent.offset / kBmapBlockSize * kBmapBlockSize;
-    const std::uint64_t end = std::min((extent.offset + extent.length + kBmapBlockSize - 1) / kBmapBlockSize * kBmapBlockSize, limit);
-    if (end <= begin) continue;
-    if (!result.empty() && result.back().offset + result.back().length >= begin) {
-      result.back().length = std::max(result.back().offset + result.back().length, end) - result.back().offset;
-    } else {
-      result.push_back(Extent{begin, end - begin});
-    }
-  }
-  return result;
-}
-
-MappedImage map_image(int fd, std::uint64_t image_size, const std::vector<Extent>& extents, const std::string& name) {
+MappedImage map_image(int fd, std::uint64_t image_size, const std::vector<Extent>& data, const std::vector<Extent>& map,
+                      const std::string& name) {
   MappedImage mapped;
   mapped.bmap.image_size = image_size;
-  mapped.image_sha256 = hash_image(fd, image_size, extents, name, &mapped.bmap);
+  const std::vector<Extent> ranges = block_aligned(map, image_size);
+  std::vector<Extent> reads = data;
+  reads.insert(reads.end(), ranges.begin(), ranges.end());
+  mapped.image_sha256 = hash_image(fd, image_size, reads, ranges, name, &mapped.bmap);
   return mapped;
 }
 
 std::string sparse_image_sha256(int fd, std::uint64_t image_size, const std::vector<Extent>& extents, const std::string& name) {
-  return hash_image(fd, image_size, extents, name, nullptr);
+  return hash_image(fd, image_size, extents, {}, name, nullptr);
 }
 
 std::string format_bmap(const Bmap& bmap) {

@@ -9,6 +9,7 @@
 #include "imprint/fileio.hpp"
 #include "imprint/profile.hpp"
 #include "imprint/stamp.hpp"
+#include "imprint/structure.hpp"
 
 namespace imprint::cli {
 
@@ -26,6 +27,8 @@ void add_stamp(CLI::App& app) {
   command->add_flag("--in-place", request.in_place, "Patch the input image itself (raw images; developer use)");
   command->add_flag("--dry-run", request.dry_run, "Print the plan; write nothing");
   command->add_flag("--json", json, "Machine-readable output");
+  static bool bmap = false;
+  command->add_flag("--bmap", bmap, "Also write OUTPUT's bmap (OUT.bmap for OUT.img): its block map, for bmaptool copy");
   command->add_option("--emit", request.emit_directory,
                       "Write the device's public key, preauthorization body, thumbprints and DPS enrollment here");
   variables.add_to(command);
@@ -34,6 +37,11 @@ void add_stamp(CLI::App& app) {
   command->callback([] {
     if (request.output_path.empty() && !request.in_place && !request.dry_run) {
       throw Error("stamp needs -o OUTPUT (or --in-place, or --dry-run)", ErrorCode::Invalid);
+    }
+    if (bmap) {
+      if (request.output_path.empty()) throw Error("stamp --bmap needs -o OUTPUT", ErrorCode::Invalid);
+      const std::string& out = request.output_path;
+      request.bmap_path = (out.ends_with(".img") ? out.substr(0, out.size() - 4) : out) + ".bmap";
     }
     request.overrides = variables.collect();
     request.backend = backend.get();
@@ -49,13 +57,14 @@ void add_stamp(CLI::App& app) {
 }
 
 void add_verify(CLI::App& app) {
-  auto* command = app.add_subcommand("verify", "Check an image against a device's plan");
+  auto* command = app.add_subcommand("verify", "Check an image (or a card) against a device's plan");
   static std::string profile_path, device_id, image;
   static VariableOptions variables;
-  static bool json = false;
+  static bool json = false, structure = false;
   command->add_option("-p,--profile", profile_path, "Profile (YAML)")->required();
   command->add_option("--device", device_id, "Device id")->required();
-  command->add_option("IMAGE", image, "Stamped image")->required();
+  command->add_option("IMAGE", image, "Stamped image, or the card it was flashed to")->required();
+  command->add_flag("--structure", structure, "Also check every filesystem's structure (e2fsck -fn, fsck.fat -n)");
   command->add_flag("--json", json, "Machine-readable output");
   variables.add_to(command);
   static BackendOption backend;
@@ -64,9 +73,16 @@ void add_verify(CLI::App& app) {
     const Profile profile = load_profile(profile_path);
     const DevicePlan device = prepare_device(profile, device_id, variables.collect());
     DiskImage disk = DiskImage::open(image, OpenMode::ReadOnly, backend.get());
-    const auto differences = verify_plan(disk, device);
+    auto differences = verify_plan(disk, device);
+    StructureReport report;
+    if (structure) {
+      report = check_structure(disk);
+      differences.insert(differences.end(), report.problems.begin(), report.problems.end());
+    }
     if (json) {
-      write_stdout(nlohmann::ordered_json{{"device_id", device_id}, {"image", image}, {"ok", differences.empty()}, {"differences", differences}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+      nlohmann::ordered_json out{{"device_id", device_id}, {"image", image}, {"ok", differences.empty()}, {"differences", differences}};
+      if (structure) out["structure"] = {{"checked", report.checked}, {"skipped", report.skipped}, {"problems", report.problems}};
+      write_stdout(out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     } else {
       for (const auto& difference : differences) write_stdout(difference + "\n");
     }
@@ -74,7 +90,10 @@ void add_verify(CLI::App& app) {
       throw Error(image + " does not match the plan for " + device_id + ": " + std::to_string(differences.size()) + " difference(s)",
                   ErrorCode::CheckFailed);
     }
-    if (!json) write_stdout(image + ": matches the plan for " + device_id + "\n");
+    if (!json) {
+      for (const auto& line : report.checked) write_stdout(line + "\n");
+      write_stdout(image + ": matches the plan for " + device_id + (structure ? ", filesystems clean" : "") + "\n");
+    }
   });
 }
 

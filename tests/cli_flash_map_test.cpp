@@ -226,6 +226,22 @@ TEST_F(FlashMap, AHoleBasedBmapIsCompletedWithAWarning) {
     damaged += run({"e2fsck", "-fn", at}).status != 0 ? 1 : 0;
   }
   EXPECT_GT(damaged, 0) << "the hole-based copy unexpectedly gave a clean card: this test no longer shows the defect";
+  // The GPT's zero entries read 0xFF: imprint cannot even read that card's table.
+  const CommandResult gpt = run_imprint({"verify", "-p", path("profile.yaml"), "--device", "card-gpt", loop.device});
+  EXPECT_EQ(gpt.status, 1) << gpt.err;
+  EXPECT_NE(gpt.err.find(loop.device), std::string::npos) << gpt.err;
+
+  // An MBR image the same way: imprint verify finds the plan's files on the card; --structure finds
+  // the damage.
+  const std::string mbr = path("mbr-uboot.img");
+  ASSERT_EQ(run({"bmaptool", "create", "-o", dir / "mbr-holes.bmap", mbr}).status, 0);
+  make_dirty(dir / "mbr.raw", size_of(mbr), Fill::Ones);
+  Loop mbr_loop(dir / "mbr.raw");
+  ASSERT_EQ(run({"bmaptool", "copy", "--bmap", dir / "mbr-holes.bmap", mbr, mbr_loop.device}).status, 0);
+  EXPECT_EQ(run_imprint({"verify", "-p", path("profile.yaml"), "--device", "card-mbr-uboot", mbr_loop.device}).status, 0);
+  const CommandResult structure = run_imprint({"verify", "-p", path("profile.yaml"), "--device", "card-mbr-uboot", "--structure", mbr_loop.device});
+  EXPECT_EQ(structure.status, 3) << structure.out << structure.err;
+  EXPECT_NE(structure.out.find("found damage"), std::string::npos) << structure.out;
 }
 
 // A card that changes a byte the image holds as zero (GPT entry 100, inside the map) between the
@@ -242,6 +258,24 @@ TEST_F(FlashMap, AByteChangedInsideAZeroRangeFailsTheReadBack) {
   EXPECT_NE(flashed.out.find("VERIFY FAILED"), std::string::npos) << flashed.out;
   EXPECT_NE(flashed.err.find("must read as zeros"), std::string::npos) << flashed.err;
   EXPECT_NE(read_file(dir / "m.jsonl").find("\"verified\":false"), std::string::npos);
+}
+
+// verify --structure on an image whose data partition's bitmap lost a used block (debugfs freeb,
+// as e2fsprogs' own test images are made): the plan's files still read back, the structure fails.
+TEST_F(FlashMap, VerifyStructureReportsADamagedFilesystem) {
+  TempDir dir;
+  const std::string image = dir / "damaged.img";
+  shell("cp --sparse=always '" + path("gpt.img") + "' '" + image + "'");
+  const std::string block = debugfs(image, 4, "bmap /mender/device-id 0");
+  ASSERT_FALSE(block.empty());
+  shell("debugfs -w -R 'freeb " + block.substr(0, block.find('\n')) + "' '" + ext_device(image, 4) + "' 2>/dev/null");
+  EXPECT_EQ(run_imprint({"verify", "-p", path("profile.yaml"), "--device", "card-gpt", image}).status, 0);
+  const CommandResult structure = run_imprint({"verify", "-p", path("profile.yaml"), "--device", "card-gpt", "--structure", "--json", image});
+  EXPECT_EQ(structure.status, 3) << structure.err;
+  const auto report = nlohmann::json::parse(structure.out);
+  ASSERT_EQ(report.at("structure").at("problems").size(), 1u) << structure.out;
+  EXPECT_NE(report.at("structure").at("problems")[0].get<std::string>().find("(p4): e2fsck -fn found damage"), std::string::npos);
+  EXPECT_EQ(report.at("structure").at("checked").size(), 3u) << structure.out;  // the ESP and both root filesystems
 }
 
 TEST_F(FlashMap, ATargetThatIsAnInputIsRefusedHoweverItIsNamed) {

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <random>
 #include <set>
+#include <sstream>
 
 #include "imprint/elf.hpp"
 #include "imprint/error.hpp"
@@ -84,7 +85,7 @@ TEST(Elf, MissingLibrariesAreAllNamed) {
     EXPECT_EQ(error.code(), ErrorCode::CheckFailed);
     EXPECT_EQ(std::string(error.what()),
               "/usr/bin/prov_dev_client_bbb: needs libssl.so.1.1, libcrypto.so.1.1 which the root filesystem lacks "
-              "(Debian 12 ships libssl3)");
+              "(the root filesystem has libssl.so.3: build the client against it)");
   }
   // A Debian 11 root filesystem has them.
   auto bullseye = kBookworm;
@@ -94,6 +95,63 @@ TEST(Elf, MissingLibrariesAreAllNamed) {
   EXPECT_EQ(elf_problems(elf_fixture("hello-armhf"), "armhf", rootfs({})),
             (std::vector<std::string>{"needs the interpreter /lib/ld-linux-armhf.so.3 which the root filesystem lacks",
                                       "needs libc.so.6 which the root filesystem lacks"}));
+}
+
+// The cross toolchain's libc, the one the fixture root filesystems carry.
+const std::string kArmhfLibc = "/usr/arm-linux-gnueabihf/lib/libc.so.6";
+
+// readelf's list of the versions a file needs or defines: the independent oracle.
+std::set<std::string> readelf_versions(const std::string& path, const std::string& section_marker) {
+  const std::string text = test::shell("readelf -V '" + path + "'");
+  std::set<std::string> names;
+  const auto at = text.find(section_marker);
+  if (at == std::string::npos) return names;
+  std::istringstream lines(text.substr(at));
+  std::string line;
+  std::getline(lines, line);
+  while (std::getline(lines, line) && !line.empty()) {
+    const auto name = line.find("Name: ");
+    if (name != std::string::npos) names.insert(line.substr(name + 6, line.find_first_of(" \t", name + 6) - name - 6));
+  }
+  return names;
+}
+
+TEST(Elf, ReadsVersionNeedsAndDefinitionsAsReadelfDoes) {
+  const ElfInfo hello = read_elf(elf_fixture("hello-armhf"));
+  std::set<std::string> needed;
+  for (const VersionNeed& need : hello.version_needs) {
+    EXPECT_EQ(need.library, "libc.so.6");
+    needed.insert(need.version);
+  }
+  EXPECT_EQ(needed, readelf_versions(test::fixture("elf/hello-armhf"), ".gnu.version_r"));
+  EXPECT_TRUE(needed.count("GLIBC_2.34")) << "built with glibc >= 2.34: __libc_start_main@GLIBC_2.34";
+  const ElfInfo libc = read_elf(test::read_file(kArmhfLibc));
+  std::set<std::string> defined(libc.version_definitions.begin(), libc.version_definitions.end());
+  std::set<std::string> expected = readelf_versions(kArmhfLibc, ".gnu.version_d");
+  expected.erase("libc.so.6");  // the base definition is the soname
+  EXPECT_EQ(defined, expected);
+}
+
+// A client built against a newer glibc: its version need rewritten from GLIBC_2.34 to GLIBC_2.99
+// (same length, in .dynstr), as a client from a current cross toolchain needs GLIBC_2.38+.
+TEST(Elf, AVersionTheImagesLibcLacksIsRefusedNamingTheNewestItHas) {
+  std::string client = elf_fixture("hello-armhf");
+  for (std::size_t at = client.find("GLIBC_2.34"); at != std::string::npos; at = client.find("GLIBC_2.34", at)) {
+    client.replace(at, 10, "GLIBC_2.99");
+  }
+  RootFilesystem root;
+  root.exists = [](const std::string& path) { return kBookworm.count(path) > 0; };
+  root.read = [](const std::string& path) -> std::optional<std::string> {
+    if (path == "/usr/lib/arm-linux-gnueabihf/libc.so.6") return test::read_file(kArmhfLibc);
+    return std::nullopt;
+  };
+  EXPECT_EQ(elf_problems(elf_fixture("hello-armhf"), "armhf", root), std::vector<std::string>{});
+  const std::string newest = test::shell("readelf -V " + kArmhfLibc + " | grep -o 'GLIBC_2\\.[0-9]*' | sort -V | tail -n 1");
+  EXPECT_EQ(elf_problems(client, "armhf", root),
+            std::vector<std::string>{"needs GLIBC_2.99 from libc.so.6, which the root filesystem's "
+                                     "/usr/lib/arm-linux-gnueabihf/libc.so.6 lacks (newest there: " + newest.substr(0, newest.find('\n')) + ")"});
+  // Without a way to read the library, versions are not checked (and nothing is claimed).
+  EXPECT_EQ(elf_problems(client, "armhf", rootfs(kBookworm)), std::vector<std::string>{});
 }
 
 TEST(Elf, TruncatedAndCorruptInputGivesErrorsNotCrashes) {

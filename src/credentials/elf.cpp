@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <string.h>  // strverscmp (GNU)
 #include <map>
 #include <optional>
 #include <type_traits>
@@ -69,6 +70,42 @@ class Reader {
   bool swap_;
 };
 
+// The version records have the same layout in 32- and 64-bit files. Counts come from the file:
+// they are capped, and every record is bounds-checked by the reader.
+constexpr std::uint64_t kMaxVersionRecords = 4096;
+
+template <typename NameAt>
+void read_version_needs(const Reader& reader, std::uint64_t at, std::uint64_t count, const NameAt& name_at, ElfInfo& info) {
+  for (std::uint64_t i = 0; i < std::min(count, kMaxVersionRecords); ++i) {
+    const auto need = reader.get<Elf32_Verneed>(at, "a version need");
+    const std::string library = name_at(reader.fix(need.vn_file), "a version need's library");
+    std::uint64_t aux_at = at + reader.fix(need.vn_aux);
+    for (std::uint64_t j = 0; j < std::min<std::uint64_t>(reader.fix(need.vn_cnt), kMaxVersionRecords); ++j) {
+      const auto aux = reader.get<Elf32_Vernaux>(aux_at, "a needed version");
+      info.version_needs.push_back(
+          VersionNeed{library, name_at(reader.fix(aux.vna_name), "a needed version's name"), (reader.fix(aux.vna_flags) & VER_FLG_WEAK) != 0});
+      if (aux.vna_next == 0) break;
+      aux_at += reader.fix(aux.vna_next);
+    }
+    if (need.vn_next == 0) break;
+    at += reader.fix(need.vn_next);
+  }
+}
+
+template <typename NameAt>
+void read_version_definitions(const Reader& reader, std::uint64_t at, std::uint64_t count, const NameAt& name_at, ElfInfo& info) {
+  for (std::uint64_t i = 0; i < std::min(count, kMaxVersionRecords); ++i) {
+    const auto definition = reader.get<Elf32_Verdef>(at, "a version definition");
+    const auto aux = reader.get<Elf32_Verdaux>(at + reader.fix(definition.vd_aux), "a version definition's name");
+    // The base definition is the library's own soname, not a version.
+    if ((reader.fix(definition.vd_flags) & VER_FLG_BASE) == 0) {
+      info.version_definitions.push_back(name_at(reader.fix(aux.vda_name), "a defined version's name"));
+    }
+    if (definition.vd_next == 0) break;
+    at += reader.fix(definition.vd_next);
+  }
+}
+
 template <typename Ehdr, typename Phdr, typename Dyn>
 void read_elf_class(const Reader& reader, ElfInfo& info) {
   const Ehdr header = reader.get<Ehdr>(0, "the ELF header");
@@ -109,7 +146,7 @@ void read_elf_class(const Reader& reader, ElfInfo& info) {
     corrupt("PT_DYNAMIC lies beyond the end of the file");
   }
 
-  std::uint64_t strtab = 0, strsz = 0;
+  std::uint64_t strtab = 0, strsz = 0, verneed = 0, verneed_count = 0, verdef = 0, verdef_count = 0;
   std::vector<std::uint64_t> needed, runpath;
   for (std::uint64_t at = dynamic->p_offset; at + sizeof(Dyn) <= dynamic->p_offset + dynamic->p_filesz; at += sizeof(Dyn)) {
     const Dyn entry = reader.get<Dyn>(at, "a dynamic entry");
@@ -120,18 +157,21 @@ void read_elf_class(const Reader& reader, ElfInfo& info) {
     if (tag == DT_STRSZ) strsz = value;
     if (tag == DT_NEEDED) needed.push_back(value);
     if (tag == DT_RUNPATH || tag == DT_RPATH) runpath.push_back(value);
+    if (tag == DT_VERNEED) verneed = value;
+    if (tag == DT_VERNEEDNUM) verneed_count = value;
+    if (tag == DT_VERDEF) verdef = value;
+    if (tag == DT_VERDEFNUM) verdef_count = value;
   }
-  if (needed.empty() && runpath.empty()) return;
+  if (needed.empty() && runpath.empty() && verdef_count == 0) return;
 
-  // DT_STRTAB is a virtual address: map it to a file offset through the PT_LOAD segments.
-  std::optional<std::uint64_t> strtab_offset;
-  for (const Phdr& load : loads) {
-    if (strtab >= load.p_vaddr && strtab - load.p_vaddr < load.p_filesz) {
-      strtab_offset = load.p_offset + (strtab - load.p_vaddr);
-      break;
+  // Dynamic entries hold virtual addresses: map them to file offsets through the PT_LOAD segments.
+  const auto file_offset = [&](std::uint64_t address, const char* what) {
+    for (const Phdr& load : loads) {
+      if (address >= load.p_vaddr && address - load.p_vaddr < load.p_filesz) return load.p_offset + (address - load.p_vaddr);
     }
-  }
-  if (!strtab_offset) corrupt("DT_STRTAB is outside every loaded segment");
+    corrupt(std::string(what) + " is outside every loaded segment");
+  };
+  const std::optional<std::uint64_t> strtab_offset = file_offset(strtab, "DT_STRTAB");
   const std::uint64_t limit = strsz > 0 && strsz <= reader.size() ? *strtab_offset + strsz : reader.size();
   for (std::uint64_t name : needed) {
     if (name > limit) corrupt("a DT_NEEDED name lies beyond the string table");
@@ -147,6 +187,12 @@ void read_elf_class(const Reader& reader, ElfInfo& info) {
       start = colon + 1;
     }
   }
+  const auto name_at = [&](std::uint64_t name, const char* what) {
+    if (name > limit) corrupt(std::string(what) + " lies beyond the string table");
+    return reader.string_at(*strtab_offset + name, limit, what);
+  };
+  if (verneed != 0 && verneed_count != 0) read_version_needs(reader, file_offset(verneed, "DT_VERNEED"), verneed_count, name_at, info);
+  if (verdef != 0 && verdef_count != 0) read_version_definitions(reader, file_offset(verdef, "DT_VERDEF"), verdef_count, name_at, info);
 }
 
 bool is_openssl11(const std::string& library) {
@@ -232,8 +278,71 @@ std::vector<std::string> library_directories(const std::string& arch) {
   return directories;
 }
 
-std::vector<std::string> elf_problems(std::string_view bytes, const std::string& expected_arch,
-                                      const LibraryExists& library_exists) {
+namespace {
+
+// Where the device's loader would find a DT_NEEDED library: the first directory that has it.
+std::optional<std::string> find_library(const std::string& library, const std::vector<std::string>& directories,
+                                        const LibraryExists& exists) {
+  if (library.find('/') != std::string::npos) return exists(library) ? std::optional<std::string>(library) : std::nullopt;
+  for (const std::string& directory : directories) {
+    if (exists(directory + "/" + library)) return directory + "/" + library;
+  }
+  return std::nullopt;
+}
+
+// "GLIBC_" of "GLIBC_2.34": the family a version belongs to.
+std::string version_family(const std::string& version) {
+  return version.substr(0, version.find_first_of("0123456789"));
+}
+
+// The newest version of that family the library defines ("GLIBC_2.36"), or "".
+std::string newest_of_family(const std::vector<std::string>& defined, const std::string& family) {
+  std::string newest;
+  for (const std::string& version : defined) {
+    if (version_family(version) == family && (newest.empty() || ::strverscmp(version.c_str(), newest.c_str()) > 0)) newest = version;
+  }
+  return newest;
+}
+
+// Versions the executable needs from `library` (found at `path`) that the library does not define.
+std::vector<std::string> version_problems(const ElfInfo& info, const std::string& library, const std::string& path,
+                                          const RootFilesystem& root) {
+  std::vector<const VersionNeed*> needs;
+  for (const VersionNeed& need : info.version_needs) {
+    if (need.library == library && !need.weak) needs.push_back(&need);
+  }
+  if (needs.empty() || !root.read) return {};
+  const std::optional<std::string> bytes = root.read(path);
+  if (!bytes) return {};
+  ElfInfo provider;
+  try {
+    provider = read_elf(*bytes);
+  } catch (const Error& error) {
+    return {"needs " + library + ", but the root filesystem's " + path + " is not a readable library (" + error.what() + ")"};
+  }
+  std::vector<std::string> problems;
+  for (const VersionNeed* need : needs) {
+    const auto& defined = provider.version_definitions;
+    if (std::find(defined.begin(), defined.end(), need->version) != defined.end()) continue;
+    const std::string newest = newest_of_family(defined, version_family(need->version));
+    problems.push_back("needs " + need->version + " from " + library + ", which the root filesystem's " + path + " lacks (" +
+                       (newest.empty() ? "it defines no " + version_family(need->version) + " version" : "newest there: " + newest) + ")");
+  }
+  return problems;
+}
+
+// What the image has instead of a missing OpenSSL 1.x library, from its own files and os-release.
+std::string openssl_hint(const std::vector<std::string>& directories, const RootFilesystem& root) {
+  const std::string system = root.os_name.empty() ? "the root filesystem" : "the image (" + root.os_name + ")";
+  for (const char* other : {"libssl.so.3", "libssl.so.1.1", "libssl.so.1.0.2"}) {
+    if (find_library(other, directories, root.exists)) return " (" + system + " has " + other + ": build the client against it)";
+  }
+  return " (" + system + " has no libssl at all)";
+}
+
+}  // namespace
+
+std::vector<std::string> elf_problems(std::string_view bytes, const std::string& expected_arch, const RootFilesystem& root) {
   ElfInfo info;
   try {
     info = read_elf(bytes);
@@ -244,7 +353,7 @@ std::vector<std::string> elf_problems(std::string_view bytes, const std::string&
   if (arch != expected_arch) return {"is " + describe_elf(info) + ", expected " + expected_arch};
 
   std::vector<std::string> problems;
-  if (!info.interpreter.empty() && !library_exists(info.interpreter)) {
+  if (!info.interpreter.empty() && !root.exists(info.interpreter)) {
     problems.push_back("needs the interpreter " + info.interpreter + " which the root filesystem lacks");
   }
   std::vector<std::string> directories;
@@ -254,26 +363,37 @@ std::vector<std::string> elf_problems(std::string_view bytes, const std::string&
   const auto standard = library_directories(arch);
   directories.insert(directories.end(), standard.begin(), standard.end());
 
-  std::vector<std::string> missing;
+  std::vector<std::string> missing, versions;
   for (const auto& library : info.needed) {
-    const bool found = library.find('/') != std::string::npos
-                           ? library_exists(library)
-                           : std::any_of(directories.begin(), directories.end(),
-                                         [&](const std::string& dir) { return library_exists(dir + "/" + library); });
-    if (!found) missing.push_back(library);
+    const auto path = find_library(library, directories, root.exists);
+    if (!path) {
+      missing.push_back(library);
+      continue;
+    }
+    const auto problems_here = version_problems(info, library, *path, root);
+    versions.insert(versions.end(), problems_here.begin(), problems_here.end());
   }
   if (!missing.empty()) {
     std::string text = "needs " + join(missing, ", ") + " which the root filesystem lacks";
-    if (std::any_of(missing.begin(), missing.end(), is_openssl11)) text += " (Debian 12 ships libssl3)";
+    if (std::any_of(missing.begin(), missing.end(), is_openssl11)) text += openssl_hint(directories, root);
     problems.push_back(text);
   }
+  problems.insert(problems.end(), versions.begin(), versions.end());
   return problems;
+}
+
+std::vector<std::string> elf_problems(std::string_view bytes, const std::string& expected_arch, const LibraryExists& library_exists) {
+  return elf_problems(bytes, expected_arch, RootFilesystem{library_exists, {}, ""});
+}
+
+void check_elf(std::string_view bytes, const std::string& expected_arch, const RootFilesystem& root, const std::string& what) {
+  const auto problems = elf_problems(bytes, expected_arch, root);
+  if (!problems.empty()) throw Error(what + ": " + join(problems, "; "), ErrorCode::CheckFailed);
 }
 
 void check_elf(std::string_view bytes, const std::string& expected_arch, const LibraryExists& library_exists,
                const std::string& what) {
-  const auto problems = elf_problems(bytes, expected_arch, library_exists);
-  if (!problems.empty()) throw Error(what + ": " + join(problems, "; "), ErrorCode::CheckFailed);
+  check_elf(bytes, expected_arch, RootFilesystem{library_exists, {}, ""}, what);
 }
 
 }  // namespace imprint

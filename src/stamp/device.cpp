@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <set>
+#include <sstream>
 
 #include "imprint/edit.hpp"
 #include "imprint/elf.hpp"
@@ -15,7 +17,6 @@ namespace imprint {
 
 namespace {
 
-constexpr const char* kIdentityScript = "/usr/share/mender/identity/mender-device-identity";
 constexpr const char* kDefaultPfxPassword = "1234";  // hard-coded in the reference DPS client
 
 // The data-partition path of a target, by the device view (/data/...) or an explicit data: role.
@@ -106,8 +107,25 @@ void mark_credential_ops(const Profile& profile, const DevicePlan& device, Plan&
 void add_plan_files(const Plan& plan, CheckContext& context) {
   for (const PlanOp& op : plan.ops) {
     if (op.kind != OpKind::File) continue;
-    if (lands_on_rootfs(op.target) && normalize_path(op.target.path) == kIdentityScript) context.identity_script = op.bytes;
+    if (lands_on_rootfs(op.target) && normalize_path(op.target.path) == kMenderIdentityScript) context.identity_script = op.bytes;
     if (auto data_path = data_path_of(op.target)) context.data_files[normalize_path(*data_path)] = op.bytes;
+  }
+}
+
+// The Mender client executes the identity script directly: without "#!" (or an ELF header) it fails
+// with "exec format error" and the device never authorizes, whatever the profile's checks list says.
+// The same holds for inline content given an execute bit. Checked on the expanded bytes.
+void require_runnable(const Profile& profile, const Plan& plan) {
+  for (const PlanOp& op : plan.ops) {
+    if (op.kind != OpKind::File || starts_like_an_executable(op.bytes)) continue;
+    const bool identity = lands_on_rootfs(op.target) && normalize_path(op.target.path) == kMenderIdentityScript;
+    const bool inline_executable = (op.mode & 0111) != 0 && std::any_of(profile.files.begin(), profile.files.end(), [&](const FileSpec& file) {
+      return file.kind == ContentKind::Content && file.where.str() == op.origin;
+    });
+    if (!identity && !inline_executable) continue;
+    throw Error(op.origin + ": " + op.target.path + " does not start with #! (or an ELF header): the device " +
+                    (identity ? "(the Mender client) " : "") + "would fail to run it with 'exec format error'; start it with a line such as #!/bin/sh",
+                ErrorCode::CheckFailed);
   }
 }
 
@@ -124,9 +142,10 @@ CheckContext check_context(const DevicePlan& device, const CredentialSource& sou
   return context;
 }
 
-// Does path exist in the filesystem, following symlinks inside it the way the device's loader
-// would (library directories are often links: /lib -> usr/lib, libc.so.6 -> libc-2.31.so)?
-bool exists_following_links(Filesystem& filesystem, std::string path) {
+// Where path leads in the filesystem, following symlinks inside it the way the device's loader
+// would (library directories are often links: /lib -> usr/lib, libc.so.6 -> libc-2.31.so); nullopt
+// when nothing is there (or a link loops or climbs out of the root).
+std::optional<std::string> resolve_following_links(Filesystem& filesystem, std::string path) {
   for (int hops = 0; hops < 40; ++hops) {
     std::string resolved;
     bool restarted = false;
@@ -135,14 +154,14 @@ bool exists_following_links(Filesystem& filesystem, std::string path) {
       const std::size_t end = std::min(path.find('/', start), path.size());
       const std::string candidate = resolved + "/" + path.substr(start, end - start);
       const auto stat = filesystem.stat(candidate);
-      if (!stat) return false;
+      if (!stat) return std::nullopt;
       if (stat->type == FileType::Symlink) {
         const std::string& target = stat->link_target;
         const std::string base = target.front() == '/' ? target : (resolved.empty() ? "/" : resolved) + "/" + target;
         try {
           path = normalize_path(base + path.substr(end));
         } catch (const Error&) {
-          return false;
+          return std::nullopt;
         }
         restarted = true;
         break;
@@ -150,9 +169,28 @@ bool exists_following_links(Filesystem& filesystem, std::string path) {
       resolved = candidate;
       start = end + 1;
     }
-    if (!restarted) return true;
+    if (!restarted) return resolved.empty() ? "/" : resolved;
   }
-  return false;  // a symlink loop
+  return std::nullopt;  // a symlink loop
+}
+
+// PRETTY_NAME from the root filesystem's /etc/os-release (or /usr/lib/os-release), "" when unknown.
+std::string os_name(Filesystem& filesystem) {
+  for (const char* candidate : {"/etc/os-release", "/usr/lib/os-release"}) {
+    const auto path = resolve_following_links(filesystem, candidate);
+    if (!path) continue;
+    try {
+      std::istringstream lines(read_all(filesystem, *path));
+      for (std::string line; std::getline(lines, line);) {
+        if (!line.starts_with("PRETTY_NAME=")) continue;
+        std::string value = line.substr(12);
+        if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'')) value = value.substr(1, value.size() - 2);
+        return value;
+      }
+    } catch (const Error&) {
+    }
+  }
+  return "";
 }
 
 // Device ids name output files (DIR/<id>.img): nothing that could leave the directory.
@@ -180,26 +218,39 @@ DevicePlan prepare_device(const Profile& profile, const std::string& device_id, 
     return source.bytes(credentials, name, format);
   });
   mark_credential_ops(profile, device, device.plan);
+  require_runnable(profile, device.plan);
   const CheckContext context = check_context(device, source);
   for (const CheckSpec& check : profile.checks) run_check(check.name, check.argument, context);
   return device;
 }
 
 void check_plan_against_image(DiskImage& image, const Plan& plan) {
-  std::set<std::pair<int, std::string>> planned;
+  // Files the plan itself puts there (a library shipped beside the client) count as present.
+  std::map<std::pair<int, std::string>, const PlanOp*> planned;
   for (const PlanOp& op : plan.ops) {
     if (op.kind != OpKind::File && op.kind != OpKind::Symlink) continue;
-    for (const Location& location : resolve(op.target, image.layout(), image.mounts())) planned.emplace(location.partition, location.path);
+    for (const Location& location : resolve(op.target, image.layout(), image.mounts())) planned[{location.partition, location.path}] = &op;
   }
   for (const PlanOp& op : plan.ops) {
     if (op.kind != OpKind::File || op.elf_arch.empty()) continue;
     for_each_location(image, op.target, [&](Filesystem& filesystem, const Location& location) {
       const bool is_rootfs = location.role == Role::Primary || location.role == Role::Secondary;
-      const LibraryExists library_exists = [&](const std::string& path) {
+      RootFilesystem root;
+      root.exists = [&](const std::string& path) {
         if (!is_rootfs) return true;  // only a root filesystem has libraries to look for
-        return planned.count({location.partition, path}) > 0 || exists_following_links(filesystem, path);
+        return planned.count({location.partition, path}) > 0 || resolve_following_links(filesystem, path).has_value();
       };
-      check_elf(op.bytes, op.elf_arch, library_exists, op.origin + ": " + location.path);
+      root.read = [&](const std::string& path) -> std::optional<std::string> {
+        if (!is_rootfs) return std::nullopt;
+        if (const auto found = planned.find({location.partition, path}); found != planned.end()) {
+          return found->second->kind == OpKind::File ? std::optional<std::string>(found->second->bytes) : std::nullopt;
+        }
+        const auto resolved = resolve_following_links(filesystem, path);
+        if (!resolved) return std::nullopt;
+        return read_all(filesystem, *resolved);
+      };
+      if (is_rootfs) root.os_name = os_name(filesystem);
+      check_elf(op.bytes, op.elf_arch, root, op.origin + ": " + location.path);
     });
   }
 }

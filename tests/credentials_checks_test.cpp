@@ -56,9 +56,9 @@ TEST(CredentialsChecks, AllPassOnTheGoodDevice) {
   device.context.pfx = test::read_file(cred(kDevice + ".cert.pfx"));
   device.context.identity_script = "#!/bin/sh\necho DeviceId=" + kDevice + "\n";
   for (const auto& name : known_checks()) {
-    EXPECT_EQ(check(name, device.context, name == "cert-valid-for-days" ? "30" : ""), "passed") << name;
+    EXPECT_EQ(check(name, device.context, name.ends_with("-valid-for-days") ? "30" : ""), "passed") << name;
   }
-  EXPECT_EQ(known_checks(), (std::vector<std::string>{"cert-not-ca", "cert-valid-for-days", "chain-verifies", "cn-is-device-id",
+  EXPECT_EQ(known_checks(), (std::vector<std::string>{"cert-not-ca", "cert-valid-for-days", "chain-valid-for-days", "chain-verifies", "cn-is-device-id",
                                                       "dps-registration-id", "identity-prints-device-id", "key-matches-cert",
                                                       "pfx-opens", "rsa-only"}));
 }
@@ -220,6 +220,28 @@ TEST(CredentialsChecks, ChainVerifiesNeedsTheWholeChain) {
   Device no_root(inputs({{"cert", cred(kDevice + ".cert.pem")}, {"chain", cred("intermediate.cert.pem")}}));
   EXPECT_EQ(check("chain-verifies", no_root.context),
             failure("chain-verifies", "the certificate chain has no root (self-signed) certificate"));
+}
+
+// A device certificate valid for 400 days under an intermediate that ends sooner (the fixture CA:
+// 365 days; certGen.sh's: 30), made with the openssl CLI, which does not refuse it.
+TEST(CredentialsChecks, ChainValidForDaysChecksEveryCertificateOfTheChain) {
+  test::TempDir dir;
+  test::shell("openssl req -new -newkey rsa:2048 -nodes -keyout '" + dir / "k.pem" + "' -subj /CN=" + kDevice + " -out '" +
+              dir / "r.csr" + "' 2>/dev/null");
+  test::shell("openssl x509 -req -in '" + dir / "r.csr" + "' -CA '" + cred("intermediate.cert.pem") + "' -CAkey '" +
+              cred("intermediate.key.pem") + "' -passin pass:1234 -set_serial 77 -days 400 -out '" + dir / "c.pem" + "' 2>/dev/null");
+  Device outliving(inputs({{"key", dir / "k.pem"}, {"cert", dir / "c.pem"}, {"chain", cred("chain.cert.pem")}}));
+  EXPECT_EQ(check("cert-valid-for-days", outliving.context, "370"), "passed");  // the leaf alone looks fine
+  const std::string intermediate_end = test::shell("openssl x509 -in '" + cred("intermediate.cert.pem") + "' -noout -enddate");
+  ASSERT_EQ(test::run({"openssl", "x509", "-in", cred("intermediate.cert.pem"), "-noout", "-checkend", std::to_string(370 * 86400)}).status, 1)
+      << "the fixture intermediate lives longer than 370 days (" << intermediate_end << "): this test needs one that ends sooner";
+  const std::string result = check("chain-valid-for-days", outliving.context, "370");
+  EXPECT_NE(result.find("failed for device " + kDevice + ": the chain's certificate "), std::string::npos) << result;
+  EXPECT_NE(result.find("within 370 days"), std::string::npos) << result;
+  EXPECT_EQ(check("chain-valid-for-days", outliving.context, "30"), "passed");
+  // Without a chain there is nothing to check: a failure, not a silent pass.
+  Device no_chain(inputs({{"key", dir / "k.pem"}, {"cert", dir / "c.pem"}}));
+  EXPECT_NE(check("chain-valid-for-days", no_chain.context, "30").find("no certificate chain"), std::string::npos);
 }
 
 TEST(CredentialsChecks, PfxOpensWithTheDevicePasswordAndHoldsTheDeviceKey) {

@@ -23,6 +23,13 @@ struct SourcePosition {
 
 enum class ContentKind { Source, Content, Credential };
 
+// The Mender client's identity script, which it executes directly (no shell fallback).
+constexpr const char* kMenderIdentityScript = "/usr/share/mender/identity/mender-device-identity";
+// Is this profile path (device view or ROLE:PATH, as written) the identity script on a root filesystem?
+bool is_mender_identity_script(const std::string& path);
+// What the kernel can exec: a script with "#!" or an ELF executable.
+bool starts_like_an_executable(std::string_view bytes);
+
 struct FileSpec {
   SourcePosition where;
   std::string path;            // template; device view or ROLE:PATH

@@ -113,12 +113,17 @@ std::int64_t now_of(const CheckContext& context) {
   return context.now != 0 ? context.now : static_cast<std::int64_t>(std::time(nullptr));
 }
 
-void cert_valid_for_days(const CheckContext& context, const std::string& argument) {
+int days_argument(const std::string& check, const std::string& argument) {
   int days = 0;
   const auto [end, error] = std::from_chars(argument.data(), argument.data() + argument.size(), days);
   if (argument.empty() || error != std::errc() || end != argument.data() + argument.size() || days < 0) {
-    throw Error("check cert-valid-for-days needs a number of days, got '" + argument + "'", ErrorCode::Invalid);
+    throw Error("check " + check + " needs a number of days, got '" + argument + "'", ErrorCode::Invalid);
   }
+  return days;
+}
+
+void cert_valid_for_days(const CheckContext& context, const std::string& argument) {
+  const int days = days_argument("cert-valid-for-days", argument);
   need_cert(context);
   const std::int64_t now = now_of(context);
   const std::int64_t not_before = context.credentials->not_before(), not_after = context.credentials->not_after();
@@ -126,6 +131,31 @@ void cert_valid_for_days(const CheckContext& context, const std::string& argumen
   if (now > not_after) fail("the certificate expired on " + format_utc(not_after));
   if (not_after - now < std::int64_t{days} * 86400) {
     fail("the certificate expires on " + format_utc(not_after) + ", within " + std::to_string(days) + " days");
+  }
+}
+
+// Every certificate of the chain, the leaf included: a device certificate that outlives its issuer
+// stops verifying the day the intermediate expires (certGen.sh's certificates last 30 days).
+void chain_valid_for_days(const CheckContext& context, const std::string& argument) {
+  const int days = days_argument("chain-valid-for-days", argument);
+  std::vector<X509*> certificates{need_cert(context)};
+  for (void* handle : context.credentials->chain_handles()) certificates.push_back(static_cast<X509*>(handle));
+  if (certificates.size() == 1) fail("no certificate chain is configured (credentials.chain or a PFX with CA certificates)");
+  const std::int64_t now = now_of(context);
+  ossl::Asn1Time now_time(ASN1_TIME_set(nullptr, static_cast<time_t>(now)));
+  for (std::size_t i = 0; i < certificates.size(); ++i) {
+    int day = 0, second = 0;
+    if (!now_time || ASN1_TIME_diff(&day, &second, now_time.get(), X509_get0_notAfter(certificates[i])) != 1) {
+      fail("certificate " + std::to_string(i) + " of the chain has an unreadable validity date");
+    }
+    const std::int64_t not_after = now + std::int64_t{day} * 86400 + second;
+    char subject[256];
+    X509_NAME_oneline(X509_get_subject_name(certificates[i]), subject, sizeof subject);
+    const std::string which = (i == 0 ? std::string("the device certificate ") : "the chain's certificate ") + subject;
+    if (not_after < now) fail(which + " expired on " + format_utc(not_after));
+    if (not_after - now < std::int64_t{days} * 86400) {
+      fail(which + " expires on " + format_utc(not_after) + ", within " + std::to_string(days) + " days");
+    }
   }
 }
 
@@ -210,7 +240,8 @@ const std::map<std::string, CheckFunction>& checks() {
   static const std::map<std::string, CheckFunction> table = {
       {"key-matches-cert", key_matches_cert},   {"cn-is-device-id", cn_is_device_id},
       {"dps-registration-id", dps_registration_id}, {"cert-not-ca", cert_not_ca},
-      {"cert-valid-for-days", cert_valid_for_days}, {"chain-verifies", chain_verifies},
+      {"cert-valid-for-days", cert_valid_for_days}, {"chain-valid-for-days", chain_valid_for_days},
+      {"chain-verifies", chain_verifies},
       {"pfx-opens", pfx_opens},                 {"rsa-only", rsa_only},
       {"identity-prints-device-id", identity_prints_device_id}};
   return table;
@@ -227,7 +258,7 @@ std::vector<std::string> known_checks() {
 void run_check(const std::string& name, const std::string& argument, const CheckContext& context) {
   const auto found = checks().find(name);
   if (found == checks().end()) throw Error("unknown check '" + name + "'", ErrorCode::Invalid);
-  if (name != "cert-valid-for-days" && !argument.empty()) {
+  if (name != "cert-valid-for-days" && name != "chain-valid-for-days" && !argument.empty()) {
     throw Error("check " + name + " takes no argument, got '" + argument + "'", ErrorCode::Invalid);
   }
   try {

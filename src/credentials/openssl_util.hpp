@@ -29,6 +29,7 @@ using Cert = std::unique_ptr<X509, Deleter<X509_free>>;
 using Pkcs12 = std::unique_ptr<PKCS12, Deleter<PKCS12_free>>;
 using MdCtx = std::unique_ptr<EVP_MD_CTX, Deleter<EVP_MD_CTX_free>>;
 using Md = std::unique_ptr<EVP_MD, Deleter<EVP_MD_free>>;
+using Asn1Time = std::unique_ptr<ASN1_TIME, Deleter<ASN1_TIME_free>>;
 
 // Our library context with the "default" and "legacy" providers (legacy when it is installed).
 OSSL_LIB_CTX* context();

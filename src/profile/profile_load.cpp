@@ -370,8 +370,20 @@ class Loader {
         fail(position(*format_field), label + ".format: '" + spec.format + "' is not pkcs1 or pkcs8");
       }
     }
+    if (spec.kind == ContentKind::Content && needs_interpreter_line(spec)) {
+      fail(position(*content_field), label + ".content: " + spec.path + " is executed directly (mode " + format_mode(spec.mode) +
+                                         ") but does not start with #!: it would fail with 'exec format error' on the device; "
+                                         "start it with a line such as #!/bin/sh");
+    }
     targets_.add(spec.path, spec.where.str(), label);
     profile_.files.push_back(std::move(spec));
+  }
+
+  // Inline content the device will execute (the Mender identity script, or given an execute bit)
+  // must name its interpreter. A template that starts with a variable is checked once expanded.
+  static bool needs_interpreter_line(const FileSpec& spec) {
+    const bool executed = (spec.mode & 0111) != 0 || is_mender_identity_script(spec.path);
+    return executed && !spec.value.starts_with("#!") && !spec.value.starts_with("{{");
   }
 
   void read_file_content(const Field& field, const std::string& label, FileSpec& spec) {
@@ -469,7 +481,8 @@ class Loader {
   void read_check(const YAML::Node& item, const std::string& label) {
     static const std::initializer_list<std::string_view> known = {
         "key-matches-cert", "cn-is-device-id", "dps-registration-id", "cert-not-ca",  "cert-valid-for-days",
-        "chain-verifies",   "pfx-opens",       "rsa-only",            "identity-prints-device-id"};
+        "chain-valid-for-days", "chain-verifies", "pfx-opens",       "rsa-only",            "identity-prints-device-id"};
+    const auto takes_days = [](const std::string& name) { return name == "cert-valid-for-days" || name == "chain-valid-for-days"; };
     CheckSpec spec;
     spec.where = position(item);
     if (item.IsScalar()) {
@@ -479,16 +492,16 @@ class Loader {
       if (!pair.first.IsScalar()) fail(pair.first.Mark(), label + ": a check name must be a plain name");
       spec.name = pair.first.Scalar();
       if (!contains(known, spec.name)) fail(pair.first.Mark(), label + ": unknown check '" + spec.name + "' (known: " + join(known) + ")");
-      if (spec.name != "cert-valid-for-days") fail(pair.first.Mark(), label + ": check '" + spec.name + "' takes no argument");
+      if (!takes_days(spec.name)) fail(pair.first.Mark(), label + ": check '" + spec.name + "' takes no argument");
       const long days = integer(Field{spec.name, pair.first, pair.second}, label);
-      if (days < 1) fail(pair.second.Mark(), label + ".cert-valid-for-days: must be at least 1");
+      if (days < 1) fail(pair.second.Mark(), label + "." + spec.name + ": must be at least 1");
       spec.argument = std::to_string(days);
     } else {
       fail(item.Mark(), label + ": a check is a name or 'name: argument', not " + type_name(item));
     }
     if (!contains(known, spec.name)) fail(item.Mark(), label + ": unknown check '" + spec.name + "' (known: " + join(known) + ")");
-    if (spec.name == "cert-valid-for-days" && spec.argument.empty()) {
-      fail(item.Mark(), label + ": cert-valid-for-days needs a number of days ('cert-valid-for-days: 30')");
+    if (takes_days(spec.name) && spec.argument.empty()) {
+      fail(item.Mark(), label + ": " + spec.name + " needs a number of days ('" + spec.name + ": 30')");
     }
     for (const CheckSpec& other : profile_.checks) {
       if (other.name == spec.name) fail(item.Mark(), label + ": check '" + spec.name + "' is already listed at " + other.where.str());

@@ -216,4 +216,17 @@ Plan build_plan(const Profile& profile, const Variables& variables, const Creden
   return PlanBuilder(profile, variables, credentials).build();
 }
 
+bool is_mender_identity_script(const std::string& path) {
+  try {
+    const PathSpec spec = parse_path_spec(path);
+    if (!spec.role.empty() && spec.role != "primary" && spec.role != "secondary" && spec.role != "rootfs") return false;
+    const auto normal = lexically_normal(spec.path);
+    return normal && *normal == kMenderIdentityScript;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+bool starts_like_an_executable(std::string_view bytes) { return bytes.starts_with("#!") || bytes.starts_with("\x7f" "ELF"); }
+
 }  // namespace imprint

@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include "common.hpp"
+#include "imprint/bytes.hpp"
 #include "imprint/edit.hpp"
 #include "imprint/error.hpp"
 #include "imprint/fileio.hpp"
@@ -39,9 +40,10 @@ void add_ls(CLI::App& app) {
     const ImageTarget parsed = parse_image_target(target);
     DiskImage disk = DiskImage::open(parsed.image, OpenMode::ReadOnly, backend.get());
     const auto listed = list_path(disk, parsed.spec);
+    // Names come from the image: a newline or an escape sequence in one must not reach the terminal raw.
     for (const ListedEntry& entry : listed) {
-      if (listed.size() > 1) write_stdout(describe(entry.location) + ":\n");
-      for (const DirEntry& item : entry.entries) write_stdout(format_entry(item, long_format) + "\n");
+      if (listed.size() > 1) write_stdout(escape_control(describe(entry.location)) + ":\n");
+      for (const DirEntry& item : entry.entries) write_stdout(escape_control(format_entry(item, long_format)) + "\n");
     }
   });
 }

@@ -118,11 +118,18 @@ files:
     from: credentials.key
     mode: "0600"
 )");
-  const auto stamp = [&](const std::string& emit) {
+  const auto stamp = [&](const std::string& emit, const std::string& output = "") {
     return run_imprint({"stamp", "-p", dir / "profile.yaml", "-i", fixture("mbr.img"), "--device", device, "--set",
                         "key_file=" + fixture("credentials/" + device + ".key.pem"), "--set",
-                        "cert_file=" + fixture("credentials/" + device + ".cert.pem"), "-o", dir / "out/dev.img", "--emit", emit});
+                        "cert_file=" + fixture("credentials/" + device + ".cert.pem"), "-o",
+                        output.empty() ? dir / "out/dev.img" : output, "--emit", emit});
   };
+  // An output named like an emitted file was replaced by the public key, exit 0.
+  const CommandResult over = stamp(dir / "out", dir / "out/" + device + ".pub.pem");
+  EXPECT_EQ(over.status, 1) << over.err;
+  EXPECT_EQ(over.err, "imprint: --emit would write " + dir / "out/" + device + ".pub.pem, which is the output image\n");
+  EXPECT_TRUE(entries(dir / "out").empty());
+
   std::filesystem::create_directories(dir / "out");
   write_file(dir / "out/not-a-dir", "x");
   const CommandResult file = stamp(dir / "out/not-a-dir");

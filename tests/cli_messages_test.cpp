@@ -86,6 +86,19 @@ TEST(Messages, LsEscapesNamesFromTheImage) {
   }
 }
 
+// inspect printed the image's device_type raw: an escape sequence in it reached the terminal.
+TEST(Messages, InspectEscapesValuesFromTheImage) {
+  TempDir dir;
+  const std::string image = copy_fixture("mbr.img", dir);
+  const CommandResult put = run_imprint({"put", "-", image + ":/data/mender/device_type"}, "device_type=bbb\x1b[2J\rfake\n");
+  ASSERT_EQ(put.status, 0) << put.err;
+  EXPECT_EQ(debugfs(image, 4, "cat /mender/device_type"), "device_type=bbb\x1b[2J\rfake\n");
+  const CommandResult inspect = run_imprint({"inspect", image});
+  ASSERT_EQ(inspect.status, 0) << inspect.err;
+  EXPECT_TRUE(terminal_safe(inspect.out)) << inspect.out;
+  EXPECT_NE(inspect.out.find("device_type: bbb\\x1b[2J\\rfake\n"), std::string::npos) << inspect.out;
+}
+
 // --dry-run printed a sha256 prefix of a --set-file value: a 4-digit PIN came back in a second.
 TEST(Messages, DryRunPrintsSizesNotDigestsOfSecrets) {
   TempDir dir;

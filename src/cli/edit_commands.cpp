@@ -1,6 +1,8 @@
 // Developer commands: inspect, ls, cat, put, rm, mkdir.
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "common.hpp"
 #include "imprint/bytes.hpp"
 #include "imprint/edit.hpp"
@@ -13,6 +15,18 @@ namespace imprint::cli {
 
 namespace {
 
+// A listing with each line escaped (device_type, artifact name, labels and file names come from the
+// image): its own line breaks stay, those inside a value do not.
+std::string escape_lines(const std::string& text) {
+  std::string out;
+  for (std::size_t start = 0; start < text.size();) {
+    const std::size_t end = std::min(text.find('\n', start), text.size());
+    out += escape_control(std::string_view(text).substr(start, end - start)) + (end < text.size() ? "\n" : "");
+    start = end + 1;
+  }
+  return out;
+}
+
 void add_inspect(CLI::App& app) {
   auto* command = app.add_subcommand("inspect", "Show partitions, roles, filesystems, free space, device_type, artifact name");
   static std::string image;
@@ -24,7 +38,7 @@ void add_inspect(CLI::App& app) {
   command->callback([] {
     DiskImage disk = DiskImage::open(image, OpenMode::ReadOnly, backend.get());
     const InspectReport report = inspect_image(disk);
-    write_stdout(json ? inspect_json(report) : format_inspect(report));
+    write_stdout(json ? inspect_json(report) : escape_lines(format_inspect(report)));
   });
 }
 

@@ -271,7 +271,8 @@ void refuse_colliding_outputs(const BatchRequest& request, const std::string& ou
   claim(manifest, "the manifest");
   claim(csv_view_path(manifest), "the manifest's CSV view");
   for (const Prepared& item : prepared) {
-    const std::string device = "device " + item.device.plan.device_id + " (" + request.devices_csv + ":" + std::to_string(item.line) + ")";
+    const std::string device =
+        "device " + item.device.plan.device_id + " (" + request.devices_csv + ":" + std::to_string(item.line) + ")";
     claim(out_dir + "/" + item.name + compression_suffix(request.compression), "the image of " + device);
     if (request.bmap) claim(out_dir + "/" + bmap_name(item.name), "the bmap of " + device);
   }
@@ -293,9 +294,8 @@ std::vector<Prepared> build_base(const std::string& base_path, Backend backend, 
       check_plan_against_image(image, item.device.plan);
       good.push_back(std::move(item));
     } catch (const Error& error) {
-      result.bad_rows.push_back(BadRow{item.line, item.device.plan.device_id,
-                                       csv + ":" + std::to_string(item.line) + ": device " + item.device.plan.device_id + ": " + error.what(),
-                                       error.what()});
+      const std::string where = csv + ":" + std::to_string(item.line) + ": device " + item.device.plan.device_id + ": ";
+      result.bad_rows.push_back(BadRow{item.line, item.device.plan.device_id, where + error.what(), error.what()});
     }
   }
   std::vector<const Plan*> plans;

@@ -57,9 +57,8 @@ std::vector<ManifestRecord> read_manifest(const std::string& path, CutOff cut_of
     ManifestRecord record = ManifestRecord::parse(content, nullptr, false);
     if (record.is_discarded()) {
       if (!terminated && cut_off == CutOff::Drop) break;  // the last line of an interrupted append
-      throw Error(path + ":" + std::to_string(line) + (terminated ? ": not a JSON object"
-                                                                  : ": the last record is cut off (an interrupted batch? run it again)"),
-                  ErrorCode::Corrupt);
+      const std::string why = terminated ? "not a JSON object" : "the last record is cut off (an interrupted batch? run it again)";
+      throw Error(path + ":" + std::to_string(line) + ": " + why, ErrorCode::Corrupt);
     }
     device_id_of(record, path + ":" + std::to_string(line));
     records.push_back(std::move(record));

@@ -77,7 +77,8 @@ void add_batch(CLI::App& app) {
     std::vector<std::string> bad_rows = bad_row_messages(result.bad_rows, request.devices_csv);
     const bool stopped = !result.bad_rows.empty() && result.aborted && result.outcomes.empty();
     if (stopped) {
-      const std::string verdict = "; nothing written (" + std::to_string(result.bad_rows.size()) + " bad row(s); --keep-going stamps the good rows)";
+      const std::string verdict =
+          "; nothing written (" + std::to_string(result.bad_rows.size()) + " bad row(s); --keep-going stamps the good rows)";
       for (std::size_t i = 0; i + 1 < bad_rows.size(); ++i) print_error(bad_rows[i]);
       throw Error(bad_rows.back() + verdict, ErrorCode::Invalid);
     }

@@ -243,7 +243,9 @@ std::vector<PendingFile> stage_exports(const std::string& directory, const Devic
   for (const auto& [path, bytes] : files) {
     struct stat info {};
     // A directory under a final name would make its rename fail after the image was committed.
-    if (::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) throw Error("--emit: " + path + " is a directory", ErrorCode::IsDirectory);
+    if (::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) {
+      throw Error("--emit: " + path + " is a directory", ErrorCode::IsDirectory);
+    }
     pending.emplace_back(path);
     write_all(pending.back().fd(), bytes, path);
     if (::fchmod(pending.back().fd(), 0644) != 0) throw_errno("cannot set the mode of " + path);

@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <filesystem>
+
 #include "imprint/batch.hpp"
 #include "imprint/bmap.hpp"
 #include "imprint/bytes.hpp"
@@ -23,7 +25,7 @@ TEST(Manifest, ToleratesOnlyATruncatedLastLine) {
   append_manifest_record(path, {{"device_id", "b"}, {"x", 1}});
   append_manifest_record(path, {{"device_id", "a"}, {"x", 2}});
   write_file(path, read_file(path) + "{\"device_id\": \"c\", \"x\"");  // killed mid-append
-  EXPECT_EQ(read_manifest(path).size(), 2u);
+  EXPECT_EQ(read_manifest(path, CutOff::Drop).size(), 2u);
   append_manifest_record(path, {{"device_id", "b"}, {"x", 3}});  // starts on a fresh line
   const auto records = read_manifest(path);
   ASSERT_EQ(records.size(), 3u);
@@ -53,6 +55,30 @@ TEST(Manifest, MergeRefusesConflictingRecordsButIgnoresTiming) {
   EXPECT_EQ(merged[0]["device_id"], "d0");
   write_file(dir / "c.jsonl", "{\"device_id\":\"d1\",\"v\":2}\n");
   EXPECT_THROW(merge_manifests({dir / "a.jsonl", dir / "c.jsonl"}, dir / "out2.jsonl"), Error);
+}
+
+// A shard's manifest cut off mid-record (its batch was killed, the artifact uploaded anyway) used to
+// merge without that device, exit 0.
+TEST(Manifest, MergeRefusesACutOffLastRecordNamingFileAndLine) {
+  TempDir dir;
+  write_file(dir / "a.jsonl", "{\"device_id\":\"d0\",\"v\":0}\n");
+  write_file(dir / "b.jsonl", "{\"device_id\":\"d1\",\"v\":1}\n{\"device_id\":\"d2\",\"v\"");
+  const Error error = imprint::test::expect_error([&] { merge_manifests({dir / "a.jsonl", dir / "b.jsonl"}, dir / "out.jsonl"); },
+                                         ErrorCode::Corrupt);
+  EXPECT_NE(std::string(error.what()).find(dir / "b.jsonl:2: the last record is cut off"), std::string::npos) << error.what();
+  EXPECT_FALSE(std::filesystem::exists(dir / "out.jsonl"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "out.csv"));
+  // The batch reading its own manifest still drops the interrupted append (it redoes that device).
+  EXPECT_EQ(read_manifest(dir / "b.jsonl", CutOff::Drop).size(), 1u);
+}
+
+TEST(BadRows, RowsFailingAlikeShareOneMessage) {
+  std::vector<BadRow> rows;
+  for (int line : {2, 3, 4, 5, 9}) rows.push_back({line, "d" + std::to_string(line), "x", "undefined variable 'key_file'"});
+  rows.push_back({7, "d7", "devices.csv:7: device d7: check cn-is-device-id failed", "check cn-is-device-id failed"});
+  EXPECT_EQ(bad_row_messages(rows, "devices.csv"),
+            (std::vector<std::string>{"devices.csv: lines 2-5, 9 (5 devices): undefined variable 'key_file'",
+                                      "devices.csv:7: device d7: check cn-is-device-id failed"}));
 }
 
 TEST(Shard, CoversEveryRowExactlyOnce) {

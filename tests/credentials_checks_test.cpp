@@ -195,7 +195,7 @@ TEST(CredentialsChecks, CertValidForDaysRefusesExpiredAndNotYetValid) {
   ::setenv("SOURCE_DATE_EPOCH", std::to_string(now - 10 * 86400).c_str(), 1);
   auto expired = DeviceCredentials::generate(cred("chain.cert.pem"), cred("intermediate.key.pem"), "1234", kDevice, "ec:p256", 2);
   ::setenv("SOURCE_DATE_EPOCH", std::to_string(now + 10 * 86400).c_str(), 1);
-  auto future = DeviceCredentials::generate(cred("chain.cert.pem"), cred("intermediate.key.pem"), "1234", kDevice, "ec:p256", 365);
+  auto future = DeviceCredentials::generate(cred("chain.cert.pem"), cred("intermediate.key.pem"), "1234", kDevice, "ec:p256", 300);
   ::unsetenv("SOURCE_DATE_EPOCH");
   test::TempDir dir;
   test::write_file(dir / "expired.pem", expired.cert_pem());

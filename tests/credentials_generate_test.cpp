@@ -32,7 +32,7 @@ std::string cert_public_key(const std::string& cert_path) {
 }
 
 // generate() with the fixture CA: the intermediate signs; its file holds intermediate + root.
-DeviceCredentials generate_device(const std::string& id, const std::string& key_type = "rsa:2048", int days = 365) {
+DeviceCredentials generate_device(const std::string& id, const std::string& key_type = "rsa:2048", int days = 30) {
   return DeviceCredentials::generate(cred("chain.cert.pem"), cred("intermediate.key.pem"), "1234", id, key_type, days);
 }
 
@@ -61,7 +61,7 @@ TEST(CredentialsGenerate, CertificateVerifiesWithOpensslAndHasTheRightProfile) {
   EXPECT_LT(std::stoi(serial.substr(7, 1), nullptr, 16), 8);
   EXPECT_NE(serial, run({"openssl", "x509", "-in", cred(kDevice + ".cert.pem"), "-noout", "-serial"}).out);
   EXPECT_EQ(credentials.chain_pem(), test::read_file(cred("chain.cert.pem")));
-  EXPECT_EQ(credentials.not_after() - credentials.not_before(), 365 * 86400);
+  EXPECT_EQ(credentials.not_after() - credentials.not_before(), 30 * 86400);
 }
 
 TEST(CredentialsGenerate, HonoursSourceDateEpochAndRefusesBadInputs) {

@@ -250,7 +250,7 @@ TEST(ProfileLoadErrors, RepeatedKey) {
 
 TEST(ProfileLoadErrors, UnknownFileKeyNamesKeyAndAllowed) {
   expect_load_error("version: 1\nfiles:\n  - path: /x\n    sorce: a\n    mode: \"0644\"\n", "4:5",
-                    "files[0]: unknown key 'sorce' (allowed: path, source, content, from, mode, owner, template, format, expect)");
+                    "files[0]: unknown key 'sorce' (allowed: path, source, content, from, mode, owner, template, format, expect, secret)");
 }
 
 TEST(ProfileLoadErrors, UnknownKeysInEverySection) {

@@ -164,7 +164,8 @@ files:
   EXPECT_EQ(plan.ops[1].credential, "pfx");
   const auto json = nlohmann::json::parse(plan_to_json(plan));
   EXPECT_EQ(json["ops"][1]["credential"], "pfx");
-  EXPECT_EQ(json["ops"][1]["sha256"], sha256_hex("bytes of pfx"));
+  EXPECT_FALSE(json["ops"][1].contains("sha256")) << "a digest of a credential is printed";
+  EXPECT_EQ(json["ops"][1]["secret"], true);
   EXPECT_EQ(json["ops"][1]["origin"], "p.yaml:10:5");
   EXPECT_EQ(plan.ops[1].mode, 0600u);
 

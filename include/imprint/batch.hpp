@@ -65,7 +65,13 @@ struct BadRow {
   int line = 0;
   std::string device_id;
   std::string message;  // "devices.csv:7: device x: <why>"
+  std::string reason;   // "<why>" alone
 };
+
+// The bad rows as messages, rows failing for the same reason in one message:
+// "devices.csv:7: device x: <why>" for a reason of one row,
+// "devices.csv: lines 2-5, 9 (5 devices): <why>" for a reason several rows share.
+std::vector<std::string> bad_row_messages(const std::vector<BadRow>& rows, const std::string& devices_csv);
 
 enum class DeviceStatus { Stamped, Skipped, Failed };
 std::string to_string(DeviceStatus status);  // "stamped", "skipped", "failed"

@@ -47,6 +47,12 @@ std::string sha256_hex(std::string_view bytes);
 // sha256 of a host file, read in chunks (never the whole file in memory).
 std::string sha256_file_hex(const std::string& path);
 
+// Text safe for a terminal: C0 controls and DEL as \n, \r, \t or \xHH, C1 controls (U+0080..U+009F)
+// and bytes that are not valid UTF-8 as \xHH per byte; everything else (valid UTF-8) unchanged.
+// Untrusted bytes (device ids, CSV headers, names inside an image) go through it before they reach
+// stderr or a listing, so they can neither split a line nor send escape sequences.
+std::string escape_control(std::string_view text);
+
 // Incremental sha256 for streamed data.
 class Sha256 {
  public:

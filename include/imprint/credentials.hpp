@@ -58,7 +58,8 @@ class DeviceCredentials {
   // A new device key and a certificate for /CN=device_id signed by the CA: CA:FALSE (critical),
   // keyUsage digitalSignature (+ keyEncipherment for RSA), extendedKeyUsage clientAuth, subject and
   // authority key identifiers, random positive 128-bit serial, SHA-256, valid from now
-  // (SOURCE_DATE_EPOCH when set) for `days` days. The chain is the CA certificate followed by any
+  // (SOURCE_DATE_EPOCH when set) for `days` days (1 to 36500, and never past the CA's notAfter:
+  // Error(Invalid) saying how many days fit). The chain is the CA certificate followed by any
   // further certificates in the CA file.
   static DeviceCredentials generate(const std::string& ca_cert_path, const std::string& ca_key_path,
                                     const std::string& ca_key_password, const std::string& device_id,
@@ -85,11 +86,13 @@ class DeviceCredentials {
   std::int64_t not_after() const;
 
   // `imprint certs`: DIR/<id>.key.pem (PKCS#1 unless told, 0600), DIR/<id>.cert.pem,
-  // DIR/<id>.fullchain.cert.pem (0644), DIR/<id>.cert.pfx (0600), each written atomically.
-  // <id> is the certificate's CN. DIR is created (0700) when missing. Returns the paths written.
+  // DIR/<id>.fullchain.cert.pem (0644), DIR/<id>.cert.pfx (0600), written together: all four are
+  // written to pending files and only then named, so a failure leaves none. An existing one is an
+  // Error(Exists) naming it unless `force`. <id> is the certificate's CN. DIR is created (0700)
+  // when missing. Returns the paths written.
   std::vector<std::string> write_certs_dir(const std::string& dir, const std::string& pfx_password,
                                            KeyFormat key_format = KeyFormat::Pkcs1,
-                                           PfxEncryption encryption = PfxEncryption::Compat) const;
+                                           PfxEncryption encryption = PfxEncryption::Compat, bool force = false) const;
 
   // OpenSSL objects (EVP_PKEY*, X509*) for the checks; null when not loaded.
   void* key_handle() const;

@@ -6,8 +6,10 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "imprint/credentials.hpp"
+#include "imprint/fileio.hpp"
 #include "imprint/image.hpp"
 #include "imprint/plan.hpp"
 #include "imprint/profile.hpp"
@@ -42,7 +44,9 @@ struct DeviceExports {
 // Empty optional when the profile has no credentials. The identity comes from running the plan's
 // identity script as the device would; without one, {"DeviceId": device_id}.
 std::optional<DeviceExports> device_exports(const DevicePlan& device);
-// Writes DIR/<id>.pub.pem, <id>.preauth.json, <id>.enrollment.json, <id>.thumbprints.txt atomically.
-void write_exports(const std::string& directory, const DeviceExports& exports);
+// Writes DIR/<id>.pub.pem, <id>.preauth.json, <id>.enrollment.json, <id>.thumbprints.txt into
+// pending files (DIR is created when missing) and returns them unnamed: the caller commits them
+// together with its output, so a failure on either side leaves neither.
+std::vector<PendingFile> stage_exports(const std::string& directory, const DeviceExports& exports);
 
 }  // namespace imprint

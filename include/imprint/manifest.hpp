@@ -22,8 +22,11 @@ namespace imprint {
 using ManifestRecord = nlohmann::ordered_json;
 
 // Every record of a manifest file, in file order; an empty list when the file does not exist.
-// Error(Corrupt) "<file>:<line>: ..." for a bad line other than an unterminated last one.
-std::vector<ManifestRecord> read_manifest(const std::string& path);
+// Error(Corrupt) "<file>:<line>: ..." for a bad line. A batch reading its own manifest passes
+// CutOff::Drop: an unterminated, unparsable last line is an append a kill interrupted, and the
+// batch redoes that device. Everything else (merge) gets CutOff::Refuse: such a line is an error.
+enum class CutOff { Drop, Refuse };
+std::vector<ManifestRecord> read_manifest(const std::string& path, CutOff cut_off = CutOff::Refuse);
 
 // Appends one record as one line and fsyncs (the file is created 0644 when missing).
 void append_manifest_record(const std::string& path, const ManifestRecord& record);

@@ -27,6 +27,9 @@ struct PlanOp {
   std::string credential;             // File: from credentials.<name> ("key", "pfx", ...), else ""
   bool reproducible = true;           // false when the bytes differ on every build (a PFX built with
                                       // a random salt): verify then checks meaning, not bytes
+  bool secret = false;                // File: a digest would reveal it (a credential, `secret: true`, or
+                                      // bytes holding a variable other than device_id, which may come
+                                      // from --set-file or --set-env): plans print its size only
   std::string origin;                 // where it came from, for messages: "profile.yaml:14:5"
 };
 

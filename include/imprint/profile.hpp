@@ -42,6 +42,7 @@ struct FileSpec {
   std::string owner = "0:0";
   bool template_source = false;  // expand {{...}} inside a source: file
   std::string elf_arch;        // expect: { elf: armhf | aarch64 | x86_64 }
+  bool secret = false;         // secret: true: its digest is never printed (--dry-run shows its size)
 };
 
 struct DirectorySpec {

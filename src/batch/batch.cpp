@@ -227,10 +227,64 @@ std::vector<Prepared> prepare_rows(const BatchRequest& request, const Profile& p
       if (request.shard.contains(index)) item.exports = device_exports(item.device);
       prepared.push_back(std::move(item));
     } catch (const Error& error) {
-      result.bad_rows.push_back(BadRow{row.line, row.device_id, where + error.what()});
+      result.bad_rows.push_back(BadRow{row.line, row.device_id, where + error.what(), error.what()});
     }
   }
   return prepared;
+}
+
+// The manifest is appended after every device: a missing or unwritable directory must show before
+// the first image is stamped, not as an image without its record.
+void check_manifest_location(const std::string& manifest) {
+  for (const std::string& path : {manifest, csv_view_path(manifest)}) {
+    struct stat info {};
+    if (::stat(path.c_str(), &info) == 0 && !S_ISREG(info.st_mode)) {
+      throw Error("manifest " + path + " exists and is not a regular file", ErrorCode::Invalid);
+    }
+    if (::stat(path.c_str(), &info) == 0 && ::access(path.c_str(), W_OK) != 0) throw_errno("manifest " + path + " is not writable");
+  }
+  std::string directory = std::filesystem::path(manifest).parent_path().string();
+  if (directory.empty()) directory = ".";
+  struct stat info {};
+  if (::stat(directory.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
+    throw Error("manifest " + manifest + ": directory " + directory + " does not exist", ErrorCode::NotFound);
+  }
+  if (::access(directory.c_str(), W_OK | X_OK) != 0) throw_errno("manifest " + manifest + ": cannot write in " + directory);
+}
+
+// One spelling per file: absolute, symlinks of existing parents resolved, "." and ".." gone.
+std::string normal_path(const std::string& path) {
+  std::error_code error;
+  const auto absolute = std::filesystem::absolute(path, error);
+  const auto canonical = std::filesystem::weakly_canonical(absolute, error);
+  return (error ? absolute.lexically_normal() : canonical).string();
+}
+
+// Names that differ can still derive the same file ("x" and "x.img" both give x.bmap with
+// --name '{{device_id}}'), and a device can be named like the manifest or an input: every file the
+// batch writes must belong to one thing only, and never be one of its inputs. Compared byte for
+// byte, as the output directory's filesystem (case-sensitive, as Linux filesystems are) does.
+void refuse_colliding_outputs(const BatchRequest& request, const std::string& out_dir, const std::string& manifest,
+                              const std::vector<Prepared>& prepared) {
+  std::map<std::string, std::string> writers;  // normal path -> what writes it
+  const auto claim = [&](const std::string& path, const std::string& what) {
+    const auto [at, inserted] = writers.emplace(normal_path(path), what);
+    if (!inserted) throw Error(path + " would be written as " + at->second + " and as " + what, ErrorCode::Invalid);
+  };
+  claim(manifest, "the manifest");
+  claim(csv_view_path(manifest), "the manifest's CSV view");
+  for (const Prepared& item : prepared) {
+    const std::string device =
+        "device " + item.device.plan.device_id + " (" + request.devices_csv + ":" + std::to_string(item.line) + ")";
+    claim(out_dir + "/" + item.name + compression_suffix(request.compression), "the image of " + device);
+    if (request.bmap) claim(out_dir + "/" + bmap_name(item.name), "the bmap of " + device);
+  }
+  const std::pair<const char*, const std::string*> inputs[] = {
+      {"the golden image", &request.golden_path}, {"the profile", &request.profile_path}, {"the device list", &request.devices_csv}};
+  for (const auto& [what, path] : inputs) {
+    const auto found = writers.find(normal_path(*path));
+    if (found != writers.end()) throw Error(*path + " is " + what + " and would be overwritten as " + found->second, ErrorCode::Invalid);
+  }
 }
 
 // Checks every plan against the golden image, then applies the common ops to the base.
@@ -243,8 +297,8 @@ std::vector<Prepared> build_base(const std::string& base_path, Backend backend, 
       check_plan_against_image(image, item.device.plan);
       good.push_back(std::move(item));
     } catch (const Error& error) {
-      result.bad_rows.push_back(BadRow{item.line, item.device.plan.device_id,
- csv + ":" + std::to_string(item.line) + ": device " + item.device.plan.device_id + ": " + error.what()});
+      const std::string where = csv + ":" + std::to_string(item.line) + ": device " + item.device.plan.device_id + ": ";
+      result.bad_rows.push_back(BadRow{item.line, item.device.plan.device_id, where + error.what(), error.what()});
     }
   }
   std::vector<const Plan*> plans;
@@ -262,6 +316,20 @@ std::vector<Prepared> build_base(const std::string& base_path, Backend backend, 
     image.flush();
   }
   return good;
+}
+
+// Appends the record of a device just stamped. An output without its record would be an image the
+// manifest does not vouch for: when the record cannot be written, the output and its bmap go too
+// and the device fails.
+void record_or_withdraw(const Context& context, const Prepared& prepared, const std::string& manifest, DeviceOutcome& outcome) {
+  try {
+    append_manifest_record(manifest, outcome.record);
+  } catch (const std::exception& error) {
+    ::unlink(output_path(context, prepared).c_str());
+    if (const auto bmap = bmap_path(context, prepared)) ::unlink(bmap->c_str());
+    outcome.status = DeviceStatus::Failed;
+    outcome.message = "device " + outcome.device_id + ": " + error.what() + " (its image was removed)";
+  }
 }
 
 void run_devices(Context& context, const std::vector<const Prepared*>& work, BatchResult& result, const BatchObserver& observer) {
@@ -291,19 +359,32 @@ void run_devices(Context& context, const std::vector<const Prepared*>& work, Bat
       } catch (const std::exception& error) {
         outcome.status = DeviceStatus::Failed;
         outcome.message = "device " + outcome.device_id + ": " + error.what();
-        if (!context.request.keep_going) stop = true;
       }
       const std::lock_guard lock(mutex);
-      if (outcome.status == DeviceStatus::Stamped) append_manifest_record(manifest, outcome.record);
+      if (outcome.status == DeviceStatus::Stamped) record_or_withdraw(context, prepared, manifest, outcome);
+      if (outcome.status == DeviceStatus::Failed && !context.request.keep_going) stop = true;
       result.outcomes[slot] = outcome;
       ++done;
       if (observer) observer(outcome, done, work.size());
     }
   };
+  // An exception escaping a thread calls std::terminate: the first one stops the batch and is
+  // rethrown here, after every thread has finished its device.
+  std::exception_ptr escaped;
+  const auto guarded = [&] {
+    try {
+      worker();
+    } catch (...) {
+      const std::lock_guard lock(mutex);
+      if (!escaped) escaped = std::current_exception();
+      stop = true;
+    }
+  };
   std::vector<std::thread> threads;
   const unsigned jobs = std::min<unsigned>(default_jobs(context.request.jobs), static_cast<unsigned>(std::max<std::size_t>(1, work.size())));
-  for (unsigned i = 0; i < jobs; ++i) threads.emplace_back(worker);
+  for (unsigned i = 0; i < jobs; ++i) threads.emplace_back(guarded);
   for (auto& thread : threads) thread.join();
+  if (escaped) std::rethrow_exception(escaped);
   // Devices never started (a failure stopped the batch) are not outcomes.
   std::erase_if(result.outcomes, [](const DeviceOutcome& outcome) { return outcome.device_id.empty(); });
   if (stop) result.aborted = true;
@@ -342,6 +423,43 @@ Shard parse_shard(const std::string& text) {
   parse(std::string_view(text).substr(slash + 1), shard.count);
   if (shard.count == 0 || shard.index == 0 || shard.index > shard.count) throw invalid();
   return shard;
+}
+
+namespace {
+// "2-5, 9, 11-12" for sorted line numbers.
+std::string line_ranges(const std::vector<int>& lines) {
+  std::string text;
+  for (std::size_t i = 0; i < lines.size();) {
+    std::size_t j = i;
+    while (j + 1 < lines.size() && lines[j + 1] == lines[j] + 1) ++j;
+    text += (text.empty() ? "" : ", ") + std::to_string(lines[i]) + (j > i ? "-" + std::to_string(lines[j]) : "");
+    i = j + 1;
+  }
+  return text;
+}
+}  // namespace
+
+std::vector<std::string> bad_row_messages(const std::vector<BadRow>& rows, const std::string& devices_csv) {
+  std::vector<std::string> reasons;  // in order of first appearance
+  std::map<std::string, std::vector<const BadRow*>> by_reason;
+  for (const BadRow& row : rows) {
+    auto& group = by_reason[row.reason];
+    if (group.empty()) reasons.push_back(row.reason);
+    group.push_back(&row);
+  }
+  std::vector<std::string> messages;
+  for (const std::string& reason : reasons) {
+    const auto& group = by_reason[reason];
+    if (group.size() == 1) {
+      messages.push_back(group.front()->message);
+      continue;
+    }
+    std::vector<int> lines;
+    for (const BadRow* row : group) lines.push_back(row->line);
+    std::sort(lines.begin(), lines.end());
+    messages.push_back(devices_csv + ": lines " + line_ranges(lines) + " (" + std::to_string(group.size()) + " devices): " + reason);
+  }
+  return messages;
 }
 
 std::string to_string(DeviceStatus status) {
@@ -425,10 +543,17 @@ BatchResult run_batch(const BatchRequest& request, const BatchObserver& observer
   const Profile profile = load_profile(request.profile_path);
   std::vector<Prepared> prepared = prepare_rows(request, profile, result);
 
-  std::filesystem::create_directories(request.output_directory);
+  const bool created = std::filesystem::create_directories(request.output_directory);
   std::string out_dir = request.output_directory;
   while (out_dir.size() > 1 && out_dir.back() == '/') out_dir.pop_back();
   result.manifest_path = request.manifest_path.empty() ? out_dir + "/manifest.jsonl" : request.manifest_path;
+  try {
+    check_manifest_location(result.manifest_path);
+    refuse_colliding_outputs(request, out_dir, result.manifest_path, prepared);
+  } catch (const Error&) {
+    if (created) ::rmdir(out_dir.c_str());  // a refused batch leaves nothing behind, not even its directory
+    throw;
+  }
 
   // The shared base: unnamed in the output directory (same filesystem as the outputs, so the
   // per-device copies can be reflinks), never committed.
@@ -449,7 +574,7 @@ BatchResult run_batch(const BatchRequest& request, const BatchObserver& observer
 
   Context context{request, out_dir, sha256_hex(read_host_file(request.profile_path)),
                   detail::sparse_file_sha256(request.golden_path), base.fd(), {}, 1};
-  const std::vector<ManifestRecord> previous = read_manifest(result.manifest_path);
+  const std::vector<ManifestRecord> previous = read_manifest(result.manifest_path, CutOff::Drop);
   for (const ManifestRecord& record : compact_records(previous)) context.previous[record["device_id"].get<std::string>()] = record;
   // Compression threads share the cores with the device threads actually running.
   const auto device_threads = static_cast<unsigned>(std::clamp<std::size_t>(work.size(), 1, default_jobs(request.jobs)));
@@ -458,7 +583,7 @@ BatchResult run_batch(const BatchRequest& request, const BatchObserver& observer
   run_devices(context, work, result, observer);
 
   // Compaction: every record ever written for this manifest, the newest per device.
-  std::vector<ManifestRecord> records = read_manifest(result.manifest_path);
+  std::vector<ManifestRecord> records = read_manifest(result.manifest_path, CutOff::Drop);
   write_manifest(result.manifest_path, records);
   return result;
 }

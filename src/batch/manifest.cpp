@@ -41,7 +41,7 @@ std::string text_of(const ManifestRecord& record, const char* key) {
 
 }  // namespace
 
-std::vector<ManifestRecord> read_manifest(const std::string& path) {
+std::vector<ManifestRecord> read_manifest(const std::string& path, CutOff cut_off) {
   if (!std::filesystem::exists(path)) return {};
   const std::string text = read_host_file(path);
   std::vector<ManifestRecord> records;
@@ -56,8 +56,9 @@ std::vector<ManifestRecord> read_manifest(const std::string& path) {
     if (content.find_first_not_of(" \t\r") == std::string::npos) continue;
     ManifestRecord record = ManifestRecord::parse(content, nullptr, false);
     if (record.is_discarded()) {
-      if (!terminated) break;  // the last line of an interrupted append
-      throw Error(path + ":" + std::to_string(line) + ": not a JSON object", ErrorCode::Corrupt);
+      if (!terminated && cut_off == CutOff::Drop) break;  // the last line of an interrupted append
+      const std::string why = terminated ? "not a JSON object" : "the last record is cut off (an interrupted batch? run it again)";
+      throw Error(path + ":" + std::to_string(line) + ": " + why, ErrorCode::Corrupt);
     }
     device_id_of(record, path + ":" + std::to_string(line));
     records.push_back(std::move(record));

@@ -72,12 +72,17 @@ void add_batch(CLI::App& app) {
       progress.update(done, total);
     });
     for (const auto& warning : result.warnings) warn(warning);
-    for (const BadRow& bad : result.bad_rows) warn(bad.message);
-    if (!result.bad_rows.empty() && result.aborted && result.outcomes.empty()) {
-      throw Error(request.devices_csv + ": " + std::to_string(result.bad_rows.size()) +
-                      " bad row(s); nothing written (--keep-going stamps the good rows)",
-                  ErrorCode::Invalid);
+    // Bad rows that stop the batch are its error (the last one carries the verdict); with
+    // --keep-going they are warnings. Rows failing alike share one line.
+    std::vector<std::string> bad_rows = bad_row_messages(result.bad_rows, request.devices_csv);
+    const bool stopped = !result.bad_rows.empty() && result.aborted && result.outcomes.empty();
+    if (stopped) {
+      const std::string verdict =
+          "; nothing written (" + std::to_string(result.bad_rows.size()) + " bad row(s); --keep-going stamps the good rows)";
+      for (std::size_t i = 0; i + 1 < bad_rows.size(); ++i) print_error(bad_rows[i]);
+      throw Error(bad_rows.back() + verdict, ErrorCode::Invalid);
     }
+    for (const std::string& message : bad_rows) warn(message);
     const std::string summary = std::to_string(result.count(DeviceStatus::Stamped)) + " stamped, " +
                                 std::to_string(result.count(DeviceStatus::Skipped)) + " already done, " +
                                 std::to_string(result.count(DeviceStatus::Failed)) + " failed, " +

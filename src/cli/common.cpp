@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "imprint/bytes.hpp"
 #include "imprint/error.hpp"
 #include "imprint/fileio.hpp"
 
@@ -12,7 +13,9 @@ void write_stdout(std::string_view bytes) {
   if (std::fwrite(bytes.data(), 1, bytes.size(), stdout) != bytes.size()) throw Error("cannot write to standard output");
 }
 
-void warn(const std::string& message) { std::fprintf(stderr, "imprint: warning: %s\n", message.c_str()); }
+void print_error(const std::string& message) { std::fprintf(stderr, "imprint: %s\n", escape_control(message).c_str()); }
+
+void warn(const std::string& message) { std::fprintf(stderr, "imprint: warning: %s\n", escape_control(message).c_str()); }
 
 namespace {
 std::pair<std::string, std::string> split_assignment(const std::string& item, const std::string& option) {

@@ -13,6 +13,10 @@
 namespace imprint::cli {
 
 void write_stdout(std::string_view bytes);
+// The one place messages reach stderr: "imprint: MESSAGE" and "imprint: warning: MESSAGE", one line
+// each, with control characters and invalid UTF-8 escaped (messages quote device ids, CSV cells and
+// names read from images).
+void print_error(const std::string& message);
 void warn(const std::string& message);
 
 // Variables from --set K=V, --set-file K=PATH and --set-env K=ENV (secrets never need argv).

@@ -1,7 +1,10 @@
 // Developer commands: inspect, ls, cat, put, rm, mkdir.
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "common.hpp"
+#include "imprint/bytes.hpp"
 #include "imprint/edit.hpp"
 #include "imprint/error.hpp"
 #include "imprint/fileio.hpp"
@@ -11,6 +14,18 @@
 namespace imprint::cli {
 
 namespace {
+
+// A listing with each line escaped (device_type, artifact name, labels and file names come from the
+// image): its own line breaks stay, those inside a value do not.
+std::string escape_lines(const std::string& text) {
+  std::string out;
+  for (std::size_t start = 0; start < text.size();) {
+    const std::size_t end = std::min(text.find('\n', start), text.size());
+    out += escape_control(std::string_view(text).substr(start, end - start)) + (end < text.size() ? "\n" : "");
+    start = end + 1;
+  }
+  return out;
+}
 
 void add_inspect(CLI::App& app) {
   auto* command = app.add_subcommand("inspect", "Show partitions, roles, filesystems, free space, device_type, artifact name");
@@ -23,7 +38,7 @@ void add_inspect(CLI::App& app) {
   command->callback([] {
     DiskImage disk = DiskImage::open(image, OpenMode::ReadOnly, backend.get());
     const InspectReport report = inspect_image(disk);
-    write_stdout(json ? inspect_json(report) : format_inspect(report));
+    write_stdout(json ? inspect_json(report) : escape_lines(format_inspect(report)));
   });
 }
 
@@ -39,9 +54,10 @@ void add_ls(CLI::App& app) {
     const ImageTarget parsed = parse_image_target(target);
     DiskImage disk = DiskImage::open(parsed.image, OpenMode::ReadOnly, backend.get());
     const auto listed = list_path(disk, parsed.spec);
+    // Names come from the image: a newline or an escape sequence in one must not reach the terminal raw.
     for (const ListedEntry& entry : listed) {
-      if (listed.size() > 1) write_stdout(describe(entry.location) + ":\n");
-      for (const DirEntry& item : entry.entries) write_stdout(format_entry(item, long_format) + "\n");
+      if (listed.size() > 1) write_stdout(escape_control(describe(entry.location)) + ":\n");
+      for (const DirEntry& item : entry.entries) write_stdout(escape_control(format_entry(item, long_format)) + "\n");
     }
   });
 }

@@ -3,7 +3,6 @@
 #include <sys/stat.h>
 
 #include <csignal>
-#include <cstdio>
 
 #include <CLI/CLI.hpp>
 
@@ -28,13 +27,13 @@ int main(int argc, char** argv) {
   } catch (const CLI::Success& success) {
     return app.exit(success);
   } catch (const CLI::ParseError& error) {
-    std::fprintf(stderr, "imprint: %s\n", error.what());
+    imprint::cli::print_error(error.what());
     return 2;
   } catch (const Error& error) {
-    std::fprintf(stderr, "imprint: %s\n", error.what());
+    imprint::cli::print_error(error.what());
     return error.code() == ErrorCode::CheckFailed ? 3 : 1;
   } catch (const std::exception& error) {
-    std::fprintf(stderr, "imprint: %s\n", error.what());
+    imprint::cli::print_error(error.what());
     return 1;
   }
   return 0;

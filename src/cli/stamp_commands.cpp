@@ -135,6 +135,7 @@ void add_certs(CLI::App& app) {
   static std::string ca_cert, ca_key, ca_pass_file, ca_pass_env, device_id, directory, key_type = "rsa:4096";
   static std::string pfx_pass_file, pfx_pass_env, key_format = "pkcs1", pfx_encryption = "compat";
   static int days = 365;
+  static bool force = false;
   command->add_option("--ca-cert", ca_cert, "CA certificate (PEM; further certificates in the file form the chain)")->required();
   command->add_option("--ca-key", ca_key, "CA private key (PEM, optionally encrypted)")->required();
   command->add_option("--ca-key-pass-file", ca_pass_file, "File holding the CA key's password");
@@ -142,17 +143,18 @@ void add_certs(CLI::App& app) {
   command->add_option("--device", device_id, "Device id: the certificate's CN")->required();
   command->add_option("-O,--output-dir", directory, "Where to write <id>.key.pem, .cert.pem, .fullchain.cert.pem, .cert.pfx")->required();
   command->add_option("--key", key_type, "rsa:2048 | rsa:3072 | rsa:4096 | ec:p256");
-  command->add_option("--days", days, "Validity in days (certGen.sh's 30 days is a trap)");
+  command->add_option("--days", days, "Validity in days, 1 to 36500, within the CA's own validity");
   command->add_option("--key-format", key_format, "pkcs1 (Mender clients up to 2.4) | pkcs8");
   command->add_option("--pfx-pass-file", pfx_pass_file, "File holding the PFX password (default: 1234, the DPS client's)");
   command->add_option("--pfx-pass-env", pfx_pass_env, "Environment variable holding the PFX password");
   command->add_option("--pfx-encryption", pfx_encryption, "compat (3DES + SHA-1 MAC) | aes");
+  command->add_flag("--force", force, "Replace an existing key, certificate and PFX of this device");
   command->callback([] {
     const std::string ca_password = secret_from(ca_pass_file, ca_pass_env, "", "--ca-key-pass-env");
     const std::string pfx_password = secret_from(pfx_pass_file, pfx_pass_env, "1234", "--pfx-pass-env");
     const DeviceCredentials credentials = DeviceCredentials::generate(ca_cert, ca_key, ca_password, device_id, key_type, days);
     for (const auto& path : credentials.write_certs_dir(directory, pfx_password, parse_key_format(key_format),
-                                                        parse_pfx_encryption(pfx_encryption))) {
+                                                        parse_pfx_encryption(pfx_encryption), force)) {
       write_stdout(path + "\n");
     }
   });

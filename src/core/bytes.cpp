@@ -35,6 +35,59 @@ std::size_t FdSource::read(std::span<char> buffer) {
   return filled;
 }
 
+namespace {
+
+// Length of the valid UTF-8 sequence at text[at] (RFC 3629: no overlong forms, no surrogates,
+// nothing above U+10FFFF), or 0 when the bytes there are not one.
+std::size_t utf8_length(std::string_view text, std::size_t at) {
+  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[at + i]); };
+  const unsigned char lead = byte(0);
+  const std::size_t length = lead < 0x80 ? 1 : lead >= 0xc2 && lead <= 0xdf ? 2 : lead >= 0xe0 && lead <= 0xef ? 3
+                                           : lead >= 0xf0 && lead <= 0xf4 ? 4 : 0;
+  if (length == 0 || at + length > text.size()) return 0;
+  for (std::size_t i = 1; i < length; ++i) {
+    if ((byte(i) & 0xc0) != 0x80) return 0;
+  }
+  const unsigned char second = length > 1 ? byte(1) : 0;
+  if ((lead == 0xe0 && second < 0xa0) || (lead == 0xed && second > 0x9f) || (lead == 0xf0 && second < 0x90) ||
+      (lead == 0xf4 && second > 0x8f)) {
+    return 0;  // overlong, a surrogate, or above U+10FFFF
+  }
+  return length;
+}
+
+void append_hex_escape(std::string& out, unsigned char byte) {
+  static constexpr char digits[] = "0123456789abcdef";
+  out += "\\x";
+  out += digits[byte >> 4];
+  out += digits[byte & 0xf];
+}
+
+}  // namespace
+
+std::string escape_control(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t at = 0; at < text.size();) {
+    const auto byte = static_cast<unsigned char>(text[at]);
+    const std::size_t length = utf8_length(text, at);
+    const bool c1 = length == 2 && byte == 0xc2 && static_cast<unsigned char>(text[at + 1]) < 0xa0;
+    if (length == 0 || c1) {  // every byte of it as \xHH
+      const std::size_t count = std::max<std::size_t>(length, 1);
+      for (std::size_t i = 0; i < count; ++i) append_hex_escape(out, static_cast<unsigned char>(text[at + i]));
+      at += count;
+      continue;
+    }
+    if (byte == '\n') out += "\\n";
+    else if (byte == '\r') out += "\\r";
+    else if (byte == '\t') out += "\\t";
+    else if (byte < 0x20 || byte == 0x7f) append_hex_escape(out, byte);
+    else out.append(text.substr(at, length));
+    at += length;
+  }
+  return out;
+}
+
 std::string to_hex(std::span<const unsigned char> bytes) {
   static constexpr char digits[] = "0123456789abcdef";
   std::string out;

@@ -91,6 +91,12 @@ std::vector<Cert> parse_cert_list(std::string_view bytes) {
   return certs;  // the end of the file reads as "no start line": cleared by decode_into
 }
 
+std::int64_t to_epoch(const ASN1_TIME* time) {
+  std::tm tm{};
+  if (time == nullptr || ASN1_TIME_to_tm(time, &tm) != 1) throw Error("certificate: unreadable validity date", ErrorCode::Corrupt);
+  return static_cast<std::int64_t>(timegm(&tm));
+}
+
 Key parse_key(std::string_view bytes, const std::string& password, const std::string& what) {
   const ossl::Secret secret(password);
   Bio bio = ossl::memory_bio(bytes);
@@ -170,6 +176,8 @@ DeviceCredentials DeviceCredentials::load(const CredentialInputs& inputs) {
 
 namespace {
 
+constexpr int kMaxDays = 36500;  // 100 years: far inside what an X.509 time (GeneralizedTime, year 9999) holds
+
 Key generate_key(const std::string& key_type) {
   EVP_PKEY* key = nullptr;
   if (key_type == "rsa:2048" || key_type == "rsa:3072" || key_type == "rsa:4096") {
@@ -205,6 +213,19 @@ void set_random_serial(X509* cert) {
   }
 }
 
+// A leaf that outlives its CA is refused by every verifier once the CA has expired: say how many
+// days fit instead of issuing it (refusing rather than clamping keeps --days meaning what it says).
+void refuse_beyond_ca(X509* ca, const std::string& ca_cert_path, std::int64_t now, int days) {
+  const std::int64_t ca_end = to_epoch(X509_get0_notAfter(ca));
+  if (now + std::int64_t{days} * 86400 <= ca_end) return;
+  const std::string end = "the CA certificate " + ca_cert_path + " is valid until " + format_utc(ca_end);
+  const std::int64_t fit = (ca_end - now) / 86400;
+  if (fit < 1) throw Error("certs: " + end + ": less than a day is left to issue a certificate in", ErrorCode::Invalid);
+  throw Error("certs: a certificate valid for " + std::to_string(days) + " days would outlive its CA: " + end + "; at most " +
+                  std::to_string(fit) + " days fit",
+              ErrorCode::Invalid);
+}
+
 void sign(X509* cert, EVP_PKEY* ca_key) {
   ossl::MdCtx md(EVP_MD_CTX_new());
   if (!md || EVP_DigestSignInit_ex(md.get(), nullptr, "SHA256", ossl::context(), nullptr, ca_key, nullptr) != 1 ||
@@ -220,6 +241,10 @@ DeviceCredentials DeviceCredentials::generate(const std::string& ca_cert_path, c
                                               const std::string& key_type, int days) {
   if (device_id.empty()) throw Error("certs: the device id is empty", ErrorCode::Invalid);
   if (days <= 0) throw Error("certs: validity of " + std::to_string(days) + " days is not positive", ErrorCode::Invalid);
+  if (days > kMaxDays) {
+    throw Error("certs: validity of " + std::to_string(days) + " days is more than " + std::to_string(kMaxDays) + " (100 years)",
+                ErrorCode::Invalid);
+  }
   std::vector<Cert> ca_certs = parse_cert_list(read_host_file(ca_cert_path));
   if (ca_certs.empty()) {
     Cert der = parse_cert(read_host_file(ca_cert_path));
@@ -234,13 +259,14 @@ DeviceCredentials DeviceCredentials::generate(const std::string& ca_cert_path, c
     throw Error(ca_key_path + ": not the key of the CA certificate " + ca_cert_path, ErrorCode::Invalid);
   }
   if (X509_check_ca(ca) == 0) throw Error(ca_cert_path + ": not a CA certificate", ErrorCode::Invalid);
+  const std::int64_t now = reproducible_now();
+  refuse_beyond_ca(ca, ca_cert_path, now, days);
 
   DeviceCredentials credentials;
   State& state = *credentials.state_;
   state.key = generate_key(key_type);
   state.cert = new_cert();
   X509* cert = state.cert.get();
-  const std::int64_t now = reproducible_now();
   if (X509_set_version(cert, X509_VERSION_3) != 1 || X509_set_issuer_name(cert, X509_get_subject_name(ca)) != 1 ||
       X509_set_pubkey(cert, state.key.get()) != 1 ||
       ASN1_TIME_set(X509_getm_notBefore(cert), static_cast<time_t>(now)) == nullptr ||
@@ -302,11 +328,6 @@ std::string thumbprint(X509* cert, const char* digest) {
     out += digits[hash[i] & 0xf];
   }
   return out;
-}
-std::int64_t to_epoch(const ASN1_TIME* time) {
-  std::tm tm{};
-  if (time == nullptr || ASN1_TIME_to_tm(time, &tm) != 1) throw Error("certificate: unreadable validity date", ErrorCode::Corrupt);
-  return static_cast<std::int64_t>(timegm(&tm));
 }
 }  // namespace
 
@@ -391,23 +412,39 @@ std::int64_t DeviceCredentials::not_before() const { return to_epoch(X509_get0_n
 std::int64_t DeviceCredentials::not_after() const { return to_epoch(X509_get0_notAfter(need_cert(state_->cert))); }
 
 std::vector<std::string> DeviceCredentials::write_certs_dir(const std::string& dir, const std::string& pfx_password,
-                                                            KeyFormat key_format, PfxEncryption encryption) const {
+                                                            KeyFormat key_format, PfxEncryption encryption, bool force) const {
   const std::string id = common_name();
   if (id.empty() || id == "." || id == ".." || id.find('/') != std::string::npos) {
     throw Error("certs: the CN '" + id + "' cannot name a file", ErrorCode::Invalid);
   }
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) throw_errno("certs: cannot create " + dir);
-  // Build everything first: a failure leaves no partial set behind.
-  std::string key = key_pem(key_format);
-  const std::string cert = cert_pem(), fullchain = fullchain_pem();
-  std::string pfx_bytes = pfx(pfx_password, encryption);
   const std::string base = (std::filesystem::path(dir) / id).string();
   const std::vector<std::string> paths{base + ".key.pem", base + ".cert.pem", base + ".fullchain.cert.pem", base + ".cert.pfx"};
-  write_file_atomically(paths[0], key, 0600);
-  write_file_atomically(paths[1], cert, 0644);
-  write_file_atomically(paths[2], fullchain, 0644);
-  write_file_atomically(paths[3], pfx_bytes, 0600);
+  // The key of an enrolled device cannot be recovered once replaced: never overwrite by accident.
+  // A directory under one of the names would fail its rename after the others were renamed.
+  for (const std::string& path : paths) {
+    struct stat info {};
+    if (::lstat(path.c_str(), &info) != 0) continue;
+    if (S_ISDIR(info.st_mode)) throw Error("certs: " + path + " is a directory", ErrorCode::IsDirectory);
+    if (!force) {
+      throw Error("certs: " + path + " already exists (a device's key cannot be recovered once replaced); --force replaces it",
+                  ErrorCode::Exists);
+    }
+  }
+  // Build and write everything into pending files first; none gets its name unless all were written.
+  std::string key = key_pem(key_format);
+  std::string pfx_bytes = pfx(pfx_password, encryption);
+  const std::string cert = cert_pem(), fullchain = fullchain_pem();
+  const std::vector<std::pair<std::string_view, unsigned>> contents{{key, 0600}, {cert, 0644}, {fullchain, 0644}, {pfx_bytes, 0600}};
+  std::vector<PendingFile> pending;
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    pending.emplace_back(paths[i]);
+    write_all(pending.back().fd(), contents[i].first, paths[i]);
+    if (::fchmod(pending.back().fd(), contents[i].second) != 0) throw_errno("cannot set the mode of " + paths[i]);
+  }
   OPENSSL_cleanse(key.data(), key.size());
+  OPENSSL_cleanse(pfx_bytes.data(), pfx_bytes.size());
+  for (PendingFile& file : pending) file.commit();
   return paths;
 }
 

@@ -1,4 +1,5 @@
-// Printing plans. File bytes are never printed (a key or PFX is a secret): only sizes and digests.
+// Printing plans. File bytes are never printed (a key or PFX is a secret): only sizes, and digests
+// of the files that are not secret (a digest of a 4-digit PIN gives the PIN back in a second).
 #include "imprint/plan.hpp"
 
 #include <algorithm>
@@ -21,7 +22,7 @@ std::array<std::string, 5> columns(const PlanOp& op) {
   switch (op.kind) {
     case OpKind::File:
       return {to_string(op.kind), target_text(op.target), format_mode(op.mode), op.owner,
-              std::to_string(op.bytes.size()) + " bytes  sha256=" + sha256_hex(op.bytes).substr(0, 12)};
+              std::to_string(op.bytes.size()) + " bytes  " + (op.secret ? "secret" : "sha256=" + sha256_hex(op.bytes).substr(0, 12))};
     case OpKind::Directory:
       return {to_string(op.kind), target_text(op.target), format_mode(op.mode), op.owner, ""};
     case OpKind::Symlink:
@@ -75,7 +76,8 @@ std::string plan_to_json(const Plan& plan) {
     if (op.kind != OpKind::Remove) entry["owner"] = op.owner;
     if (op.kind == OpKind::File) {
       entry["size"] = op.bytes.size();
-      entry["sha256"] = sha256_hex(op.bytes);
+      if (op.secret) entry["secret"] = true;
+      else entry["sha256"] = sha256_hex(op.bytes);
       if (!op.elf_arch.empty()) entry["expect_elf"] = op.elf_arch;
       if (!op.credential.empty()) entry["credential"] = op.credential;
       if (!op.reproducible) entry["reproducible"] = false;

@@ -1,5 +1,6 @@
 // Strict loading of profile YAML: every key is known, every value has the right type, and every
 // error names "<file>:<line>:<column>" and the key at fault.
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -68,9 +69,12 @@ class Loader {
     YAML::Node root;
     try {
       root = YAML::Load(yaml);
+    } catch (const YAML::DeepRecursion& error) {  // a ParserException whose message is just "bad file"
+      fail(error.mark, too_deep());
     } catch (const YAML::ParserException& error) {
       fail(error.mark, "YAML syntax error: " + error.msg);
     }
+    check_depth(root);
     if (root.IsNull()) fail(YAML::Mark(), "the profile is empty (it needs at least 'version: 1')");
     if (!root.IsMap()) fail(root.Mark(), "the profile must be a map of keys (version, files, ...), not " + type_name(root));
     const auto fields = map_fields(root, "profile",
@@ -106,6 +110,29 @@ class Loader {
   Profile profile_;
   TargetRegistry targets_;
   std::vector<std::pair<SourcePosition, std::string>> credential_uses_;  // from: entries
+
+  // A profile is a few levels deep; yaml-cpp itself stops only at 2000 levels.
+  static constexpr int kMaxDepth = 32;
+  static constexpr long kMaxNodes = 1'000'000;  // aliases can make a small file a huge tree
+
+  static std::string too_deep() { return "YAML nested deeper than " + std::to_string(kMaxDepth) + " levels (the limit for a profile)"; }
+
+  void check_depth(const YAML::Node& root) const {
+    long nodes = 0;
+    const auto walk = [&](const auto& self, const YAML::Node& node, int depth) -> void {
+      if (depth > kMaxDepth) fail(node.Mark(), too_deep());
+      if (++nodes > kMaxNodes) fail(node.Mark(), "YAML with more than " + std::to_string(kMaxNodes) + " nodes (aliases?)");
+      if (node.IsSequence()) {
+        for (const auto& item : node) self(self, item, depth + 1);
+      } else if (node.IsMap()) {
+        for (const auto& pair : node) {
+          self(self, pair.first, depth + 1);
+          self(self, pair.second, depth + 1);
+        }
+      }
+    };
+    walk(walk, root, 1);
+  }
 
   SourcePosition position(const YAML::Mark& mark) const {
     // yaml-cpp marks are 0-based; an empty document has no mark (-1).
@@ -330,7 +357,8 @@ class Loader {
     const Field* template_field = nullptr;
     const Field* format_field = nullptr;
     bool has_path = false, has_mode = false;
-    const auto fields = entry_fields(item, label, {"path", "source", "content", "from", "mode", "owner", "template", "format", "expect"});
+    const auto fields = entry_fields(item, label, {"path", "source", "content", "from", "mode", "owner", "template", "format", "expect",
+                                                          "secret"});
     for (const Field& field : fields) {
       if (field.key == "source" || field.key == "content" || field.key == "from") {
         if (content_field != nullptr) {
@@ -353,6 +381,7 @@ class Loader {
       }
       if (field.key == "format") format_field = &field;
       if (field.key == "expect") spec.elf_arch = read_expect(field, label);
+      if (field.key == "secret") spec.secret = boolean(field, label);
     }
     if (!has_path) missing(item, label, "path");
     if (content_field == nullptr) fail(item.Mark(), label + ": needs one of 'source', 'content' or 'from'");

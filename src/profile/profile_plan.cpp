@@ -1,6 +1,8 @@
 // From a loaded profile to one device's Plan: variables, template expansion, source files and
 // credentials, and the final duplicate check on the expanded paths.
+#include <algorithm>
 #include <filesystem>
+#include <set>
 
 #include "imprint/error.hpp"
 #include "imprint/fileio.hpp"
@@ -92,19 +94,31 @@ class PlanBuilder {
     op.owner = spec.owner;
     op.elf_arch = spec.elf_arch;
     switch (spec.kind) {
-      case ContentKind::Content: op.bytes = expand(spec.value, spec.where, label + ".content"); break;
-      case ContentKind::Source: op.bytes = source_bytes(spec, label); break;
+      case ContentKind::Content:
+        op.bytes = expand(spec.value, spec.where, label + ".content");
+        op.secret = holds_variables(spec.value);
+        break;
+      case ContentKind::Source: op.bytes = source_bytes(spec, label, op.secret); break;
       case ContentKind::Credential:
         op.credential = spec.value;
         op.bytes = credential_bytes(spec, label);
+        op.secret = true;
         break;
     }
+    op.secret = op.secret || spec.secret;
     return op;
+  }
+
+  // Does a template take any value besides device_id? Values can be secrets (a PIN from --set-file,
+  // a password column of the CSV), and a digest of a short secret is as good as the secret.
+  static bool holds_variables(std::string_view text) {
+    const std::set<std::string> names = template_variables(text, "");
+    return std::any_of(names.begin(), names.end(), [](const std::string& name) { return name != "device_id"; });
   }
 
   // A source file is copied byte for byte (a binary must never be rewritten) unless it says
   // template: true.
-  std::string source_bytes(const FileSpec& spec, const std::string& label) const {
+  std::string source_bytes(const FileSpec& spec, const std::string& label, bool& secret) const {
     const std::string path = resolve_host_path(profile_, spec.value, expand(spec.value, spec.where, label + ".source"));
     std::string bytes;
     try {
@@ -113,7 +127,9 @@ class PlanBuilder {
       fail(spec.where, label, std::string("source: ") + error.what());
     }
     if (!spec.template_source) return bytes;
-    return expand(bytes, spec.where, label + ".source " + path);
+    std::string expanded = expand(bytes, spec.where, label + ".source " + path);
+    secret = holds_variables(bytes);
+    return expanded;
   }
 
   std::string credential_bytes(const FileSpec& spec, const std::string& label) const {

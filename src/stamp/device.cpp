@@ -1,5 +1,7 @@
 #include "imprint/device.hpp"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <map>
@@ -275,16 +277,31 @@ std::optional<DeviceExports> device_exports(const DevicePlan& device) {
   return exports;
 }
 
-void write_exports(const std::string& directory, const DeviceExports& exports) {
-  std::filesystem::create_directories(directory);
-  const std::string base = directory + "/" + exports.device_id;
-  write_file_atomically(base + ".pub.pem", exports.public_key_pem, 0644);
-  write_file_atomically(base + ".preauth.json", exports.preauth_json + "\n", 0644);
-  if (!exports.enrollment_json.empty()) write_file_atomically(base + ".enrollment.json", exports.enrollment_json + "\n", 0644);
-  if (!exports.sha1_thumbprint.empty()) {
-    write_file_atomically(base + ".thumbprints.txt",
-                          "sha1 " + exports.sha1_thumbprint + "\nsha256 " + exports.sha256_thumbprint + "\n", 0644);
+std::vector<PendingFile> stage_exports(const std::string& directory, const DeviceExports& exports) {
+  std::error_code error;
+  std::filesystem::create_directories(directory, error);
+  if (error || !std::filesystem::is_directory(directory)) {
+    throw Error("--emit " + directory + ": cannot make it a directory" + (error ? ": " + error.message() : ""), ErrorCode::Invalid);
   }
+  const std::string base = directory + "/" + exports.device_id;
+  std::vector<std::pair<std::string, std::string>> files{{base + ".pub.pem", exports.public_key_pem},
+                                                         {base + ".preauth.json", exports.preauth_json + "\n"}};
+  if (!exports.enrollment_json.empty()) files.emplace_back(base + ".enrollment.json", exports.enrollment_json + "\n");
+  if (!exports.sha1_thumbprint.empty()) {
+    files.emplace_back(base + ".thumbprints.txt", "sha1 " + exports.sha1_thumbprint + "\nsha256 " + exports.sha256_thumbprint + "\n");
+  }
+  std::vector<PendingFile> pending;
+  for (const auto& [path, bytes] : files) {
+    struct stat info {};
+    // A directory under a final name would make its rename fail after the image was committed.
+    if (::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) {
+      throw Error("--emit: " + path + " is a directory", ErrorCode::IsDirectory);
+    }
+    pending.emplace_back(path);
+    write_all(pending.back().fd(), bytes, path);
+    if (::fchmod(pending.back().fd(), 0644) != 0) throw_errno("cannot set the mode of " + path);
+  }
+  return pending;
 }
 
 }  // namespace imprint

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <filesystem>
 #include <map>
 
 #include "imprint/block_map.hpp"
@@ -144,6 +145,15 @@ PendingFile pending_bmap(const PendingFile& output, const std::string& path) {
   return bmap;
 }
 
+void refuse_emit_over_output(const std::vector<PendingFile>& emitted, const std::string& output) {
+  std::error_code error;
+  for (const PendingFile& file : emitted) {
+    if (std::filesystem::weakly_canonical(file.final_path(), error) == std::filesystem::weakly_canonical(output, error)) {
+      throw Error("--emit would write " + file.final_path() + ", which is the output image", ErrorCode::Invalid);
+    }
+  }
+}
+
 }  // namespace
 
 void stamp_open_image(DiskImage& image, StampResult& result) {
@@ -206,6 +216,13 @@ StampResult stamp(const StampRequest& request) {
     check_plan_against_image(golden, result.plan);
     return result;
   }
+  // The emitted files are written (unnamed) before the image is touched and named only after it:
+  // either the output and every emitted file appear, or none does.
+  std::vector<PendingFile> emitted;
+  if (result.exports) {
+    emitted = stage_exports(request.emit_directory, *result.exports);
+    refuse_emit_over_output(emitted, request.in_place ? request.golden_path : request.output_path);
+  }
   if (request.in_place) {
     DiskImage image = DiskImage::open(request.golden_path, OpenMode::ReadWrite, request.backend);
     stamp_open_image(image, result);
@@ -231,7 +248,7 @@ StampResult stamp(const StampRequest& request) {
     if (bmap) bmap->commit();
     result.output_path = request.output_path;
   }
-  if (result.exports) write_exports(request.emit_directory, *result.exports);
+  for (PendingFile& file : emitted) file.commit();
   return result;
 }
 

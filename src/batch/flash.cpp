@@ -106,7 +106,7 @@ Source stamped_source(const FlashRequest& request) {
   source.fd = unnamed_temp(source.name);
   copy_image(request.golden_path, source.fd.get());
   {
-    DiskImage image = DiskImage::open(fd_path(source.fd.get()), OpenMode::ReadWrite, request.backend);
+    DiskImage image = DiskImage::open(fd_path(source.fd.get()), OpenMode::ReadWrite, request.backend, request.golden_path);
     StampResult stamped;
     stamped.plan = device.plan;
     stamp_open_image(image, stamped);
@@ -154,7 +154,7 @@ Source image_source(const FlashRequest& request) {
   source.size = fd_size(source.fd.get(), source.name);
   const std::string bmap_path = request.bmap_path.empty() ? default_bmap(request.image_path) : request.bmap_path;
   if (!bmap_path.empty()) {
-    source.bmap = parse_bmap(read_host_file(bmap_path), bmap_path);
+    source.bmap = parse_bmap(read_host_file(bmap_path, kListInputLimit), bmap_path);
     if (source.bmap->image_size != source.size) {
       throw Error(bmap_path + ": describes an image of " + std::to_string(source.bmap->image_size) + " bytes, but " +
                       request.image_path + " has " + std::to_string(source.size),

@@ -199,7 +199,7 @@ StampResult stamp(const StampRequest& request) {
     PendingFile output(request.output_path);
     try {
       copy_image(request.golden_path, output.fd());
-      DiskImage image = DiskImage::open(output.temp_path(), OpenMode::ReadWrite, request.backend);
+      DiskImage image = DiskImage::open(output.temp_path(), OpenMode::ReadWrite, request.backend, request.golden_path);
       stamp_open_image(image, result);
     } catch (const Error& error) {
       // Out of space (the output's disk, a file size limit, or a full partition in the image):

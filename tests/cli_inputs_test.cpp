@@ -142,6 +142,12 @@ TEST(CliInputs, ErrorsAboutTheGoldensContentsNameTheGolden) {
   result = run_bounded(stamp_arguments(no_table + ".gz", dir / "out/out.img"));
   expect_one_line_error(result, no_table + ".gz: no partition table found");
 
+  const std::string empty_table = dir / "empty-table.img";
+  shell("truncate -s 16M '" + empty_table + "' && echo 'label: dos' | sfdisk -q '" + empty_table + "'");
+  expect_one_line_error(run_bounded(stamp_arguments(empty_table, dir / "out/out.img")),
+                        empty_table + " has no primary partition (for /data/mender/mender-agent.pem)");
+  expect_one_line_error(run_bounded({"ls", empty_table + ":/etc"}), empty_table + " has no primary partition (for /etc)");
+
   const std::string no_superblock = dir / "no-superblock.img";
   shell("cp --sparse=always '" + fixture("mbr.img") + "' '" + no_superblock + "'");
   const Span primary = partition_span(no_superblock, 2);

@@ -189,7 +189,7 @@ void check_plan_against_image(DiskImage& image, const Plan& plan) {
   std::set<std::pair<int, std::string>> planned;
   for (const PlanOp& op : plan.ops) {
     if (op.kind != OpKind::File && op.kind != OpKind::Symlink) continue;
-    for (const Location& location : resolve(op.target, image.layout(), image.mounts())) planned.emplace(location.partition, location.path);
+    for (const Location& location : resolve(op.target, image)) planned.emplace(location.partition, location.path);
   }
   for (const PlanOp& op : plan.ops) {
     if (op.kind != OpKind::File || op.elf_arch.empty()) continue;

@@ -112,7 +112,7 @@ void verify_pfx_meaning(const DevicePlan& device, const std::string& pfx, const 
 
 bool touches_rootfs(DiskImage& image, const Plan& plan) {
   for (const PlanOp& op : plan.ops) {
-    for (const Location& location : resolve(op.target, image.layout(), image.mounts())) {
+    for (const Location& location : resolve(op.target, image)) {
       if (location.role == Role::Primary || location.role == Role::Secondary) return true;
     }
   }

@@ -7,8 +7,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <vector>
 
 #include "imprint/copy.hpp"
 #include "imprint/error.hpp"
@@ -116,6 +118,45 @@ TEST(ImageInputs, OverlappingPartitionsAreRefusedNamingBoth) {
   error = expect_error([&] { DiskImage::open(image, OpenMode::ReadWrite); }, ErrorCode::Corrupt);
   expect_contains(error.what(), "partitions 2 and 4 overlap");
   EXPECT_EQ(test::file_sha256(image), sha) << "refusing must not touch the image";
+}
+
+std::uint32_t crc32(const unsigned char* data, std::size_t size) {  // the GPT's CRC-32 (IEEE 802.3)
+  std::uint32_t crc = 0xffffffffu;
+  for (std::size_t i = 0; i < size; ++i) {
+    crc ^= data[i];
+    for (int bit = 0; bit < 8; ++bit) crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
+  }
+  return ~crc;
+}
+
+// Points GPT entry 4 at entry 2's sectors and fixes the primary header's CRCs (libblkid reads the
+// primary GPT when it is valid), as a hostile table would have it.
+void gpt_entry4_over_entry2(const std::string& image) {
+  std::fstream file(image, std::ios::in | std::ios::out | std::ios::binary);
+  std::vector<unsigned char> table(34 * 512);
+  file.read(reinterpret_cast<char*>(table.data()), static_cast<std::streamsize>(table.size()));
+  unsigned char* header = table.data() + 512;
+  unsigned char* entries = table.data() + 1024;  // entries at LBA 2, 128 bytes each
+  std::memcpy(entries + 3 * 128 + 32, entries + 1 * 128 + 32, 16);  // first and last LBA
+  std::uint32_t count = 0, entry_size = 0, header_size = 0;
+  std::memcpy(&count, header + 80, 4);
+  std::memcpy(&entry_size, header + 84, 4);
+  std::memcpy(&header_size, header + 12, 4);
+  const std::uint32_t entries_crc = crc32(entries, std::size_t{count} * entry_size);
+  std::memcpy(header + 88, &entries_crc, 4);
+  std::memset(header + 16, 0, 4);
+  const std::uint32_t header_crc = crc32(header, header_size);
+  std::memcpy(header + 16, &header_crc, 4);
+  file.seekp(0);
+  file.write(reinterpret_cast<const char*>(table.data()), static_cast<std::streamsize>(table.size()));
+}
+
+TEST(ImageInputs, OverlappingGptPartitionsAreRefusedToo) {
+  TempDir dir;
+  const std::string image = test::copy_fixture("gpt.img", dir);
+  gpt_entry4_over_entry2(image);
+  const Error error = expect_error([&] { probe_layout(image); }, ErrorCode::Corrupt);
+  expect_contains(error.what(), image + ": partitions 2 and 4 overlap (p2: sectors ");
 }
 
 TEST(ImageInputs, PartitionOverTheTableOrPastTheEndIsRefused) {

@@ -181,15 +181,19 @@ void PendingFile::name_temp(std::string path) {
 
 void PendingFile::create_named_temp(const std::string& directory, const std::string& name) {
   for (int attempt = 0; attempt < 16; ++attempt) {
-    const std::string candidate = temp_name(directory, name);
-    const int fd = ::open(candidate.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    // Registered before it exists: a signal between open and registration would leave it. The pid
+    // in the name keeps the handler off another process's file should O_EXCL fail.
+    name_temp(temp_name(directory, name));
+    const int fd = ::open(named_temp_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd >= 0) {
       fd_.reset(fd);
-      name_temp(candidate);
       temp_path_ = named_temp_;
       return;
     }
-    if (errno != EEXIST) throw_errno("cannot create output beside " + final_path_);
+    const int error = errno;
+    forget_on_signal(std::exchange(signal_slot_, -1));
+    named_temp_.clear();
+    if (error != EEXIST) throw_errno("cannot create output beside " + final_path_, error);
   }
   throw Error("cannot create a temporary output beside " + final_path_);
 }

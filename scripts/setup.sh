@@ -13,6 +13,8 @@ PACKAGES=(
   e2fsprogs dosfstools mtools fdisk util-linux mender-artifact openssl
   gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user-static bmap-tools
   gzip xz-utils zstd zip unzip file binutils-multiarch
+  # an output filesystem without O_TMPFILE where the kernel has no vfat module (exFAT through FUSE)
+  exfat-fuse exfatprogs
   # libguestfs backend and its appliance (a kernel in /boot, supermin), xfs for its tests
   libguestfs-tools linux-image-amd64 supermin qemu-utils xfsprogs
   # sanitizers and fuzzing (clang's libFuzzer and runtimes)

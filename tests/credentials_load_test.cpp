@@ -75,7 +75,7 @@ TEST(CredentialsLoad, NotAKeyOrCertNamesTheFile) {
     DeviceCredentials::load(inputs({{"key", cert}}));
     FAIL();
   } catch (const Error& error) {
-    EXPECT_EQ(std::string(error.what()), cert + ": not a private key (wrong password?)");
+    EXPECT_EQ(std::string(error.what()), cert + ": not a private key: it holds a certificate (PEM), not a private key");
   }
   const std::string key = cred(kDevice + ".key.pem");
   try {
@@ -92,6 +92,37 @@ TEST(CredentialsLoad, NotAKeyOrCertNamesTheFile) {
     EXPECT_NE(std::string(error.what()).find("/nonexistent/dev1.key.pem"), std::string::npos);
   }
   EXPECT_THROW(DeviceCredentials::load(inputs({})), Error);
+}
+
+// Issue 12: an empty or DER file as the key got "not a private key (wrong password?)".
+TEST(CredentialsLoad, AFileThatIsNoPrivateKeySaysWhatItHolds) {
+  test::TempDir dir;
+  const std::string key = cred(kDevice + ".key.pem");
+  const auto make = [&](const std::string& name, const std::string& command) {
+    const std::string path = dir / name;
+    test::shell(command + " > '" + path + "'");
+    return path;
+  };
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {make("empty.pem", "true"), "the file is empty"},
+      {make("key.der", "openssl pkey -in '" + key + "' -outform DER"), "it is DER (binary); imprint reads private keys in PEM"},
+      {cred(kDevice + ".cert.der"), "it holds a DER certificate, not a private key"},
+      {make("pub.pem", "openssl pkey -in '" + key + "' -pubout"), "it holds a public key, not a private key"},
+      {make("csr.pem", "openssl req -new -key '" + key + "' -subj /CN=x"), "it holds a certificate signing request (CSR)"},
+      {cred(kDevice + ".cert.pfx"), "it is a PKCS#12 (PFX) file: give it as the pfx credential"},
+      {make("text.txt", "echo hello"), "it is neither PEM nor DER"},
+  };
+  for (const auto& [path, expected] : cases) {
+    try {
+      DeviceCredentials::load(inputs({{"key", path}}));
+      ADD_FAILURE() << path << " loaded as a key";
+    } catch (const Error& error) {
+      const std::string message = error.what();
+      EXPECT_EQ(message.rfind(path + ": not a private key: ", 0), 0u) << message;
+      EXPECT_NE(message.find(expected), std::string::npos) << message;
+      EXPECT_EQ(message.find("wrong password"), std::string::npos) << message;
+    }
+  }
 }
 
 TEST(CredentialsLoad, ChainFileInOrder) {

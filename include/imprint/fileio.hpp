@@ -27,19 +27,39 @@ class UniqueFd {
   int fd_ = -1;
 };
 
-// Opens a host file read-only; throws Error naming the path.
-UniqueFd open_read(const std::string& path);
-// Reads a whole (small) host file; throws Error naming the path.
-std::string read_host_file(const std::string& path);
+// Host inputs are read whole or streamed: a FIFO would block open() or read() forever, a character
+// device (/dev/zero) never ends, and a pipe cannot be measured or seeked. So every input is opened
+// without blocking and refused unless it is a regular file (or, where a command reads disks, a
+// block device): Error(Invalid) "PATH is a pipe (FIFO), not a regular file: ...".
+// `noun` is what the input should have been ("a regular file", "a disk image").
+enum class InputKind { File, FileOrBlockDevice };
+UniqueFd open_read(const std::string& path, InputKind kind = InputKind::FileOrBlockDevice,
+                   std::string_view noun = "a regular file");
+// The same with other open(2) flags (O_RDWR for an image edited in place).
+UniqueFd open_input(const std::string& path, int flags, InputKind kind, std::string_view noun);
+
+// Size limits for host inputs read into memory (Error(Invalid) naming the file and the limit).
+inline constexpr std::uint64_t kSmallInputLimit = 1 << 20;        // keys, certificates, PFX, values, profiles
+inline constexpr std::uint64_t kListInputLimit = 256ull << 20;    // device lists, manifests, bmaps (grow with a fleet)
+inline constexpr std::uint64_t kSourceInputLimit = 256ull << 20;  // source: files (the partition is unknown then)
+// "1 MiB", "256 MiB"
+std::string format_limit(std::uint64_t bytes);
+
+// Reads a whole regular host file of at most `limit` bytes; throws Error naming the path.
+std::string read_host_file(const std::string& path, std::uint64_t limit = kSmallInputLimit);
+// Reads an open descriptor (standard input: may be a pipe) to its end, at most `limit` bytes.
+std::string read_fd(int fd, const std::string& what, std::uint64_t limit);
 // Writes all bytes to fd; throws Error naming `what`.
 void write_all(int fd, std::string_view bytes, const std::string& what);
 // pwrite all bytes at offset; throws Error naming `what`.
 void pwrite_all(int fd, std::string_view bytes, std::uint64_t offset, const std::string& what);
 
 // An output file created 0600 in the directory of its final path, unnamed (O_TMPFILE) where the
-// filesystem allows, else under a hidden temp name (".NAME.imprint-XXXXXX"). commit() fsyncs,
+// filesystem allows, else under a hidden temp name (".NAME.imprint-PID-XXXXXXXX"). commit() fsyncs,
 // gives it the final name (rename) and fsyncs the directory. Until then nothing exists under the
-// final name; the destructor removes a named temp file, and an unnamed one vanishes even on kill -9.
+// final name; an unnamed file vanishes even on kill -9. A named one is removed by the destructor and
+// on SIGINT/SIGTERM/SIGHUP (remove_on_signal); after a kill -9 it stays until the next PendingFile
+// for the same name, which removes partials whose PID is dead (remove_stale_partials).
 class PendingFile {
  public:
   explicit PendingFile(std::string final_path);
@@ -60,10 +80,25 @@ class PendingFile {
 
   std::string final_path_;
   std::string temp_path_;
+  void name_temp(std::string path);
+
   std::string named_temp_;  // the hidden name, once the file has one
+  int signal_slot_ = -1;    // its remove_on_signal registration
   UniqueFd fd_;
   bool committed_ = false;
 };
+
+// Registers a path to unlink if SIGINT, SIGTERM or SIGHUP ends the process. The handler (installed
+// on first use, unless the signal is ignored) then passes the signal on to the handler installed
+// before it, or re-raises it with the default action. Returns a slot for forget_on_signal (-1 when
+// the table is full).
+int remove_on_signal(const std::string& path);
+void forget_on_signal(int slot);
+// ".NAME.imprint-": how PendingFile's hidden temp names for output NAME start (then "PID-XXXXXXXX").
+std::string partial_prefix(const std::string& name);
+// Removes DIRECTORY/.NAME.imprint-PID-XXXXXXXX files whose PID is no longer running (partials of
+// killed runs); never another live process's, nor anything not matching that exact pattern.
+void remove_stale_partials(const std::string& directory, const std::string& name);
 
 // Writes bytes to path atomically (PendingFile), mode 0600 unless told otherwise.
 void write_file_atomically(const std::string& path, std::string_view bytes, unsigned mode = 0600);

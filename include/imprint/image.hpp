@@ -45,8 +45,10 @@ struct Layout {
 // Probes the table and every partition's filesystem with libblkid, then assigns roles:
 // labels boot/primary/secondary/data when present (mender-convert 1.x), else the first four
 // partitions that are neither extended containers nor swap, in order: boot, primary, secondary,
-// data. Refuses a table whose entries point past the end of the file (Error(Corrupt), naming the
-// partition) and a file with no partition table.
+// data. Refuses (Error(Corrupt), naming the partitions) a table whose entries point past the end of
+// the file, overlap each other (a logical partition inside its extended container is fine) or the
+// MBR in sector 0, and a file with no partition table. (libblkid itself drops GPT entries outside
+// the header's usable range.)
 Layout probe_layout(const std::string& image_path);
 
 // Where the device mounts what (read from the primary rootfs /etc/fstab).
@@ -73,8 +75,11 @@ class DiskImage {
   // Opens an image. A compressed image (.gz, .xz, .zst, .bz2, .zip holding one .img) is decompressed
   // through libarchive into an unnamed sparse temp file (O_TMPFILE in $TMPDIR), which disappears
   // with the process; writing to a compressed image is refused: "write commands need a raw image".
-  // backend picks the Filesystem implementation per partition (see Backend).
-  static DiskImage open(const std::string& path, OpenMode mode, Backend backend = Backend::Auto);
+  // backend picks the Filesystem implementation per partition (see Backend). `name` is what messages
+  // call the image when `path` is only a copy of it (an unnamed output, /proc/self/fd/N): the
+  // golden's path, so an error about its contents names the file the user gave.
+  static DiskImage open(const std::string& path, OpenMode mode, Backend backend = Backend::Auto,
+                        const std::string& name = {});
 
   DiskImage(DiskImage&&) noexcept = default;
   DiskImage& operator=(DiskImage&&) noexcept = default;
@@ -107,6 +112,7 @@ class DiskImage {
 
  private:
   DiskImage() = default;
+  std::string named_as_given(std::string message) const;
   std::string path_;
   std::string io_path_;
   UniqueFd fd_;
@@ -121,7 +127,8 @@ class DiskImage {
 
 // Parses fstab text into a MountMap: each line's device (/dev/mmcblk0p1, /dev/sda1, LABEL=,
 // UUID=, PARTUUID=, PARTLABEL=) is matched to a partition of layout; the mount point of the boot
-// partition goes into boot_mounts, that of the data partition into data_mount.
+// partition goes into boot_mounts, that of the data partition into data_mount. A line mounting any
+// partition but a root filesystem at / is Error(Corrupt) naming the line.
 MountMap parse_fstab(const std::string& fstab, const Layout& layout);
 
 }  // namespace imprint

@@ -35,7 +35,11 @@ struct Location {
 
 // Resolves a spec against an image's layout and mount points: one location, or two for rootfs
 // paths (primary first). Error(NotFound) when the role's partition does not exist.
-std::vector<Location> resolve(const PathSpec& spec, const Layout& layout, const MountMap& mounts);
+// `image_name` starts that error ("golden.img has no primary partition (for /etc/x)").
+std::vector<Location> resolve(const PathSpec& spec, const Layout& layout, const MountMap& mounts,
+                              const std::string& image_name = "the image");
+// The same on an open image, whose errors name it as the user gave it.
+std::vector<Location> resolve(const PathSpec& spec, DiskImage& image);
 
 // Human name for messages: "primary (p2)".
 std::string describe(const Location& location);

@@ -155,7 +155,7 @@ ManifestRecord stamp_device(const Context& context, const Prepared& prepared) {
   PendingFile raw(raw_path);  // committed only when the output is the raw image
   copy_sparse(context.base_fd, raw.fd(), "the shared base image");
   {
-    DiskImage image = DiskImage::open(raw.temp_path(), OpenMode::ReadWrite, request.backend);
+    DiskImage image = DiskImage::open(raw.temp_path(), OpenMode::ReadWrite, request.backend, request.golden_path);
     apply_plan(image, prepared.own);
     image.flush();
     const auto differences = verify_plan(image, prepared.device);
@@ -288,9 +288,9 @@ void refuse_colliding_outputs(const BatchRequest& request, const std::string& ou
 }
 
 // Checks every plan against the golden image, then applies the common ops to the base.
-std::vector<Prepared> build_base(const std::string& base_path, Backend backend, const std::string& csv,
-                                 std::vector<Prepared> prepared, BatchResult& result) {
-  DiskImage image = DiskImage::open(base_path, OpenMode::ReadWrite, backend);
+std::vector<Prepared> build_base(const std::string& base_path, const std::string& golden, Backend backend,
+                                 const std::string& csv, std::vector<Prepared> prepared, BatchResult& result) {
+  DiskImage image = DiskImage::open(base_path, OpenMode::ReadWrite, backend, golden);
   std::vector<Prepared> good;
   for (Prepared& item : prepared) {
     try {
@@ -559,7 +559,8 @@ BatchResult run_batch(const BatchRequest& request, const BatchObserver& observer
   // per-device copies can be reflinks), never committed.
   PendingFile base(out_dir + "/.imprint-shared-base.img");
   copy_image(request.golden_path, base.fd());
-  std::vector<Prepared> good = build_base(base.temp_path(), request.backend, request.devices_csv, std::move(prepared), result);
+  std::vector<Prepared> good =
+      build_base(base.temp_path(), request.golden_path, request.backend, request.devices_csv, std::move(prepared), result);
   std::sort(result.bad_rows.begin(), result.bad_rows.end(), [](const BadRow& a, const BadRow& b) { return a.line < b.line; });
 
   std::vector<const Prepared*> work;

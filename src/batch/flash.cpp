@@ -120,7 +120,7 @@ Source stamped_source(const FlashRequest& request) {
   source.fd = unnamed_temp(source.name);
   copy_image(request.golden_path, source.fd.get());
   {
-    DiskImage image = DiskImage::open(fd_path(source.fd.get()), OpenMode::ReadWrite, request.backend);
+    DiskImage image = DiskImage::open(fd_path(source.fd.get()), OpenMode::ReadWrite, request.backend, request.golden_path);
     StampResult stamped;
     stamped.plan = device.plan;
     stamp_open_image(image, stamped);
@@ -155,7 +155,7 @@ std::string image_stem(const std::string& image) {
 // A bmap is trusted for its checksums, never for what it leaves out: a bmap made from the file's
 // holes (bmaptool create, older imprint) misses zero blocks the filesystems need. The union is written.
 void apply_bmap(Source& source, const std::string& bmap_path) {
-  Bmap bmap = parse_bmap(read_host_file(bmap_path), bmap_path);
+  Bmap bmap = parse_bmap(read_host_file(bmap_path, kListInputLimit), bmap_path);
   if (bmap.image_size != source.size) {
     throw Error(bmap_path + ": describes an image of " + std::to_string(bmap.image_size) + " bytes, but " + source.name +
                     " has " + std::to_string(source.size),

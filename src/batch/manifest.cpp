@@ -43,7 +43,7 @@ std::string text_of(const ManifestRecord& record, const char* key) {
 
 std::vector<ManifestRecord> read_manifest(const std::string& path, CutOff cut_off) {
   if (!std::filesystem::exists(path)) return {};
-  const std::string text = read_host_file(path);
+  const std::string text = read_host_file(path, kListInputLimit);
   std::vector<ManifestRecord> records;
   std::size_t start = 0;
   int line = 0;
@@ -75,7 +75,7 @@ void append_manifest_record(const std::string& path, const ManifestRecord& recor
   const off_t size = ::lseek(fd.get(), 0, SEEK_END);
   char last = '\n';
   if (size > 0 && ::pread(open_read(path).get(), &last, 1, size - 1) == 1 && last != '\n') {
-    const std::string text = read_host_file(path);
+    const std::string text = read_host_file(path, kListInputLimit);
     {
       const auto keep = text.rfind('\n');
       if (::ftruncate(fd.get(), keep == std::string::npos ? 0 : static_cast<off_t>(keep + 1)) != 0) {

@@ -90,12 +90,12 @@ void add_put(CLI::App& app) {
     options.owner = owner;
     const ImageTarget parsed = parse_image_target(target);
     std::string buffered_stdin;
-    if (source == "-") buffered_stdin = read_host_file("/dev/stdin");
+    if (source == "-") buffered_stdin = read_fd(STDIN_FILENO, "standard input", kSourceInputLimit);
     else if (::access(source.c_str(), R_OK) != 0) throw_errno("cannot read " + source);
     UniqueFd current;
     auto open_source = [&]() -> std::unique_ptr<ByteSource> {
       if (source == "-") return std::make_unique<MemorySource>(buffered_stdin);
-      current = open_read(source);
+      current = open_read(source, InputKind::File);
       return std::make_unique<FdSource>(current.get(), source);
     };
     DiskImage disk = DiskImage::open(parsed.image, OpenMode::ReadWrite, backend.get());

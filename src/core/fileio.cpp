@@ -10,6 +10,7 @@
 #include <ctime>
 #include <filesystem>
 #include <random>
+#include <utility>
 
 #include "imprint/error.hpp"
 
@@ -33,26 +34,75 @@ void UniqueFd::reset(int fd) noexcept {
   fd_ = fd;
 }
 
-UniqueFd open_read(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw_errno("cannot open " + path);
-  return UniqueFd(fd);
+namespace {
+const char* file_type_name(mode_t mode) {
+  if (S_ISFIFO(mode)) return "a pipe (FIFO)";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISBLK(mode)) return "a block device";
+  return "not a regular file";
 }
 
-std::string read_host_file(const std::string& path) {
-  UniqueFd fd = open_read(path);
+void check_input_type(const std::string& path, mode_t mode, InputKind kind, std::string_view noun) {
+  if (S_ISREG(mode) || (S_ISBLK(mode) && kind == InputKind::FileOrBlockDevice)) return;
+  std::string message = path + " is " + file_type_name(mode) + ", not " + std::string(noun);
+  if (S_ISFIFO(mode)) message += ": pipes are not supported (inputs must be seekable files; save the stream to a file first)";
+  throw Error(message, ErrorCode::Invalid);
+}
+
+std::string too_large(const std::string& path, std::uint64_t limit) {
+  return path + " is larger than " + format_limit(limit) + ", the limit for this input";
+}
+}  // namespace
+
+std::string format_limit(std::uint64_t bytes) {
+  if (bytes >= (1ull << 30) && bytes % (1ull << 30) == 0) return std::to_string(bytes >> 30) + " GiB";
+  if (bytes >= (1ull << 20) && bytes % (1ull << 20) == 0) return std::to_string(bytes >> 20) + " MiB";
+  if (bytes >= (1ull << 10) && bytes % (1ull << 10) == 0) return std::to_string(bytes >> 10) + " KiB";
+  return std::to_string(bytes) + " bytes";
+}
+
+UniqueFd open_read(const std::string& path, InputKind kind, std::string_view noun) {
+  return open_input(path, O_RDONLY, kind, noun);
+}
+
+UniqueFd open_input(const std::string& path, int flags, InputKind kind, std::string_view noun) {
+  // O_NONBLOCK: opening a FIFO without a writer would otherwise block forever, before any check.
+  UniqueFd fd(::open(path.c_str(), flags | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+  if (!fd) throw_errno("cannot open " + path);
+  struct stat info {};
+  if (::fstat(fd.get(), &info) != 0) throw_errno("cannot stat " + path);
+  check_input_type(path, info.st_mode, kind, noun);
+  // Back to blocking reads (a block device may return EAGAIN otherwise).
+  const int status = ::fcntl(fd.get(), F_GETFL);
+  if (status < 0 || ::fcntl(fd.get(), F_SETFL, status & ~O_NONBLOCK) != 0) throw_errno("cannot read " + path);
+  return fd;
+}
+
+std::string read_fd(int fd, const std::string& what, std::uint64_t limit) {
   std::string content;
   char buffer[65536];
   for (;;) {
-    const ssize_t got = ::read(fd.get(), buffer, sizeof buffer);
+    const ssize_t got = ::read(fd, buffer, sizeof buffer);
     if (got < 0) {
       if (errno == EINTR) continue;
-      throw_errno("cannot read " + path);
+      throw_errno("cannot read " + what);
     }
     if (got == 0) break;
+    // Checked while reading too: a file may grow, and /proc files report size 0.
+    if (content.size() + static_cast<std::size_t>(got) > limit) throw Error(too_large(what, limit), ErrorCode::Invalid);
     content.append(buffer, static_cast<std::size_t>(got));
   }
   return content;
+}
+
+std::string read_host_file(const std::string& path, std::uint64_t limit) {
+  UniqueFd fd = open_read(path, InputKind::File);
+  struct stat info {};
+  if (::fstat(fd.get(), &info) != 0) throw_errno("cannot stat " + path);
+  if (static_cast<std::uint64_t>(info.st_size) > limit) throw Error(too_large(path, limit), ErrorCode::Invalid);
+  return read_fd(fd.get(), path, limit);
 }
 
 void write_all(int fd, std::string_view bytes, const std::string& what) {
@@ -104,6 +154,7 @@ PendingFile::PendingFile(std::string final_path) : final_path_(std::move(final_p
   if (name.empty()) throw Error("output path " + final_path_ + " names a directory", ErrorCode::Invalid);
   std::string directory = final_fs.parent_path().string();
   if (directory.empty()) directory = ".";
+  remove_stale_partials(directory, name);
   // An unnamed file (O_TMPFILE) vanishes by itself if the process dies, even by kill -9; it gets a
   // name only in commit(). Filesystems without O_TMPFILE get a hidden temp name instead.
   const int unnamed = ::open(directory.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
@@ -116,16 +167,33 @@ PendingFile::PendingFile(std::string final_path) : final_path_(std::move(final_p
   create_named_temp(directory, name);
 }
 
+namespace {
+// The pid in the name lets a later run tell a killed run's partial from a live run's.
+std::string temp_name(const std::string& directory, const std::string& name) {
+  return directory + "/" + partial_prefix(name) + std::to_string(::getpid()) + "-" + random_suffix();
+}
+}  // namespace
+
+void PendingFile::name_temp(std::string path) {
+  named_temp_ = std::move(path);
+  signal_slot_ = remove_on_signal(named_temp_);
+}
+
 void PendingFile::create_named_temp(const std::string& directory, const std::string& name) {
   for (int attempt = 0; attempt < 16; ++attempt) {
-    named_temp_ = directory + "/." + name + ".imprint-" + random_suffix();
+    // Registered before it exists: a signal between open and registration would leave it. The pid
+    // in the name keeps the handler off another process's file should O_EXCL fail.
+    name_temp(temp_name(directory, name));
     const int fd = ::open(named_temp_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd >= 0) {
       fd_.reset(fd);
       temp_path_ = named_temp_;
       return;
     }
-    if (errno != EEXIST) throw_errno("cannot create output beside " + final_path_);
+    const int error = errno;
+    forget_on_signal(std::exchange(signal_slot_, -1));
+    named_temp_.clear();
+    if (error != EEXIST) throw_errno("cannot create output beside " + final_path_, error);
   }
   throw Error("cannot create a temporary output beside " + final_path_);
 }
@@ -134,13 +202,16 @@ PendingFile::PendingFile(PendingFile&& other) noexcept
     : final_path_(std::move(other.final_path_)),
       temp_path_(std::move(other.temp_path_)),
       named_temp_(std::move(other.named_temp_)),
+      signal_slot_(other.signal_slot_),
       fd_(std::move(other.fd_)),
       committed_(other.committed_) {
   other.committed_ = true;  // the moved-from object owns nothing to clean up
+  other.signal_slot_ = -1;
 }
 
 PendingFile::~PendingFile() {
   if (!committed_ && !named_temp_.empty()) ::unlink(named_temp_.c_str());
+  forget_on_signal(signal_slot_);
 }
 
 void PendingFile::commit() {
@@ -158,10 +229,10 @@ void PendingFile::commit() {
     // replace). The hidden name exists only between these two calls.
     const std::string directory = std::filesystem::path(final_path_).parent_path().string();
     for (int attempt = 0; named_temp_.empty() && attempt < 16; ++attempt) {
-      const std::string candidate = (directory.empty() ? "." : directory) + "/." +
-                                    std::filesystem::path(final_path_).filename().string() + ".imprint-" + random_suffix();
+      const std::string candidate =
+          temp_name(directory.empty() ? "." : directory, std::filesystem::path(final_path_).filename().string());
       if (::linkat(AT_FDCWD, temp_path_.c_str(), AT_FDCWD, candidate.c_str(), AT_SYMLINK_FOLLOW) == 0) {
-        named_temp_ = candidate;
+        name_temp(candidate);
       } else if (errno != EEXIST) {
         throw_errno("cannot create " + final_path_);
       }
@@ -170,6 +241,7 @@ void PendingFile::commit() {
   }
   if (::rename(named_temp_.c_str(), final_path_.c_str()) != 0) throw_errno("cannot create " + final_path_);
   committed_ = true;
+  forget_on_signal(std::exchange(signal_slot_, -1));
   fd_.reset();
   fsync_directory_of(final_path_);
 }

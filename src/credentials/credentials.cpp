@@ -8,6 +8,7 @@
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <ctime>
@@ -97,6 +98,46 @@ std::int64_t to_epoch(const ASN1_TIME* time) {
   return static_cast<std::int64_t>(timegm(&tm));
 }
 
+// The label of the first PEM block ("CERTIFICATE", "PUBLIC KEY", ...), or "" when there is none.
+std::string pem_label(std::string_view bytes) {
+  Bio bio = ossl::memory_bio(bytes);
+  char* name = nullptr;
+  char* header = nullptr;
+  unsigned char* data = nullptr;
+  long length = 0;
+  std::string label;
+  if (PEM_read_bio(bio.get(), &name, &header, &data, &length) == 1) label = name;
+  OPENSSL_free(name);
+  OPENSSL_free(header);
+  OPENSSL_clear_free(data, static_cast<std::size_t>(std::max(length, 0L)));
+  ERR_clear_error();
+  return label;
+}
+
+bool is_der_pfx(std::string_view bytes) {
+  ossl::Pkcs12 p12(PKCS12_init_ex(NID_pkcs7_data, ossl::context(), nullptr));
+  Bio bio = ossl::memory_bio(bytes);
+  return p12 && decode_into(p12, [&](PKCS12** raw) { return d2i_PKCS12_bio(bio.get(), raw); });
+}
+
+// What a file that is not a usable private key holds instead, so the message says what was given.
+std::string what_it_holds(std::string_view bytes) {
+  if (bytes.empty()) return "the file is empty";
+  const std::string label = pem_label(bytes);
+  if (label == "CERTIFICATE" || label == "TRUSTED CERTIFICATE") return "it holds a certificate (PEM), not a private key";
+  if (label.find("CERTIFICATE REQUEST") != std::string::npos) {
+    return "it holds a certificate signing request (CSR), not a private key";
+  }
+  if (label.find("PUBLIC KEY") != std::string::npos) return "it holds a public key, not a private key";
+  if (!label.empty()) return "it holds a PEM '" + label + "' block, not a private key";
+  if (static_cast<unsigned char>(bytes.front()) == 0x30) {  // an ASN.1 SEQUENCE: DER
+    if (Cert cert = parse_cert(bytes)) return "it holds a DER certificate, not a private key";
+    if (is_der_pfx(bytes)) return "it is a PKCS#12 (PFX) file: give it as the pfx credential";
+    return "it is DER (binary); imprint reads private keys in PEM (openssl pkey -inform DER -in FILE -out FILE.pem)";
+  }
+  return "it is neither PEM nor DER";
+}
+
 Key parse_key(std::string_view bytes, const std::string& password, const std::string& what) {
   const ossl::Secret secret(password);
   Bio bio = ossl::memory_bio(bytes);
@@ -106,7 +147,14 @@ Key parse_key(std::string_view bytes, const std::string& password, const std::st
   if (key) return key;
   const bool encrypted = bytes.find("ENCRYPTED") != std::string_view::npos;
   if (encrypted && password.empty()) throw Error(what + ": the key is encrypted and no password was given", ErrorCode::Invalid);
-  throw Error(what + ": not a private key (wrong password?)", ErrorCode::Invalid);
+  const std::string label = pem_label(bytes);
+  if (encrypted || label == "ENCRYPTED PRIVATE KEY") {
+    throw Error(what + ": not a private key (wrong password?)", ErrorCode::Invalid);
+  }
+  if (label.find("PRIVATE KEY") != std::string::npos) {
+    throw Error(what + ": a PEM '" + label + "' block that OpenSSL cannot read (damaged or unsupported key)", ErrorCode::Invalid);
+  }
+  throw Error(what + ": not a private key: " + what_it_holds(bytes), ErrorCode::Invalid);
 }
 
 }  // namespace

@@ -15,10 +15,12 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string_view>
 
 #include "imprint/error.hpp"
 #include "imprint/fileio.hpp"
+#include "layout_internal.hpp"
 
 namespace imprint {
 
@@ -122,10 +124,31 @@ void set_size(int fd, std::uint64_t size, const std::string& what) {
   if (is_regular(fd) && ::ftruncate(fd, static_cast<off_t>(size)) != 0) throw_errno("cannot set the size of " + what);
 }
 
+// How far a decompression may go: a few MiB of compressed zeros expand to 100 GiB and fill the
+// disk. The partition table, read from the first chunk once it is written, says how large the image
+// is: the end of its last partition plus a margin (backup GPT, slack), or a generous cap without one.
+constexpr std::uint64_t kNoTableCap = 64ull << 30;
+std::uint64_t decompression_cap(int fd) {
+  const std::optional<std::uint64_t> span = detail::table_span_fd(fd);
+  if (!span) return kNoTableCap;
+  return *span + std::max<std::uint64_t>(1 << 20, *span / 100);
+}
+
+Error decompression_bomb(const std::string& path, std::uint64_t cap) {
+  if (cap == kNoTableCap) {
+    return Error(path + ": decompresses to more than " + format_limit(cap) + " and starts with no partition table",
+                 ErrorCode::Corrupt);
+  }
+  return Error(path + ": decompresses to more than " + std::to_string(cap) +
+                   " bytes, past the end of the partitions its table describes (a decompression bomb, or not a disk image)",
+               ErrorCode::Corrupt);
+}
+
 // Streams the current entry of reader into fd, holes for zero blocks. Returns the bytes written.
 std::uint64_t extract_entry(archive* reader, int fd, const std::string& path) {
   std::vector<char> buffer(kChunk);
   std::uint64_t offset = 0;
+  std::optional<std::uint64_t> cap;  // known once the first chunk (the partition table) is written
   const std::string what = "the decompressed copy of " + path;
   for (;;) {
     // Fill the whole buffer so that block boundaries stay aligned to the output offset.
@@ -136,8 +159,10 @@ std::uint64_t extract_entry(archive* reader, int fd, const std::string& path) {
       if (got == 0) break;
       filled += static_cast<std::size_t>(got);
     }
+    if (cap && offset + filled > *cap) throw decompression_bomb(path, *cap);
     write_skipping_zeros(fd, buffer.data(), filled, offset, what);
     offset += filled;
+    if (!cap) cap = decompression_cap(fd);
     if (filled < buffer.size()) return offset;
   }
 }
@@ -191,7 +216,7 @@ std::vector<Extent> data_extents(int fd) {
 }
 
 bool is_compressed_image(const std::string& path) {
-  UniqueFd fd = open_read(path);
+  UniqueFd fd = open_read(path, InputKind::FileOrBlockDevice, "a disk image");
   Archive reader(archive_read_new());
   if (!reader) throw Error("cannot create a libarchive reader for " + path);
   archive_read_support_filter_all(reader.get());
@@ -229,7 +254,7 @@ std::vector<Extent> copy_sparse(int src_fd, int dst_fd, const std::string& src_n
 }
 
 std::vector<Extent> decompress_image(const std::string& path, int dst_fd) {
-  UniqueFd fd = open_read(path);
+  UniqueFd fd = open_read(path, InputKind::File, "a compressed image file");
   Archive reader = open_archive(fd.get(), path);
   archive_entry* entry = next_entry(reader.get(), path);
   if (entry == nullptr) throw Error(path + ": the archive is empty", ErrorCode::Corrupt);
@@ -248,7 +273,8 @@ std::vector<Extent> decompress_image(const std::string& path, int dst_fd) {
 
 std::vector<Extent> copy_image(const std::string& path, int dst_fd) {
   if (is_compressed_image(path)) return decompress_image(path, dst_fd);
-  UniqueFd src = open_read(path);
+  // A golden is a file: copy_sparse sizes the copy by st_size, which a block device does not have.
+  UniqueFd src = open_read(path, InputKind::File, "an image file");
   return copy_sparse(src.get(), dst_fd, path);
 }
 

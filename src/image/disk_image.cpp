@@ -40,14 +40,9 @@ UniqueFd unnamed_temp_file(const std::string& for_image) {
   return named;
 }
 
+// A card (block device) is an image too: inspect, ls, cat and verify read one.
 UniqueFd open_image(const std::string& path, OpenMode mode) {
-  const int flags = (mode == OpenMode::ReadWrite ? O_RDWR : O_RDONLY) | O_CLOEXEC;
-  UniqueFd fd(::open(path.c_str(), flags));
-  if (!fd) throw_errno("cannot open " + path);
-  struct stat info {};
-  if (::fstat(fd.get(), &info) != 0) throw_errno("cannot stat " + path);
-  if (S_ISDIR(info.st_mode)) throw Error(path + " is a directory, not a disk image", ErrorCode::Invalid);
-  return fd;
+  return open_input(path, mode == OpenMode::ReadWrite ? O_RDWR : O_RDONLY, InputKind::FileOrBlockDevice, "a disk image");
 }
 
 bool is_ext(const std::string& type) { return type == "ext2" || type == "ext3" || type == "ext4"; }
@@ -83,9 +78,9 @@ Backend parse_backend(std::string_view text) {
   throw Error("unknown backend \"" + std::string(text) + "\" (expected auto, native or guestfs)", ErrorCode::Invalid);
 }
 
-DiskImage DiskImage::open(const std::string& path, OpenMode mode, Backend backend) {
+DiskImage DiskImage::open(const std::string& path, OpenMode mode, Backend backend, const std::string& name) {
   DiskImage image;
-  image.path_ = path;
+  image.path_ = name.empty() ? path : name;
   image.mode_ = mode;
   image.backend_ = backend;
   if (is_compressed_image(path)) {
@@ -100,8 +95,19 @@ DiskImage DiskImage::open(const std::string& path, OpenMode mode, Backend backen
     image.fd_ = open_image(path, mode);
     image.io_path_ = path;
   }
-  image.layout_ = detail::probe_layout_fd(image.fd_.get(), path);
+  image.layout_ = detail::probe_layout_fd(image.fd_.get(), image.path_);
   return image;
+}
+
+// A filesystem that does not open is a fault of the image the user gave (the golden, for a stamp's
+// unnamed output): name it, and never the /proc/self/fd/N path libext2fs opened a copy by.
+std::string DiskImage::named_as_given(std::string message) const {
+  if (io_path_ != path_) {
+    for (std::size_t at = message.find(io_path_); at != std::string::npos; at = message.find(io_path_, at + path_.size())) {
+      message.replace(at, io_path_.size(), path_);
+    }
+  }
+  return message.find(path_) == std::string::npos ? path_ + ": " + message : message;
 }
 
 const Partition& DiskImage::partition(Role role) const {
@@ -144,7 +150,11 @@ Filesystem& DiskImage::filesystem(const Partition& partition) {
                       " needs the libguestfs backend (--backend auto or guestfs); the native backend opens ext2/3/4 only",
                   ErrorCode::Unsupported);
     }
-    opened = open_ext4(Ext4OpenOptions{io_path_, partition.offset, partition.size, writable(), name});
+    try {
+      opened = open_ext4(Ext4OpenOptions{io_path_, partition.offset, partition.size, writable(), name});
+    } catch (const Error& error) {
+      throw Error(named_as_given(error.what()), error.code());
+    }
   } else {
     // One appliance per image, shared by its partitions, launched on the first operation.
     if (!session_) {
@@ -165,12 +175,18 @@ void DiskImage::flush() {
 
 const MountMap& DiskImage::mounts() {
   if (mounts_) return *mounts_;
+  std::string fstab;
   try {
-    Filesystem& root = filesystem(partition(Role::Primary));
-    mounts_ = parse_fstab(read_all(root, "/etc/fstab"), layout_);
+    fstab = read_all(filesystem(partition(Role::Primary)), "/etc/fstab");
   } catch (const Error&) {
     // No readable fstab (not a mender image, or a rootfs we cannot open): mender-convert's mounts.
     mounts_ = MountMap{{"/uboot", "/boot/efi"}, "/data"};
+    return *mounts_;
+  }
+  try {
+    mounts_ = parse_fstab(fstab, layout_);
+  } catch (const Error& error) {
+    throw Error(path_ + ": " + partition_name(partition(Role::Primary)) + ": " + error.what(), error.code());
   }
   return *mounts_;
 }

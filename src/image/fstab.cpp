@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "imprint/error.hpp"
 #include "imprint/image.hpp"
 
 namespace imprint {
@@ -102,7 +103,7 @@ MountMap parse_fstab(const std::string& fstab, const Layout& layout) {
   std::optional<std::string> data_mount;
   std::istringstream lines(fstab);
   std::string line;
-  while (std::getline(lines, line)) {
+  for (int number = 1; std::getline(lines, line); ++number) {
     std::istringstream fields(line);
     std::string device, mount_point;
     if (!(fields >> device >> mount_point) || device.front() == '#') continue;
@@ -110,6 +111,13 @@ MountMap parse_fstab(const std::string& fstab, const Layout& layout) {
     if (mount_point.empty() || mount_point.front() != '/') continue;  // swap lines have "none"
     const Partition* partition = find_partition(layout, unescape(device));
     if (partition == nullptr) continue;
+    // Every rootfs path would then land on that partition (vfat, the data partition), and a device
+    // built that way would not boot from it either: an image to refuse, not to follow.
+    if (mount_point == "/" && partition->role != Role::Primary && partition->role != Role::Secondary) {
+      throw Error("/etc/fstab line " + std::to_string(number) + " mounts the " + to_string(partition->role) + " partition (p" +
+                      std::to_string(partition->number) + ") at /, where only a root filesystem may be mounted",
+                  ErrorCode::Corrupt);
+    }
     if (partition->role == Role::Boot) mounts.boot_mounts.push_back(mount_point);
     if (partition->role == Role::Data && !data_mount) data_mount = mount_point;
   }

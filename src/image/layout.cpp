@@ -1,10 +1,11 @@
 // Partition table and filesystem probing with libblkid, and the mender-convert role assignment.
 #include <blkid/blkid.h>
-#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 
 #include "imprint/error.hpp"
@@ -117,6 +118,40 @@ void check_inside(const Layout& layout, const std::string& name) {
                       " bytes but the image is " + std::to_string(layout.image_size) + " bytes (truncated image?)",
                   ErrorCode::Corrupt);
     }
+    // The MBR (also GPT's protective one) is sector 0; libblkid drops GPT entries outside the
+    // header's usable range itself, so only this sector needs a check.
+    if (partition.offset < kSector && partition.size > 0) {
+      throw Error(name + ": partition " + std::to_string(partition.number) +
+                      " starts at sector 0, over the partition table itself",
+                  ErrorCode::Corrupt);
+    }
+  }
+}
+
+std::string sectors(const Partition& partition) {
+  return "sectors " + std::to_string(partition.offset / kSector) + "-" +
+         std::to_string((partition.offset + partition.size) / kSector - 1);
+}
+
+bool contains(const Partition& outer, const Partition& inner) {
+  return inner.offset >= outer.offset && inner.offset + inner.size <= outer.offset + outer.size;
+}
+
+// Two partitions sharing sectors would be written through each other (the filesystem of one
+// over the other's): refused, except a logical partition inside its extended container.
+void check_overlaps(const Layout& layout, const std::string& name) {
+  const auto& parts = layout.partitions;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    for (std::size_t j = i + 1; j < parts.size(); ++j) {
+      const Partition& a = parts[i];
+      const Partition& b = parts[j];
+      if (a.size == 0 || b.size == 0) continue;
+      if (a.offset >= b.offset + b.size || b.offset >= a.offset + a.size) continue;
+      if ((a.extended && !b.extended && contains(a, b)) || (b.extended && !a.extended && contains(b, a))) continue;
+      throw Error(name + ": partitions " + std::to_string(a.number) + " and " + std::to_string(b.number) + " overlap (p" +
+                      std::to_string(a.number) + ": " + sectors(a) + ", p" + std::to_string(b.number) + ": " + sectors(b) + ")",
+                  ErrorCode::Corrupt);
+    }
   }
 }
 
@@ -179,6 +214,7 @@ Layout probe_layout_fd(int fd, const std::string& name) {
   std::sort(layout.partitions.begin(), layout.partitions.end(),
             [](const Partition& a, const Partition& b) { return a.number < b.number; });
   check_inside(layout, name);
+  check_overlaps(layout, name);
   for (Partition& partition : layout.partitions) {
     if (!partition.extended) probe_filesystem(fd, partition, name);
   }
@@ -186,13 +222,39 @@ Layout probe_layout_fd(int fd, const std::string& name) {
   return layout;
 }
 
+std::optional<std::uint64_t> table_span_fd(int fd) {
+  // libblkid refuses a GPT whose header describes a disk larger than the file, and this file is
+  // still growing: a GPT's extent is where its header puts the backup header (AlternateLBA at byte
+  // 32 of LBA 1; only a bound, the table is checked when the image is opened).
+  struct [[gnu::packed]] GptHeader {
+    char signature[8];
+    std::uint8_t skipped[24];
+    std::uint64_t alternate_lba;  // little-endian, as the host (x86, arm)
+  } header{};
+  if (::pread(fd, &header, sizeof header, kSector) == static_cast<ssize_t>(sizeof header) &&
+      std::memcmp(header.signature, "EFI PART", 8) == 0) {
+    if (header.alternate_lba >= (std::uint64_t{1} << 48)) return std::nullopt;  // nonsense: no bound from it
+    return (header.alternate_lba + 1) * kSector;
+  }
+  Probe probe(blkid_new_probe());
+  if (!probe || blkid_probe_set_device(probe.get(), fd, 0, 0) != 0) return std::nullopt;
+  blkid_probe_enable_superblocks(probe.get(), 0);
+  blkid_probe_enable_partitions(probe.get(), 1);
+  if (blkid_do_safeprobe(probe.get()) != 0) return std::nullopt;
+  blkid_partlist list = blkid_probe_get_partitions(probe.get());
+  if (list == nullptr || blkid_partlist_get_table(list) == nullptr) return std::nullopt;
+  std::uint64_t end = 0;
+  for (int index = 0; index < blkid_partlist_numof_partitions(list); ++index) {
+    const blkid_partition entry = blkid_partlist_get_partition(list, index);
+    end = std::max(end, static_cast<std::uint64_t>(blkid_partition_get_start(entry) + blkid_partition_get_size(entry)) * kSector);
+  }
+  return end;
+}
+
 }  // namespace detail
 
 Layout probe_layout(const std::string& image_path) {
-  UniqueFd fd = open_read(image_path);
-  struct stat info {};
-  if (::fstat(fd.get(), &info) != 0) throw_errno("cannot stat " + image_path);
-  if (S_ISDIR(info.st_mode)) throw Error(image_path + " is a directory, not a disk image", ErrorCode::Invalid);
+  UniqueFd fd = open_read(image_path, InputKind::FileOrBlockDevice, "a disk image");
   return detail::probe_layout_fd(fd.get(), image_path);
 }
 

@@ -33,10 +33,10 @@ const Partition* find_role(const Layout& layout, Role role) {
   return nullptr;
 }
 
-const Partition& need_role(const Layout& layout, Role role, const std::string& path) {
+const Partition& need_role(const Layout& layout, Role role, const std::string& path, const std::string& image) {
   const Partition* partition = find_role(layout, role);
   if (partition == nullptr) {
-    throw Error("the image has no " + to_string(role) + " partition (for " + path + ")", ErrorCode::NotFound);
+    throw Error(image + " has no " + to_string(role) + " partition (for " + path + ")", ErrorCode::NotFound);
   }
   return *partition;
 }
@@ -47,13 +47,14 @@ Location locate(const Partition& partition, std::string path, std::string device
 
 // Both root filesystems: primary first; the secondary only when the image has one (a plain,
 // non-A/B image has a single root filesystem).
-std::vector<Location> rootfs(const Layout& layout, const std::string& path) {
-  std::vector<Location> locations{locate(need_role(layout, Role::Primary, path), path, path)};
+std::vector<Location> rootfs(const Layout& layout, const std::string& path, const std::string& image) {
+  std::vector<Location> locations{locate(need_role(layout, Role::Primary, path, image), path, path)};
   if (const Partition* secondary = find_role(layout, Role::Secondary)) locations.push_back(locate(*secondary, path, path));
   return locations;
 }
 
-std::vector<Location> device_view(const std::string& path, const Layout& layout, const MountMap& mounts) {
+std::vector<Location> device_view(const std::string& path, const Layout& layout, const MountMap& mounts,
+                                  const std::string& image) {
   const Partition* data = find_role(layout, Role::Data);
   if (data != nullptr && is_under(path, mounts.data_mount)) {
     return {locate(*data, strip_mount(path, mounts.data_mount), path)};
@@ -62,7 +63,7 @@ std::vector<Location> device_view(const std::string& path, const Layout& layout,
   for (const std::string& mount : mounts.boot_mounts) {
     if (boot != nullptr && is_under(path, mount)) return {locate(*boot, strip_mount(path, mount), path)};
   }
-  return rootfs(layout, path);
+  return rootfs(layout, path, image);
 }
 
 }  // namespace
@@ -82,22 +83,28 @@ ImageTarget parse_image_target(std::string_view text) {
   throw Error("'" + std::string(text) + "' is not IMAGE:/PATH or IMAGE:ROLE:/PATH", ErrorCode::Invalid);
 }
 
-std::vector<Location> resolve(const PathSpec& spec, const Layout& layout, const MountMap& mounts) {
+std::vector<Location> resolve(const PathSpec& spec, DiskImage& image) {
+  return resolve(spec, image.layout(), image.mounts(), image.path());
+}
+
+std::vector<Location> resolve(const PathSpec& spec, const Layout& layout, const MountMap& mounts, const std::string& image) {
   const std::string path = normalize_path(spec.path);
-  if (spec.role.empty()) return device_view(path, layout, mounts);
-  if (spec.role == "rootfs") return rootfs(layout, path);
-  if (spec.role == "primary") return {locate(need_role(layout, Role::Primary, spec.role + ":" + path), path, path)};
-  if (spec.role == "secondary") return {locate(need_role(layout, Role::Secondary, spec.role + ":" + path), path, path)};
-  if (spec.role == "data") return {locate(need_role(layout, Role::Data, spec.role + ":" + path), path, join(mounts.data_mount, path))};
+  if (spec.role.empty()) return device_view(path, layout, mounts, image);
+  if (spec.role == "rootfs") return rootfs(layout, path, image);
+  if (spec.role == "primary") return {locate(need_role(layout, Role::Primary, spec.role + ":" + path, image), path, path)};
+  if (spec.role == "secondary") return {locate(need_role(layout, Role::Secondary, spec.role + ":" + path, image), path, path)};
+  if (spec.role == "data") {
+    return {locate(need_role(layout, Role::Data, spec.role + ":" + path, image), path, join(mounts.data_mount, path))};
+  }
   if (spec.role == "boot") {
     const std::string device_path = mounts.boot_mounts.empty() ? "" : join(mounts.boot_mounts.front(), path);
-    return {locate(need_role(layout, Role::Boot, spec.role + ":" + path), path, device_path)};
+    return {locate(need_role(layout, Role::Boot, spec.role + ":" + path, image), path, device_path)};
   }
   if (const std::optional<int> number = partition_role_number(spec.role)) {
     for (const Partition& partition : layout.partitions) {
       if (partition.number == *number) return {locate(partition, path, "")};
     }
-    throw Error("the image has no partition " + std::to_string(*number) + " (" + spec.role + ")", ErrorCode::NotFound);
+    throw Error(image + " has no partition " + std::to_string(*number) + " (" + spec.role + ")", ErrorCode::NotFound);
   }
   throw Error("unknown role '" + spec.role + "' (roles: primary, secondary, rootfs, data, boot, pN)", ErrorCode::Invalid);
 }

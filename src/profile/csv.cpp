@@ -98,7 +98,7 @@ class CsvParser {
 }  // namespace
 
 std::vector<DeviceRow> read_devices_csv(const std::string& path) {
-  const std::string text = read_host_file(path);
+  const std::string text = read_host_file(path, kListInputLimit);
   CsvParser parser(text, path);
   Record header;
   if (!parser.next(header)) parser.fail(1, "empty file (a header row with a device_id column is required)");

@@ -122,7 +122,8 @@ class PlanBuilder {
     const std::string path = resolve_host_path(profile_, spec.value, expand(spec.value, spec.where, label + ".source"));
     std::string bytes;
     try {
-      bytes = read_host_file(path);
+      // A binary may be large; a template (a script, a config file) is held to the small-input limit.
+      bytes = read_host_file(path, spec.template_source ? kSmallInputLimit : kSourceInputLimit);
     } catch (const Error& error) {
       fail(spec.where, label, std::string("source: ") + error.what());
     }

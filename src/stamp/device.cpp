@@ -231,7 +231,7 @@ void check_plan_against_image(DiskImage& image, const Plan& plan) {
   std::map<std::pair<int, std::string>, const PlanOp*> planned;
   for (const PlanOp& op : plan.ops) {
     if (op.kind != OpKind::File && op.kind != OpKind::Symlink) continue;
-    for (const Location& location : resolve(op.target, image.layout(), image.mounts())) planned[{location.partition, location.path}] = &op;
+    for (const Location& location : resolve(op.target, image)) planned[{location.partition, location.path}] = &op;
   }
   for (const PlanOp& op : plan.ops) {
     if (op.kind != OpKind::File || op.elf_arch.empty()) continue;

@@ -45,7 +45,7 @@ Owner resolve_image_owner(DiskImage& image, const std::string& owner) {
 
 void for_each_location(DiskImage& image, const PathSpec& spec,
                        const std::function<void(Filesystem&, const Location&)>& fn) {
-  for (const Location& location : resolve(spec, image.layout(), image.mounts())) {
+  for (const Location& location : resolve(spec, image)) {
     Filesystem* filesystem = nullptr;
     try {
       filesystem = &image.filesystem(image.partition_number(location.partition));

@@ -115,7 +115,7 @@ void verify_pfx_meaning(const DevicePlan& device, const std::string& pfx, const 
 
 bool touches_rootfs(DiskImage& image, const Plan& plan) {
   for (const PlanOp& op : plan.ops) {
-    for (const Location& location : resolve(op.target, image.layout(), image.mounts())) {
+    for (const Location& location : resolve(op.target, image)) {
       if (location.role == Role::Primary || location.role == Role::Secondary) return true;
     }
   }
@@ -234,7 +234,7 @@ StampResult stamp(const StampRequest& request) {
     try {
       copy_image(request.golden_path, output.fd());
       {
-        DiskImage image = DiskImage::open(output.temp_path(), OpenMode::ReadWrite, request.backend);
+        DiskImage image = DiskImage::open(output.temp_path(), OpenMode::ReadWrite, request.backend, request.golden_path);
         stamp_open_image(image, result);
       }
       if (!request.bmap_path.empty()) bmap.emplace(pending_bmap(output, request.bmap_path));

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <random>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -134,6 +135,113 @@ TEST(IdentityScript, DataFilesNeverTouchAHostFile) {
     EXPECT_EQ(found.out, "") << root;
   }
   EXPECT_THROW(run_identity_script("#!/bin/sh\n", {{"../escape", "x"}}), Error);
+}
+
+// A file name on the host no sandboxed script may create.
+std::string host_marker(const std::string& stem) {
+  std::random_device random;
+  return "/tmp/imprint-" + stem + "-" + std::to_string(random()) + std::to_string(random());
+}
+
+// A line of the host's /etc/shadow (root's entry), which no sandboxed output may contain.
+std::string shadow_root_line() {
+  const std::string shadow = test::read_file("/etc/shadow");
+  const auto start = shadow.find("root:");
+  EXPECT_NE(start, std::string::npos);
+  return shadow.substr(start, shadow.find('\n', start) - start);
+}
+
+TEST(IdentitySandbox, AnInjectedValueCannotWriteTheHostOrReadItsSecrets) {
+  const std::string hostfile = host_marker("HOSTFILE");
+  // What `echo "DeviceId={{serial}}"` becomes with serial = x"; echo pwned > HOSTFILE; cat /etc/shadow; "
+  const std::string script = "#!/bin/sh\necho \"DeviceId=x\"; echo pwned > " + hostfile + "; cat /etc/shadow; \"\"\n";
+  const std::string message = script_error(script);
+  EXPECT_EQ(message.rfind("identity script: exit status 127: ", 0), 0u) << message;
+  EXPECT_FALSE(std::filesystem::exists(hostfile));
+  EXPECT_EQ(message.find(shadow_root_line()), std::string::npos);
+  // Whatever the script prints, the host's secrets are not there to print.
+  const std::string printed = run_identity_script("#!/bin/sh\ncat /etc/shadow /proc/1/root/etc/shadow 2>&1\nexit 0\n", {});
+  EXPECT_EQ(printed.find(shadow_root_line()), std::string::npos);
+  EXPECT_NE(printed.find("No such file"), std::string::npos) << printed;
+}
+
+TEST(IdentitySandbox, NoWayOutWithPerlOrPython) {
+  const std::string hostfile = host_marker("ESCAPE");
+  // The classic chroot escape (chroot into a subdirectory, climb, chroot "."), then the host.
+  const std::string perl = "#!/usr/bin/perl\n"
+                           "mkdir '/tmp/x'; print 'chroot=', (chroot('/tmp/x') ? 'ok' : $!+0), \"\\n\";\n"
+                           "chdir '..' for 1..64; chroot '.';\n"
+                           "print 'hostfile=', (open(F, '>', '" + hostfile + "') ? 'ok' : 'refused'), \"\\n\";\n"
+                           "print 'shadow=', (open(S, '<', '/etc/shadow') ? join('', <S>) : 'absent'), \"\\n\";\n";
+  const auto perl_out = parse_identity_output(run_identity_script(perl, {}));
+  EXPECT_EQ(perl_out.at("chroot"), std::vector<std::string>{std::to_string(EPERM)});
+  EXPECT_EQ(perl_out.at("shadow"), std::vector<std::string>{"absent"});
+  EXPECT_FALSE(std::filesystem::exists(hostfile));
+
+  const std::string python = R"(#!/usr/bin/python3
+import ctypes, os, socket
+libc = ctypes.CDLL(None, use_errno=True)
+def attempt(name, action):
+    try:
+        result = action()
+        print(f"{name}=" + ("ok" if result in (None, 0, True) else f"errno{ctypes.get_errno()}"))
+    except OSError as error:
+        print(f"{name}=errno{error.errno}")
+attempt("write_root", lambda: open("/imprint-probe", "w"))
+attempt("chroot", lambda: os.chroot("/tmp"))
+attempt("unshare", lambda: libc.unshare(0x10000000))
+attempt("mount", lambda: libc.mount(b"none", b"/tmp", b"tmpfs", 0, None))
+attempt("ptrace", lambda: libc.ptrace(16, 1, 0, 0))
+attempt("connect", lambda: socket.create_connection(("1.1.1.1", 53), timeout=2) and None)
+attempt("host_root", lambda: os.listdir("/proc/1/root/root"))
+print("uid=%d" % os.getuid())
+for line in open("/proc/self/status"):
+    key, value = line.split(":", 1)
+    if key in ("CapEff", "CapPrm", "CapBnd", "NoNewPrivs", "Seccomp"):
+        print(f"{key}={value.strip()}")
+print("pids=%d" % len([p for p in os.listdir("/proc") if p.isdigit()]))
+)";
+  const auto out = parse_identity_output(run_identity_script(python, {}));
+  for (const char* name : {"write_root", "chroot", "unshare", "mount", "ptrace", "connect", "host_root"}) {
+    ASSERT_EQ(out.count(name), 1u) << name;
+    EXPECT_NE(out.at(name).front(), "ok") << name;
+  }
+  EXPECT_EQ(out.at("uid"), std::vector<std::string>{"1000"});
+  EXPECT_EQ(out.at("CapEff"), std::vector<std::string>{"0000000000000000"});
+  EXPECT_EQ(out.at("CapPrm"), std::vector<std::string>{"0000000000000000"});
+  EXPECT_EQ(out.at("CapBnd"), std::vector<std::string>{"0000000000000000"});
+  EXPECT_EQ(out.at("NoNewPrivs"), std::vector<std::string>{"1"});
+  EXPECT_EQ(out.at("Seccomp"), std::vector<std::string>{"2"});
+  EXPECT_EQ(out.at("pids"), std::vector<std::string>{"1"});  // its own pid namespace: only itself
+  EXPECT_FALSE(std::filesystem::exists("/imprint-probe"));
+}
+
+// Host processes of the uid the sandbox runs as (nobody when the tests run as root).
+std::string sandbox_processes() {
+  const std::string uid = std::to_string(::geteuid() == 0 ? 65534 : ::geteuid());
+  return test::run({"sh", "-c", "ps -o pid=,stat=,args= -U \"$1\" | awk '$2 !~ /^Z/' || true", "sh", uid}).out;
+}
+
+TEST(IdentitySandbox, BoundedInTimeOutputAndProcesses) {
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(script_error("#!/bin/sh\nwhile :; do :; done\n", {}, std::chrono::milliseconds(1500)),
+            "identity script: still running after 1.50 s");
+  EXPECT_EQ(script_error("#!/bin/sh\nhead -c 100000000 /dev/zero | tr '\\0' x\n"), "identity script: printed more than 64 KiB");
+  // A fork bomb meets RLIMIT_NPROC ("Cannot fork") or the time limit; all of it dies with the namespace.
+  const std::string bomb = script_error("#!/bin/sh\nb() { b | b & }; b; sleep 30\n", {}, std::chrono::seconds(2));
+  EXPECT_TRUE(bomb == "identity script: still running after 2.00 s" || bomb.rfind("identity script: exit status 2: ", 0) == 0)
+      << bomb;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(15));
+  // Nothing of the sandbox runs once run_identity_script returns (when the tests run as root the
+  // sandbox runs as nobody, which no other test here uses); killed processes may stay zombies until
+  // the host's init reaps them.
+  const auto settle = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (sandbox_processes() != "" && std::chrono::steady_clock::now() < settle) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(sandbox_processes(), "");
+  // The tmpfs /tmp is small and the file size limit holds: a script cannot fill memory that way.
+  EXPECT_EQ(run_identity_script("#!/bin/sh\nhead -c 4000000 /dev/zero > /tmp/big 2>/dev/null || echo refused\n", {}), "refused\n");
 }
 
 }  // namespace

@@ -60,6 +60,10 @@ class PlanBuilder {
     return expand_template(text, variables_, where.str() + ": " + what);
   }
 
+  std::string expand_content(const std::string& text, const SourcePosition& where, const std::string& what) const {
+    return expand_content_template(text, variables_, profile_.raw_variables, where.str() + ": " + what);
+  }
+
   // Expands and checks a target path, and refuses one an earlier entry already writes.
   PlanOp start_op(OpKind kind, const std::string& path_template, const SourcePosition& where, const std::string& label) {
     const std::string text = expand(path_template, where, label + ".path");
@@ -92,7 +96,7 @@ class PlanBuilder {
     op.owner = spec.owner;
     op.elf_arch = spec.elf_arch;
     switch (spec.kind) {
-      case ContentKind::Content: op.bytes = expand(spec.value, spec.where, label + ".content"); break;
+      case ContentKind::Content: op.bytes = expand_content(spec.value, spec.where, label + ".content"); break;
       case ContentKind::Source: op.bytes = source_bytes(spec, label); break;
       case ContentKind::Credential:
         op.credential = spec.value;
@@ -113,7 +117,7 @@ class PlanBuilder {
       fail(spec.where, label, std::string("source: ") + error.what());
     }
     if (!spec.template_source) return bytes;
-    return expand(bytes, spec.where, label + ".source " + path);
+    return expand_content(bytes, spec.where, label + ".source " + path);
   }
 
   std::string credential_bytes(const FileSpec& spec, const std::string& label) const {

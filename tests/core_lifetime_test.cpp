@@ -132,6 +132,36 @@ TEST(Lifetime, AnIgnoredSignalStaysIgnored) {
   EXPECT_TRUE(within(3, [&] { return !alive(started.helper); }));
 }
 
+// The guardian's pid: the child of `parent` named imprint-guard.
+pid_t guardian_of(pid_t parent) {
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line) || line.find("(imprint-guard)") == std::string::npos) continue;
+    if (std::atoi(line.c_str() + line.rfind(')') + 4) == parent) return std::atoi(line.c_str());
+  }
+  return 0;
+}
+
+TEST(Lifetime, AGuardianKilledBySomeoneElseDoesNotKillImprint) {
+  test::TempDir tmp;
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setenv("TMPDIR", tmp.path().c_str(), 1);
+    PrivateTempDir directory("imprint-test-");
+    pid_t guardian = 0;  // named once it has run its first lines
+    for (int tries = 0; tries < 100 && guardian <= 0; ++tries, ::usleep(10000)) guardian = guardian_of(::getpid());
+    if (guardian <= 0) ::_exit(2);
+    ::kill(guardian, SIGKILL);
+    ::waitpid(guardian, nullptr, 0);
+    { ChildRegistration registered(::getpid(), true); }  // would raise SIGPIPE on a pipe with no reader
+    ::_exit(0);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
 TEST(Lifetime, SpawnHelperNamesAProgramItCannotRun) {
   const Error error = test::expect_error([] { spawn_helper({"imprint-no-such-program"}); }, ErrorCode::Unsupported);
   EXPECT_STREQ(error.what(), "cannot run imprint-no-such-program: not found in PATH");

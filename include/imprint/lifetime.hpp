@@ -6,7 +6,7 @@
 //   directory, then re-raises the signal with its default action;
 // - SIGKILL or a crash: children spawned with spawn_helper() get SIGKILL from the kernel
 //   (PR_SET_PDEATHSIG), and a guardian process (forked on the first guarded registration; it holds
-//   none of imprint's files) sees its pipe from imprint close, SIGKILLs the guarded children and
+//   none of imprint's files) sees its socket from imprint close, SIGKILLs the guarded children and
 //   removes the guarded directories.
 // PR_SET_PDEATHSIG fires when the *thread* that forked exits: spawn from the thread that owns the
 // helper and outlives it (imprint's sessions and sandboxes live in one thread each).

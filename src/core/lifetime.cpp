@@ -2,21 +2,21 @@
 //
 // The registry is fixed-size arrays of atomics, so the signal handler reads it without locks or
 // allocation; registering takes a free slot by compare-and-swap. Guarded entries are also sent to
-// the guardian, a forked process that reads fixed-size records from a pipe (one write() each, below
-// PIPE_BUF: atomic) and acts when the pipe ends, which happens only when imprint is gone.
+// the guardian, a forked process that reads fixed-size records from a socket and acts when the
+// socket ends, which happens only when imprint (and every child that did not exec) is gone.
 #include "imprint/lifetime.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
-#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -67,10 +67,9 @@ struct Message {
   pid_t pid;
   char path[kPathBytes];
 };
-static_assert(sizeof(Message) <= PIPE_BUF, "one write() per record keeps records whole");
 
 std::mutex g_guardian_mutex;
-int g_guardian_fd = -1;  // write end; -1 before the guardian starts (or when it could not)
+int g_guardian_fd = -1;  // imprint's end; -1 before the guardian starts (or when it could not)
 
 [[noreturn]] void guardian_main(int read_fd) {
   // It must outlive imprint: a Ctrl-C or a hangup reaches the whole process group.
@@ -116,11 +115,13 @@ int g_guardian_fd = -1;  // write end; -1 before the guardian starts (or when it
   ::_exit(0);
 }
 
-// Starts the guardian once; false when it cannot (the signal handlers still work).
+// Starts the guardian once; false when it cannot (the signal handlers still work). A seqpacket
+// socket rather than a pipe: records stay whole, and send() with MSG_NOSIGNAL to a guardian killed
+// by someone is an error, not a SIGPIPE for imprint.
 bool guardian_started() {
   if (g_guardian_fd >= 0) return true;
   int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return false;
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) return false;
   const pid_t pid = ::fork();
   if (pid == 0) {
     ::close(fds[1]);
@@ -142,7 +143,7 @@ void tell_guardian(char op, pid_t pid, const char* path) {
   message.op = op;
   message.pid = pid;
   if (path != nullptr) std::strncpy(message.path, path, kPathBytes - 1);
-  while (::write(g_guardian_fd, &message, sizeof message) < 0 && errno == EINTR) {
+  while (::send(g_guardian_fd, &message, sizeof message, MSG_NOSIGNAL) < 0 && errno == EINTR) {
   }
 }
 

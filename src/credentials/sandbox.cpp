@@ -126,7 +126,7 @@ constexpr const char* kDenied[] = {
     "keyctl", "add_key", "request_key", "bpf", "perf_event_open", "init_module", "finit_module", "delete_module",
     "kexec_load", "kexec_file_load", "reboot", "open_by_handle_at", "name_to_handle_at", "userfaultfd", "fsopen",
     "fsconfig", "fsmount", "fspick", "move_mount", "open_tree", "mount_setattr", "io_uring_setup", "io_uring_enter",
-    "io_uring_register", "swapon", "swapoff", "acct", "quotactl", "syslog", "personality", "iopl", "ioperm",
+    "io_uring_register", "swapon", "swapoff", "acct", "quotactl", "syslog", "iopl", "ioperm",
     "lookup_dcookie", "vhangup"};
 
 using SeccompContext = std::unique_ptr<void, decltype(&seccomp_release)>;

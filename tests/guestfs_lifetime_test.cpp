@@ -148,8 +148,9 @@ TEST_P(GuestfsLifetime, NothingOutlivesAStoppedStamp) {
   ASSERT_EQ(::waitpid(imprint, &status, 0), imprint);
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == signal_number) << status;
 
-  for (const auto& [pid, comm] : helpers) {
-    EXPECT_TRUE(within(5, [&] { return !alive(pid, comm); })) << comm << " (" << pid << ") outlived imprint";
+  for (const auto& helper : helpers) {
+    EXPECT_TRUE(within(5, [&] { return !alive(helper.first, helper.second); }))
+        << helper.second << " (" << helper.first << ") outlived imprint";
   }
   EXPECT_TRUE(reaches_eof(out[0], 5)) << "something still holds imprint's stdout";
   ::close(out[0]);

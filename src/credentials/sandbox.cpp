@@ -25,6 +25,7 @@
 #include <seccomp.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -145,19 +146,22 @@ std::vector<sock_filter> seccomp_program() {
     const int number = seccomp_syscall_resolve_name(name);
     if (number != __NR_SCMP_ERROR) check(seccomp_rule_add(context.get(), SCMP_ACT_ERRNO(EPERM), number, 0), name);
   }
+  // rule: refuse `syscall` when (argument `index` & mask) == value. (libseccomp's SCMP_A0 macros are
+  // C compound literals.)
+  const auto refuse_when = [&](int syscall, unsigned index, scmp_datum_t mask, scmp_datum_t value, const char* what) {
+    const scmp_arg_cmp compare{index, SCMP_CMP_MASKED_EQ, mask, value};
+    check(seccomp_rule_add_array(context.get(), SCMP_ACT_ERRNO(EPERM), syscall, 1, &compare), what);
+  };
   // New namespaces through clone(); clone3 passes its flags in memory a filter cannot read, so it
   // looks absent and the C library falls back to clone.
   for (const int flag : {CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWCGROUP,
                          CLONE_NEWTIME}) {
-    check(seccomp_rule_add(context.get(), SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1, SCMP_A0(SCMP_CMP_MASKED_EQ, static_cast<scmp_datum_t>(flag), static_cast<scmp_datum_t>(flag))),
-          "clone");
+    refuse_when(SCMP_SYS(clone), 0, static_cast<scmp_datum_t>(flag), static_cast<scmp_datum_t>(flag), "clone");
   }
   check(seccomp_rule_add(context.get(), SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0), "clone3");
   // TIOCSTI/TIOCLINUX would type into a terminal the script was never given; refuse them anyway.
-  check(seccomp_rule_add(context.get(), SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, 0x5412u)),
-        "ioctl");
-  check(seccomp_rule_add(context.get(), SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, 0x541cu)),
-        "ioctl");
+  refuse_when(SCMP_SYS(ioctl), 1, 0xffffffffu, TIOCSTI, "ioctl");
+  refuse_when(SCMP_SYS(ioctl), 1, 0xffffffffu, TIOCLINUX, "ioctl");
 
   UniqueFd memory(::memfd_create("imprint-seccomp", MFD_CLOEXEC));
   if (!memory) throw_errno("identity script: cannot create a memfd for the seccomp filter");

@@ -46,8 +46,9 @@ bool within(double seconds, Done done) {
   return done();
 }
 
-// Forks the stand-in: it creates a private directory (a file inside), spawns `sleep 600` guarded,
-// reports both, then waits for a signal (or returns normally when `finish` is true).
+// Forks the stand-in: it creates a private directory (a file inside) and a registered file
+// tmpdir/partial.img, spawns `sleep 600` guarded, reports, then waits for a signal (or, when
+// `finish` is true, stops the helper, releases the file and exits without destructors).
 Started start(const std::string& tmpdir, bool finish = false) {
   int report[2];
   EXPECT_EQ(::pipe(report), 0);
@@ -58,6 +59,8 @@ Started start(const std::string& tmpdir, bool finish = false) {
     {
       PrivateTempDir directory("imprint-test-");
       std::ofstream(directory.path() + "/socket") << "x";
+      std::ofstream(tmpdir + "/partial.img") << "a partial output";  // e.g. a hidden output in progress
+      PathRegistration partial(tmpdir + "/partial.img");
       const pid_t helper = spawn_helper({"sleep", "600"});
       ChildRegistration registered(helper, true);
       const std::string message = std::to_string(helper) + " " + directory.path() + "\n";
@@ -66,6 +69,7 @@ Started start(const std::string& tmpdir, bool finish = false) {
         ::kill(helper, SIGTERM);
         registered.release();
         ::waitpid(helper, nullptr, 0);
+        partial.release();  // "renamed into place": it stays
         ::_exit(0);  // the directory stays: only the guardian removes it now
       }
       for (;;) ::pause();
@@ -117,6 +121,7 @@ TEST(Lifetime, TheGuardianCleansUpAfterANormalExitToo) {
   ::waitpid(started.imprint, &status, 0);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
   EXPECT_TRUE(within(3, [&] { return !std::filesystem::exists(started.directory); })) << started.directory;
+  EXPECT_EQ(test::read_file(tmp / "partial.img"), "a partial output");
 }
 
 TEST(Lifetime, AnIgnoredSignalStaysIgnored) {

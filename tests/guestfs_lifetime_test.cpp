@@ -154,7 +154,9 @@ TEST_P(GuestfsLifetime, NothingOutlivesAStoppedStamp) {
   }
   EXPECT_TRUE(reaches_eof(out[0], 5)) << "something still holds imprint's stdout";
   ::close(out[0]);
-  EXPECT_TRUE(within(5, [&] { return std::filesystem::is_empty(tmpdir); })) << "temp files left in " << tmpdir;
+  if (!within(5, [&] { return std::filesystem::is_empty(tmpdir); })) {
+    ADD_FAILURE() << "temp files left: " << shell("find '" + tmpdir + "' -ls; ps -eo pid,ppid,stat,comm | grep -E 'qemu|imprint' || true");
+  }
   EXPECT_FALSE(std::filesystem::exists(dir / "out.img"));
   EXPECT_EQ(file_sha256(golden), golden_sha);
 }

@@ -40,6 +40,23 @@ class ChildRegistration {
   bool guarded_ = false;
 };
 
+// While alive, `path` (a file, or a directory with its contents) is removed when imprint is stopped
+// by SIGTERM/SIGINT/SIGHUP and, by the guardian, when imprint ends any other way. release() (or
+// the destructor) forgets it without removing it: call it once the path is meant to stay (renamed
+// into place) or has been removed. Up to 32 paths at a time are known to the signal handler.
+class PathRegistration {
+ public:
+  explicit PathRegistration(std::string path);
+  ~PathRegistration() { release(); }
+  PathRegistration(const PathRegistration&) = delete;
+  PathRegistration& operator=(const PathRegistration&) = delete;
+  void release() noexcept;
+
+ private:
+  std::string path_;
+  int slot_ = -1;
+};
+
 // A fresh private directory ($TMPDIR or /tmp)/<prefix>XXXXXX, mode 0700, removed with its contents
 // at destruction, on SIGTERM/SIGINT/SIGHUP and (by the guardian) after SIGKILL.
 class PrivateTempDir {
@@ -52,7 +69,7 @@ class PrivateTempDir {
 
  private:
   std::string path_;
-  int slot_ = -1;
+  PathRegistration registration_;
 };
 
 // posix_spawnp-like: runs argv[0] from PATH with stdin /dev/null, stdout and stderr inherited, and

@@ -28,7 +28,7 @@ namespace imprint {
 namespace {
 
 constexpr int kPidSlots = 64;
-constexpr int kDirSlots = 16;
+constexpr int kDirSlots = 32;
 constexpr std::size_t kPathBytes = 1024;
 
 std::atomic<pid_t> g_pids[kPidSlots];
@@ -81,7 +81,7 @@ int g_guardian_fd = -1;  // imprint's end; -1 before the guardian starts (or whe
   ::dup2(read_fd, 3);
   ::close_range(4, ~0U, 0);
   static pid_t pids[256];
-  static char dirs[kDirSlots * 2][kPathBytes];
+  static char dirs[kDirSlots * 2][kPathBytes];  // more than imprint keeps at once
   static Message message;
   for (;;) {
     const ssize_t got = ::read(3, &message, sizeof message);
@@ -109,8 +109,12 @@ int g_guardian_fd = -1;  // imprint's end; -1 before the guardian starts (or whe
   for (const pid_t pid : pids) {
     if (pid > 0) ::kill(pid, SIGKILL);
   }
+  // A child killed a moment ago may still be dying: give a directory a few tries.
   for (const char* dir : dirs) {
-    if (dir[0] != '\0') remove_at(AT_FDCWD, dir, 0);
+    for (int tries = 0; dir[0] != '\0' && !remove_at(AT_FDCWD, dir, 0) && tries < 20; ++tries) {
+      const timespec pause{0, 50'000'000};
+      ::nanosleep(&pause, nullptr);
+    }
   }
   ::_exit(0);
 }
@@ -260,22 +264,38 @@ void ChildRegistration::release() noexcept {
   slot_ = -1;
 }
 
-PrivateTempDir::PrivateTempDir(const std::string& prefix) {
+PathRegistration::PathRegistration(std::string path) : path_(std::move(path)) {
   install_handlers_once();
-  const char* tmp = std::getenv("TMPDIR");
-  std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/" + prefix + "XXXXXX";
-  if (::mkdtemp(pattern.data()) == nullptr) throw_errno("cannot create a temporary directory " + pattern);
-  path_ = pattern;
   slot_ = take_dir_slot(path_);
   tell_guardian('d', 0, path_.c_str());
 }
 
-PrivateTempDir::~PrivateTempDir() {
+void PathRegistration::release() noexcept {
+  if (path_.empty()) return;
   if (slot_ >= 0) g_dirs[slot_].state.store(0);
   try {
     tell_guardian('D', 0, path_.c_str());
-  } catch (...) {
+  } catch (...) {  // std::mutex::lock: nothing to do about it here
   }
+  slot_ = -1;
+  path_.clear();
+}
+
+namespace {
+
+std::string make_temp_dir(const std::string& prefix) {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/" + prefix + "XXXXXX";
+  if (::mkdtemp(pattern.data()) == nullptr) throw_errno("cannot create a temporary directory " + pattern);
+  return pattern;
+}
+
+}  // namespace
+
+PrivateTempDir::PrivateTempDir(const std::string& prefix) : path_(make_temp_dir(prefix)), registration_(path_) {}
+
+PrivateTempDir::~PrivateTempDir() {
+  registration_.release();
   remove_tree_now(path_.c_str());
 }
 

@@ -107,6 +107,8 @@ TEST(IdentityScript, RunsLikeTheDeviceExecsIt) {
   EXPECT_NE(env.find("/identity\n/\n"), std::string::npos) << env;
   // Non-zero exit: the status and the first line of stderr.
   EXPECT_EQ(script_error("#!/bin/sh\necho oops >&2\nexit 3\n"), "identity script: exit status 3: oops");
+  // Its stderr reaches a terminal: control characters escaped.
+  EXPECT_EQ(script_error("#!/bin/sh\nprintf 'a\\033[2Jb\\rc\\n' >&2\nexit 1\n"), "identity script: exit status 1: a\\x1b[2Jb\\x0dc");
   // Host directories are read-only, /dev/null works.
   EXPECT_EQ(run_identity_script("#!/bin/sh\ntouch /etc/imprint-probe 2>/dev/null && echo writable || echo read-only\n", {}),
             "read-only\n");

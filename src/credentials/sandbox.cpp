@@ -428,9 +428,21 @@ bool drain(UniqueFd& fd, std::string& into) {
   return true;
 }
 
+// The script's first stderr line for the error message, control characters escaped: the script's
+// author chooses those bytes, and they end up on a terminal.
 std::string first_line(const std::string& text) {
-  std::string line = text.substr(0, text.find('\n'));
-  return line.size() > 200 ? line.substr(0, 200) + "..." : line;
+  static constexpr char hex[] = "0123456789abcdef";
+  const std::size_t end = std::min(text.find('\n'), text.size());
+  std::string line;
+  for (const char c : text.substr(0, std::min<std::size_t>(end, 200))) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x20 && byte != 0x7f) {
+      line += c;
+    } else {
+      line += std::string("\\x") + hex[byte >> 4] + hex[byte & 0xf];
+    }
+  }
+  return end > 200 ? line + "..." : line;
 }
 
 struct Collected {

@@ -1,6 +1,7 @@
 // The identity script as the Mender client sees it: parsing, the JSON it sends, the preauth body,
 // and running a script in the sandbox with the plan's /data files.
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <chrono>
@@ -203,8 +204,12 @@ for line in open("/proc/self/status"):
     if key in ("CapEff", "CapPrm", "CapBnd", "NoNewPrivs", "Seccomp"):
         print(f"{key}={value.strip()}")
 print("pids=%d" % len([p for p in os.listdir("/proc") if p.isdigit()]))
+print("fds=" + ",".join(sorted(os.listdir("/proc/self/fd"))))
 )";
+  const int leaked = ::open("/etc/hostname", O_RDONLY);  // not close-on-exec: the script must not get it
   const auto out = parse_identity_output(run_identity_script(python, {}));
+  ::close(leaked);
+  EXPECT_EQ(out.at("fds"), std::vector<std::string>{"0,1,2,3"});  // 3: the listing's own
   for (const char* name : {"write_root", "chroot", "unshare", "mount", "ptrace", "connect", "host_root"}) {
     ASSERT_EQ(out.count(name), 1u) << name;
     EXPECT_NE(out.at(name).front(), "ok") << name;

@@ -24,8 +24,8 @@
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
-#include <sys/mman.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -35,6 +35,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -377,8 +378,22 @@ void set_limits(const Prepared& prepared, int report_fd) {
   child_fail(report_fd, Exec);
 }
 
+// Closes every descriptor above 2 except these three, so that the sandbox holds none of imprint's
+// files (outputs, the guardian's socket) while it runs.
+void close_all_but(int a, int b, int c) {
+  int keep[] = {a, b, c};
+  std::sort(std::begin(keep), std::end(keep));
+  unsigned next = 3;
+  for (const int fd : keep) {
+    if (static_cast<unsigned>(fd) > next) ::close_range(next, static_cast<unsigned>(fd) - 1, 0);
+    next = static_cast<unsigned>(fd) + 1;
+  }
+  ::close_range(next, ~0U, 0);
+}
+
 // A: on the host side of the namespaces; reports B's wait status.
 [[noreturn]] void sandbox_outer(const Prepared& prepared, std::string_view script, int out_fd, int err_fd, int report_fd) {
+  close_all_but(out_fd, err_fd, report_fd);
   if (prepared.drop_root && (::setgroups(0, nullptr) != 0 || ::setresgid(kNobody, kNobody, kNobody) != 0 ||
                              ::setresuid(kNobody, kNobody, kNobody) != 0)) {
     child_fail(report_fd, DropPrivileges);

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "imprint/error.hpp"
+#include "imprint/profile.hpp"
 #include "imprint/template.hpp"
 
 using namespace imprint;
@@ -66,4 +67,36 @@ TEST(ProfileTemplate, VariableNames) {
   EXPECT_FALSE(is_variable_name("a-b"));
   EXPECT_FALSE(is_variable_name("a b"));
   EXPECT_FALSE(is_variable_name("a.b"));
+}
+
+TEST(ProfileTemplate, AScriptRefusesValuesWithControlCharactersUnlessRaw) {
+  const Variables variables{{"serial", "a\nrm -rf /"}, {"tab", "a\tb"}, {"esc", "\x1b[2J"}, {"plain", "x y"}};
+  EXPECT_EQ(error_of([&] { expand_content_template("#!/bin/sh\necho '{{serial}}'\n", variables, {}, "p.yaml:3:5: files[0].content"); }),
+            "p.yaml:3:5: files[0].content: variable 'serial' holds a newline and this content is a script (#!): refused (mark the "
+            "variable raw: true in the profile's variables if the script quotes it safely)");
+  EXPECT_NE(error_of([&] { expand_content_template("#!/bin/sh\n{{tab}}", variables, {}, "w"); }).find("'tab' holds a tab"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { expand_content_template("#!/bin/sh\n{{esc}}", variables, {}, "w"); }).find("character 0x1b"),
+            std::string::npos);
+  // raw: allowed; not a script: allowed; plain values: allowed.
+  EXPECT_EQ(expand_content_template("#!/bin/sh\n{{serial}}", variables, {"serial"}, "w"), "#!/bin/sh\na\nrm -rf /");
+  EXPECT_EQ(expand_content_template("serial={{serial}}", variables, {}, "w"), "serial=a\nrm -rf /");
+  EXPECT_EQ(expand_content_template("#!/bin/sh\necho '{{plain}}'", variables, {}, "w"), "#!/bin/sh\necho 'x y'");
+  // A value that makes the content a script is checked too.
+  EXPECT_NE(error_of([&] { expand_content_template("{{serial}}", {{"serial", "#!/bin/sh\nid"}}, {}, "w"); }).find("newline"),
+            std::string::npos);
+}
+
+TEST(ProfileTemplate, RawVariablesInTheProfile) {
+  const Profile profile = parse_profile("version: 1\nvariables:\n  a: plain\n  b: { value: \"x\", raw: true }\n  c: { raw: true }\n"
+                                        "  d: { value: \"y\", raw: false }\n",
+                                        "r.yaml", "/d");
+  EXPECT_EQ(profile.variables, (Variables{{"a", "plain"}, {"b", "x"}, {"d", "y"}}));
+  EXPECT_EQ(profile.raw_variables, (std::set<std::string>{"b", "c"}));
+  EXPECT_NE(error_of([] { parse_profile("version: 1\nvariables:\n  a: { raw: yes please }\n", "r.yaml", "/d"); })
+                .find("variables.a.raw: must be true or false"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { parse_profile("version: 1\nvariables:\n  a: { valu: x }\n", "r.yaml", "/d"); })
+                .find("r.yaml:3:8: variables.a: unknown key 'valu' (allowed: value, raw)"),
+            std::string::npos);
 }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "imprint/filesystem.hpp"
+#include "imprint/lifetime.hpp"
 
 struct guestfs_h;  // guestfs.h: typedef struct guestfs_h guestfs_h
 
@@ -61,6 +62,8 @@ class GuestfsSession {
   std::vector<Mounted> mounted_;  // in this launch
   double launch_seconds_ = 0;
   std::shared_ptr<class NbdServers> nbd_;  // qemu-nbd for unnamed files (session.cpp)
+  std::unique_ptr<PrivateTempDir> temp_;   // libguestfs' temp files and sockets, qemu-nbd's sockets
+  ChildRegistration qemu_;                 // the appliance's qemu, killed if imprint is
 };
 
 struct GuestfsOpenOptions {

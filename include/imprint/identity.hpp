@@ -1,6 +1,6 @@
 // The Mender identity script, as the Mender client sees it: parse its output, encode the identity
 // the way the client sends it, build the preauthorization body, and run a script the way the
-// device would (in a private mount namespace, with the plan's data-partition files at /data).
+// device would (sandboxed, with the plan's data-partition files at /data).
 #pragma once
 
 #include <chrono>
@@ -30,11 +30,13 @@ std::string identity_json(const IdentityAttributes& identity);
 std::string preauth_json(const IdentityAttributes& identity, const std::string& public_key_pem);
 
 // Runs the script as the device would: executed directly (no shell fallback, so a script without
-// "#!" fails with ENOEXEC), empty environment but PATH, stdin /dev/null, in a new mount namespace
-// whose root is a tmpfs holding read-only binds of the host /bin /lib /lib64 /usr /etc, /dev/null,
-// the script at /identity and `data_files` under /data (keys are data-partition paths such as
-// "mender/x" or "/mender/x"). No byte of data_files touches a host disk file. Returns stdout;
-// Error(CheckFailed) naming the failure (exec error, exit status with stderr, timeout).
+// "#!" fails with ENOEXEC), empty environment but PATH, stdin /dev/null, the script at /identity and
+// `data_files` under /data (keys are data-partition paths such as "mender/x" or "/mender/x"). It runs
+// sandboxed (sandbox.cpp): uid 1000 with no capabilities in its own user, mount, pid, net, ipc and
+// uts namespaces, a read-only tmpfs root holding read-only binds of the host's /usr /bin /lib...,
+// no host /etc, no network, seccomp, rlimits; killed with everything it started after `timeout` or
+// 64 KiB of output. No byte of data_files touches a host disk file. Returns stdout;
+// Error(CheckFailed) naming the failure (exec error, exit status with stderr, timeout, output).
 std::string run_identity_script(std::string_view script, const std::map<std::string, std::string>& data_files,
                                 std::chrono::milliseconds timeout = std::chrono::seconds(10));
 

@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -95,6 +96,7 @@ struct Profile {
   std::string path;       // the profile file
   std::string directory;  // its directory: relative source paths resolve against it
   Variables variables;    // defaults
+  std::set<std::string> raw_variables;  // `raw: true`: may hold control characters in a #! script
   std::optional<CredentialsSpec> credentials;
   std::vector<DirectorySpec> directories;
   std::vector<FileSpec> files;

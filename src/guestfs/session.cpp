@@ -9,27 +9,25 @@
 #include <glob.h>
 #include <guestfs.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <set>
 #include <thread>
 
 #include "imprint/error.hpp"
-
-extern char** environ;
+#include "imprint/lifetime.hpp"
 
 namespace imprint {
 
@@ -66,37 +64,28 @@ class NbdServers {
     return path.rfind("/proc/", 0) == 0 && ::stat(path.c_str(), &info) == 0 && info.st_nlink == 0;
   }
 
-  // Starts qemu-nbd for path; returns the socket to give libguestfs as "unix:SOCKET".
-  std::string serve(const std::string& path, bool writable, const std::string& name) {
-    if (directory_.empty()) {
-      const char* tmp = std::getenv("TMPDIR");
-      std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/imprint-nbd-XXXXXX";
-      if (::mkdtemp(pattern.data()) == nullptr) throw_errno("cannot create a socket directory for qemu-nbd");
-      directory_ = pattern;
-    }
-    const std::string socket = directory_ + "/" + std::to_string(pids_.size()) + ".sock";
+  // Starts qemu-nbd for path with its socket in `directory`; returns the socket to give libguestfs
+  // as "unix:SOCKET". qemu-nbd dies with imprint (lifetime.hpp), even after kill -9.
+  std::string serve(const std::string& directory, const std::string& path, bool writable, const std::string& name) {
+    const std::string socket = directory + "/nbd" + std::to_string(servers_.size()) + ".sock";
     std::vector<std::string> arguments{"qemu-nbd", "--persistent", "--shared=0", "--format=raw", "--cache=unsafe",
                                        "--socket=" + socket};
     if (!writable) arguments.push_back("--read-only");
     arguments.push_back(path);
-    std::vector<char*> argv;
-    for (std::string& argument : arguments) argv.push_back(argument.data());
-    argv.push_back(nullptr);
     pid_t pid = 0;
-    const int spawned = ::posix_spawnp(&pid, "qemu-nbd", nullptr, nullptr, argv.data(), environ);
-    if (spawned != 0) {
-      throw Error(name + ": cannot start qemu-nbd (Debian package qemu-utils; run scripts/setup.sh): " +
-                      std::strerror(spawned),
+    try {
+      pid = spawn_helper(arguments);
+    } catch (const Error& error) {
+      throw Error(name + ": cannot start qemu-nbd (Debian package qemu-utils; run scripts/setup.sh): " + error.what(),
                   ErrorCode::Unsupported);
     }
-    pids_.push_back(pid);
+    servers_.emplace_back(pid, true);
     // Ready when the socket exists (qemu-nbd creates it once the image is open).
     for (int waited = 0; waited < 1000; ++waited) {
       struct stat info {};
       if (::stat(socket.c_str(), &info) == 0) return socket;
-      int status = 0;
-      if (::waitpid(pid, &status, WNOHANG) == pid) {
-        pids_.pop_back();
+      siginfo_t exited{};  // WNOWAIT: stop() reaps it, after releasing its registration
+      if (::waitid(P_PID, static_cast<id_t>(pid), &exited, WEXITED | WNOHANG | WNOWAIT) == 0 && exited.si_pid == pid) {
         throw Error(name + ": qemu-nbd could not serve the image to the libguestfs appliance");
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -106,23 +95,19 @@ class NbdServers {
 
   // Ends the servers (after the appliance is gone) and waits: their writes are in the file then.
   void stop() noexcept {
-    for (const pid_t pid : pids_) {
+    for (ChildRegistration& server : servers_) {
+      const pid_t pid = server.pid();
       ::kill(pid, SIGTERM);
+      server.release();  // before the pid can be reused
       int status = 0;
       while (::waitpid(pid, &status, 0) == -1 && errno == EINTR) {
       }
     }
-    pids_.clear();
-    if (!directory_.empty()) {
-      std::error_code ignored;
-      std::filesystem::remove_all(directory_, ignored);
-      directory_.clear();
-    }
+    servers_.clear();
   }
 
  private:
-  std::string directory_;
-  std::vector<pid_t> pids_;
+  std::vector<ChildRegistration> servers_;
 };
 
 namespace {
@@ -215,22 +200,32 @@ std::set<pid_t> qemu_children() {
   return found;
 }
 
-// guestfs_launch, killing the qemu it started when it has not finished within `seconds` (the
-// launch then fails and the caller retries with TCG). seconds <= 0: no deadline.
-int launch_with_deadline(guestfs_h* g, int seconds, bool& timed_out) {
+// guestfs_launch, with a watcher that registers the qemu it starts as soon as it appears (a signal
+// or kill -9 during the launch, which takes most of a guestfs run, must not leave it behind) and
+// kills it when the launch has not finished within `seconds` (the launch then fails and the caller
+// retries with TCG; seconds <= 0: no deadline).
+int launch_watched(guestfs_h* g, int seconds, bool& timed_out) {
   timed_out = false;
-  if (seconds <= 0) return guestfs_launch(g);
   const std::set<pid_t> before = qemu_children();
   std::mutex mutex;
   std::condition_variable done_signal;
   bool done = false;
-  std::thread watchdog([&] {
+  std::vector<ChildRegistration> started;
+  std::thread watcher([&] {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
     std::unique_lock lock(mutex);
-    if (done_signal.wait_for(lock, std::chrono::seconds(seconds), [&] { return done; })) return;
-    for (const pid_t pid : qemu_children()) {
-      if (before.count(pid) == 0) ::kill(pid, SIGKILL);
+    while (!done_signal.wait_for(lock, std::chrono::milliseconds(100), [&] { return done; })) {
+      for (const pid_t pid : qemu_children()) {
+        const bool known = before.count(pid) != 0 ||
+                           std::any_of(started.begin(), started.end(), [&](const ChildRegistration& r) { return r.pid() == pid; });
+        if (!known) started.emplace_back(pid, true);
+      }
+      if (seconds > 0 && std::chrono::steady_clock::now() >= deadline) {
+        for (const ChildRegistration& qemu : started) ::kill(qemu.pid(), SIGKILL);
+        timed_out = true;
+        return;
+      }
     }
-    timed_out = true;
   });
   const int result = guestfs_launch(g);
   {
@@ -238,7 +233,7 @@ int launch_with_deadline(guestfs_h* g, int seconds, bool& timed_out) {
     done = true;
   }
   done_signal.notify_one();
-  watchdog.join();
+  watcher.join();
   return result;
 }
 
@@ -269,6 +264,7 @@ std::string GuestfsSession::partition_device(std::size_t drive, int number) {
 }
 
 void GuestfsSession::close() noexcept {
+  qemu_.release();  // libguestfs reaps it: its pid may be reused afterwards
   if (handle_ != nullptr) guestfs_close(handle_);
   handle_ = nullptr;
   mounted_.clear();
@@ -295,13 +291,21 @@ void GuestfsSession::launch() {
     guestfs_h* g = guestfs_create();
     if (g == nullptr) throw Error("cannot create a libguestfs handle for " + what + " (out of memory?)");
     guestfs_set_error_handler(g, nullptr, nullptr);  // errors are reported as imprint::Error
+    // libguestfs' own temp and socket directories go into one that imprint removes on a signal,
+    // and whose removal the guardian takes over after kill -9. The socket directory has no setter
+    // in libguestfs 1.48: it follows XDG_RUNTIME_DIR, read here from a list, not the environment.
+    if (!temp_) temp_ = std::make_unique<PrivateTempDir>("imprint-guestfs-");
+    const std::string runtime_dir = "XDG_RUNTIME_DIR=" + temp_->path();
+    char* environment[] = {const_cast<char*>(runtime_dir.c_str()), nullptr};
+    guestfs_parse_environment_list(g, environment);
+    guestfs_set_tmpdir(g, temp_->path().c_str());
     choose_cachedir(g);
     if (tcg) guestfs_set_backend_setting(g, "force_tcg", "1");
     nbd_->stop();
     for (const Drive& drive : drives_) {
       int added = 0;
       if (NbdServers::needs_server(drive.path)) {
-        const std::string server = "unix:" + nbd_->serve(drive.path, drive.writable, drive.name);
+        const std::string server = "unix:" + nbd_->serve(temp_->path(), drive.path, drive.writable, drive.name);
         char* servers[] = {const_cast<char*>(server.c_str()), nullptr};
         added = guestfs_add_drive_opts(g, "", GUESTFS_ADD_DRIVE_OPTS_FORMAT, "raw", GUESTFS_ADD_DRIVE_OPTS_PROTOCOL, "nbd",
                                        GUESTFS_ADD_DRIVE_OPTS_SERVER, servers, GUESTFS_ADD_DRIVE_OPTS_READONLY,
@@ -320,9 +324,10 @@ void GuestfsSession::launch() {
     }
     const auto start = std::chrono::steady_clock::now();
     bool timed_out = false;
-    if (launch_with_deadline(g, tcg ? 0 : kvm_deadline_seconds(), timed_out) == 0 && guestfs_umask(g, 0) != -1) {
+    if (launch_watched(g, tcg ? 0 : kvm_deadline_seconds(), timed_out) == 0 && guestfs_umask(g, 0) != -1) {
       launch_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       handle_ = g;
+      if (const int qemu = guestfs_get_pid(g); qemu > 0) qemu_ = ChildRegistration(qemu, true);
       // KVM failed and TCG works: that is this machine's KVM, not a missing appliance.
       if (attempt == 1) remember_kvm_failure();
       return;
@@ -387,11 +392,14 @@ void GuestfsSession::shutdown() {
   guestfs_h* g = handle_;
   const std::string what = drives_.size() == 1 ? drives_.front().name : std::to_string(drives_.size()) + " images";
   // sync, then unmount (the filesystems are clean), then let qemu exit and flush its writes.
-  if (guestfs_sync(g) != 0 || guestfs_umount_all(g) != 0 || guestfs_shutdown(g) != 0) {
+  const auto fail = [&] {
     const std::string message = last_error(g);
     close();
-    throw Error(what + ": cannot write the changes out of the libguestfs appliance: " + message);
-  }
+    return Error(what + ": cannot write the changes out of the libguestfs appliance: " + message);
+  };
+  if (guestfs_sync(g) != 0 || guestfs_umount_all(g) != 0) throw fail();
+  qemu_.release();  // guestfs_shutdown reaps it
+  if (guestfs_shutdown(g) != 0) throw fail();
   close();
 }
 

@@ -290,7 +290,16 @@ class Loader {
       }
       if (variable.key == "device_id") fail(pair.first.Mark(), "variables: 'device_id' is built in (it comes from --device or the CSV)");
       if (!seen.insert(variable.key).second) fail(pair.first.Mark(), "variables: '" + variable.key + "' appears twice");
-      profile_.variables[variable.key] = scalar(variable, "variables");
+      if (!variable.value.IsMap()) {
+        profile_.variables[variable.key] = scalar(variable, "variables");
+        continue;
+      }
+      // name: { value: "...", raw: true }: the value may hold control characters in a #! script.
+      const std::string label = "variables." + variable.key;
+      for (const Field& part : map_fields(variable.value, label, {"value", "raw"})) {
+        if (part.key == "value") profile_.variables[variable.key] = scalar(part, label);
+        if (part.key == "raw" && boolean(part, label)) profile_.raw_variables.insert(variable.key);
+      }
     }
   }
 

@@ -62,6 +62,10 @@ class PlanBuilder {
     return expand_template(text, variables_, where.str() + ": " + what);
   }
 
+  std::string expand_content(const std::string& text, const SourcePosition& where, const std::string& what) const {
+    return expand_content_template(text, variables_, profile_.raw_variables, where.str() + ": " + what);
+  }
+
   // Expands and checks a target path, and refuses one an earlier entry already writes.
   PlanOp start_op(OpKind kind, const std::string& path_template, const SourcePosition& where, const std::string& label) {
     const std::string text = expand(path_template, where, label + ".path");
@@ -95,7 +99,7 @@ class PlanBuilder {
     op.elf_arch = spec.elf_arch;
     switch (spec.kind) {
       case ContentKind::Content:
-        op.bytes = expand(spec.value, spec.where, label + ".content");
+        op.bytes = expand_content(spec.value, spec.where, label + ".content");
         op.secret = holds_variables(spec.value);
         break;
       case ContentKind::Source: op.bytes = source_bytes(spec, label, op.secret); break;
@@ -128,7 +132,7 @@ class PlanBuilder {
       fail(spec.where, label, std::string("source: ") + error.what());
     }
     if (!spec.template_source) return bytes;
-    std::string expanded = expand(bytes, spec.where, label + ".source " + path);
+    std::string expanded = expand_content(bytes, spec.where, label + ".source " + path);
     secret = holds_variables(bytes);
     return expanded;
   }

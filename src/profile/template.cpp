@@ -72,6 +72,42 @@ std::string expand_template(std::string_view text, const Variables& variables, c
   return out;
 }
 
+namespace {
+
+// "a newline", "a carriage return", "character 0x1b": the first control character of a value.
+std::string first_control_character(std::string_view value) {
+  for (const char c : value) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte == '\n') return "a newline";
+    if (byte == '\r') return "a carriage return";
+    if (byte == '\t') return "a tab";
+    if (byte < 0x20 || byte == 0x7f) {
+      static constexpr char hex[] = "0123456789abcdef";
+      return std::string("character 0x") + hex[byte >> 4] + hex[byte & 0xf];
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string expand_content_template(std::string_view text, const Variables& variables, const std::set<std::string>& raw,
+                                    const std::string& where) {
+  std::string out = expand_template(text, variables, where);
+  if (!out.starts_with("#!")) return out;
+  for (const std::string& name : template_variables(text, where)) {
+    if (raw.count(name) != 0) continue;
+    const std::string found = first_control_character(variables.at(name));
+    if (!found.empty()) {
+      throw Error(where + ": variable '" + name + "' holds " + found +
+                      " and this content is a script (#!): refused (mark the variable raw: true in the profile's variables if "
+                      "the script quotes it safely)",
+                  ErrorCode::Invalid);
+    }
+  }
+  return out;
+}
+
 std::set<std::string> template_variables(std::string_view text, const std::string& where) {
   std::set<std::string> names;
   scan_template(

@@ -2,6 +2,8 @@
 // the partition's byte offset (unix io manager, io option "offset=N"). New files follow e2fsprogs'
 // misc/create_inode.c; removal follows fuse2fs (unlink, drop a link, free blocks and inode at 0).
 // Every change goes through the library, which keeps bitmaps, counters and checksums consistent.
+// A writable filesystem is checked before the library trusts it (ext4_scan.cpp) and written through
+// an in-memory overlay (ext4_overlay.cpp) that reaches the image only when flush() succeeds.
 #include "imprint/ext4.hpp"
 
 #include <ext2fs/ext2fs.h>
@@ -11,6 +13,7 @@ extern "C" {  // com_err.h has no C++ linkage guard
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstring>
 #include <sstream>
@@ -19,12 +22,16 @@ extern "C" {  // com_err.h has no C++ linkage guard
 
 #include "imprint/error.hpp"
 #include "imprint/fileio.hpp"
+#include "ext4_overlay.hpp"
+#include "ext4_scan.hpp"
 
 namespace imprint {
 
 namespace {
 
 constexpr std::size_t kChunkBytes = 1 << 20;  // streaming unit for reads and writes
+
+std::atomic<bool> default_allow_dirty{false};
 
 std::string library_message(errcode_t code) { return error_message(code); }
 
@@ -136,8 +143,9 @@ using FsHandle = std::unique_ptr<struct struct_ext2_filsys, FsCloser>;
 
 class Ext4Filesystem final : public Filesystem {
  public:
-  Ext4Filesystem(FsHandle fs, std::string name, bool writable)
-      : fs_(std::move(fs)), name_(std::move(name)), writable_(writable) {}
+  Ext4Filesystem(FsHandle fs, std::string name, bool writable, std::unique_ptr<ext4::Scanner> scanner, bool allow_dirty)
+      : fs_(std::move(fs)), name_(std::move(name)), writable_(writable), scanner_(std::move(scanner)),
+        allow_dirty_(allow_dirty) {}
 
   std::string type() const override;
   FsUsage usage() override;
@@ -167,8 +175,10 @@ class Ext4Filesystem final : public Filesystem {
   void check(errcode_t code, const std::string& path, const std::string& what) const {
     if (code != 0) fail(path, what, code);
   }
-  // Every changing operation passes here first: it also marks the filesystem as modified.
+  // Every changing operation passes here first: it scans the filesystem before its first change
+  // and marks it as modified.
   void require_writable(const std::string& path);
+  void scan_once();
 
   ext2_inode_large read_inode(ext2_ino_t ino, const std::string& path) const;
   void write_inode(ext2_ino_t ino, ext2_inode_large& inode, const std::string& path);
@@ -197,7 +207,18 @@ class Ext4Filesystem final : public Filesystem {
   std::string name_;
   bool writable_;
   bool modified_ = false;  // untouched filesystems are not flushed: their bytes stay identical
+  std::unique_ptr<ext4::Scanner> scanner_;  // until the first change (writable only)
+  bool allow_dirty_ = false;
+  std::string refusal_;  // the scan's verdict, repeated for every later change
 };
+
+// One line: the partition, the first problem and what to do about it.
+std::string damaged(const std::string& name, const std::string& problem, bool complete, bool allow_dirty) {
+  std::string message = name + ": the filesystem is damaged: " + problem + "; run e2fsck -f on a copy";
+  if (!complete && allow_dirty) message += " (--allow-dirty cannot help: the scan cannot tell which blocks are in use)";
+  if (complete && !allow_dirty) message += ", or pass --allow-dirty to write only where the scan proves it safe";
+  return message;
+}
 
 void Ext4Filesystem::fail(const std::string& path, const std::string& what, errcode_t code) const {
   const ErrorCode error_code = code_for(code);
@@ -214,7 +235,24 @@ void Ext4Filesystem::fail(const std::string& path, const std::string& what, errc
 
 void Ext4Filesystem::require_writable(const std::string& path) {
   if (!writable_) throw Error(at(path) + ": the filesystem was opened read-only");
+  scan_once();
   modified_ = true;
+}
+
+// Bitmaps against what the inodes really use, before anything is allocated. --allow-dirty goes on
+// only when the scan saw every block in use; those are then fenced off from the allocator.
+void Ext4Filesystem::scan_once() {
+  if (!refusal_.empty()) throw Error(refusal_, ErrorCode::Corrupt);
+  if (!scanner_) return;
+  const std::string problem = scanner_->scan();
+  if (!problem.empty()) {
+    if (!allow_dirty_ || !scanner_->complete()) {
+      refusal_ = damaged(name_, problem, scanner_->complete(), allow_dirty_);
+      throw Error(refusal_, ErrorCode::Corrupt);
+    }
+    scanner_->protect();
+  }
+  scanner_.reset();
 }
 
 std::string Ext4Filesystem::type() const {
@@ -703,7 +741,8 @@ void Ext4Filesystem::remove(const std::string& path, bool recursive) {
 
 void Ext4Filesystem::flush() {
   if (!writable_ || !modified_) return;
-  const errcode_t code = ext2fs_flush(fs());
+  errcode_t code = ext2fs_flush(fs());
+  if (code == 0) code = ext4::overlay_commit(fs()->io);
   if (code != 0) throw Error(name_ + ": cannot write the filesystem metadata: " + library_message(code), code_for(code));
 }
 
@@ -771,13 +810,15 @@ void check_bounds(ext2_filsys fs, const Ext4OpenOptions& options) {
 
 }  // namespace
 
+void set_default_allow_dirty(bool allow) { default_allow_dirty = allow; }
+
 std::unique_ptr<Filesystem> open_ext4(const Ext4OpenOptions& options) {
   initialize_ext2_error_table();
   const std::string io_options = "offset=" + std::to_string(options.offset);
   const int flags = EXT2_FLAG_64BITS | (options.writable ? EXT2_FLAG_RW : 0);
   ext2_filsys raw = nullptr;
-  const errcode_t code =
-      ext2fs_open2(options.image_path.c_str(), io_options.c_str(), flags, 0, 0, unix_io_manager, &raw);
+  const errcode_t code = ext2fs_open2(options.image_path.c_str(), io_options.c_str(), flags, 0, 0,
+                                      options.writable ? ext4::overlay_io_manager() : unix_io_manager, &raw);
   if (code != 0) refuse_open(options, io_options, code);
   FsHandle fs(raw);
 
@@ -797,13 +838,21 @@ std::unique_ptr<Filesystem> open_ext4(const Ext4OpenOptions& options) {
   }
   // Timestamps the library sets itself (new inodes, superblock write time) become reproducible too.
   fs->now = static_cast<time_t>(reproducible_now());
+  const bool allow_dirty = options.allow_dirty || default_allow_dirty;
+  std::unique_ptr<ext4::Scanner> scanner;
   if (options.writable) {
+    // The cheap checks come before the bitmaps are read from where the descriptors say they are.
+    scanner = std::make_unique<ext4::Scanner>(fs.get());
+    const std::string problem = scanner->check_layout();
+    if (!problem.empty() && (!allow_dirty || !scanner->complete())) {
+      throw Error(damaged(options.name, problem, scanner->complete(), allow_dirty), ErrorCode::Corrupt);
+    }
     const errcode_t loaded = ext2fs_read_bitmaps(fs.get());
     if (loaded != 0) {
       throw Error(options.name + ": cannot read the allocation bitmaps: " + library_message(loaded), code_for(loaded));
     }
   }
-  return std::make_unique<Ext4Filesystem>(std::move(fs), options.name, options.writable);
+  return std::make_unique<Ext4Filesystem>(std::move(fs), options.name, options.writable, std::move(scanner), allow_dirty);
 }
 
 }  // namespace imprint

@@ -182,9 +182,15 @@ class Ext4Filesystem final : public Filesystem {
 
   ext2_inode_large read_inode(ext2_ino_t ino, const std::string& path) const;
   void write_inode(ext2_ino_t ino, ext2_inode_large& inode, const std::string& path);
-  std::optional<ext2_ino_t> lookup(ext2_ino_t directory, const std::string& name, const std::string& path) const;
+  // The entry `name` names in directory, compared as the filesystem compares names (casefold
+  // directories ignore case); stored gets the entry's own spelling.
+  std::optional<ext2_ino_t> lookup(ext2_ino_t directory, const std::string& name, const std::string& path,
+                                   std::string* stored = nullptr) const;
+  std::optional<ext2_ino_t> lookup_casefold(ext2_ino_t directory, const std::string& name, const std::string& path,
+                                            std::string* stored) const;
   std::string link_target(ext2_ino_t ino, ext2_inode_large& inode, const std::string& path) const;
-  FileStat stat_of(ext2_ino_t ino, const std::string& path) const;
+  // best_effort: a symlink whose target cannot be read still gets a stat (empty link_target).
+  FileStat stat_of(ext2_ino_t ino, const std::string& path, bool best_effort = false) const;
   // Walks components [0, count) from the root; each must be a directory (never a symlink).
   // Returns nullopt when one is missing and missing_ok, else throws.
   std::optional<ext2_ino_t> walk(const std::vector<std::string>& components, std::size_t count, bool missing_ok) const;
@@ -286,13 +292,51 @@ void Ext4Filesystem::write_inode(ext2_ino_t ino, ext2_inode_large& inode, const 
         "cannot write inode " + std::to_string(ino));
 }
 
-std::optional<ext2_ino_t> Ext4Filesystem::lookup(ext2_ino_t directory, const std::string& name,
-                                                 const std::string& path) const {
+std::optional<ext2_ino_t> Ext4Filesystem::lookup(ext2_ino_t directory, const std::string& name, const std::string& path,
+                                                 std::string* stored) const {
+  const std::uint32_t flags = read_inode(directory, path).i_flags;
+  if ((flags & EXT4_ENCRYPT_FL) != 0) {
+    // Names there are ciphertext: a plaintext name would never match, and one written would be garbage.
+    throw Error(at(path) + ": the directory is encrypted (ext4 +E); imprint cannot read or write names in it",
+                ErrorCode::Unsupported);
+  }
+  if ((flags & EXT4_CASEFOLD_FL) != 0) return lookup_casefold(directory, name, path, stored);
   ext2_ino_t ino = 0;
   const errcode_t code = ext2fs_lookup(fs(), directory, name.c_str(), static_cast<int>(name.size()), nullptr, &ino);
   if (code == EXT2_ET_FILE_NOT_FOUND) return std::nullopt;
   check(code, path, "cannot look up");
   return ino;
+}
+
+// ext2fs_lookup compares bytes; a casefold (+F) directory holds one name per case-folded spelling
+// (e2fsck: "non-unique filename"), so MENDER-DEVICE-IDENTITY is mender-device-identity there.
+std::optional<ext2_ino_t> Ext4Filesystem::lookup_casefold(ext2_ino_t directory, const std::string& name,
+                                                          const std::string& path, std::string* stored) const {
+  if (fs()->encoding == nullptr) {
+    throw Error(at(path) + ": casefold directory on a filesystem without a known name encoding", ErrorCode::Unsupported);
+  }
+  struct Search {
+    const ext2fs_nls_table* encoding;
+    const std::string& name;
+    std::optional<ext2_ino_t> found;
+    std::string spelling;
+  } search{fs()->encoding, name, std::nullopt, {}};
+  auto compare = [](ext2_ino_t, int, ext2_dir_entry* entry, int, int, char*, void* data) -> int {
+    auto& state = *static_cast<Search*>(data);
+    const std::string_view entry_name(entry->name, static_cast<std::size_t>(ext2fs_dirent_name_len(entry)));
+    if (entry->inode == 0) return 0;
+    if (entry_name != state.name &&
+        ext2fs_casefold_cmp(state.encoding, reinterpret_cast<const unsigned char*>(entry_name.data()), entry_name.size(),
+                            reinterpret_cast<const unsigned char*>(state.name.data()), state.name.size()) != 0) {
+      return 0;
+    }
+    state.found = entry->inode;
+    state.spelling = entry_name;
+    return DIRENT_ABORT;
+  };
+  check(ext2fs_dir_iterate2(fs(), directory, 0, nullptr, compare, &search), path, "cannot look up");
+  if (search.found && stored != nullptr) *stored = search.spelling;
+  return search.found;
 }
 
 std::string Ext4Filesystem::link_target(ext2_ino_t ino, ext2_inode_large& inode, const std::string& path) const {
@@ -314,7 +358,7 @@ std::string Ext4Filesystem::link_target(ext2_ino_t ino, ext2_inode_large& inode,
   return target;
 }
 
-FileStat Ext4Filesystem::stat_of(ext2_ino_t ino, const std::string& path) const {
+FileStat Ext4Filesystem::stat_of(ext2_ino_t ino, const std::string& path, bool best_effort) const {
   ext2_inode_large inode = read_inode(ino, path);
   FileStat stat;
   stat.type = file_type(inode.i_mode);
@@ -327,7 +371,13 @@ FileStat Ext4Filesystem::stat_of(ext2_ino_t ino, const std::string& path) const 
     stat.mtime += static_cast<std::int64_t>(inode.i_mtime_extra & EXT4_EPOCH_MASK) << 32;
   }
   stat.links = inode.i_links_count;
-  if (stat.type == FileType::Symlink) stat.link_target = link_target(ino, inode, path);
+  if (stat.type == FileType::Symlink) {
+    try {
+      stat.link_target = link_target(ino, inode, path);
+    } catch (const Error&) {
+      if (!best_effort) throw;
+    }
+  }
   return stat;
 }
 
@@ -363,7 +413,7 @@ Ext4Filesystem::Location Ext4Filesystem::locate(const std::string& path, bool mi
   if (!parent) return location;
   location.parent = *parent;
   location.leaf = components.back();
-  location.ino = lookup(*parent, location.leaf, path);
+  location.ino = lookup(*parent, location.leaf, path, &location.leaf);  // an existing entry keeps its spelling
   return location;
 }
 
@@ -399,7 +449,7 @@ std::vector<DirEntry> Ext4Filesystem::list(const std::string& directory) {
   std::vector<DirEntry> result;
   for (const auto& [name, child] : entries(ino, directory)) {
     const std::string child_path = directory == "/" ? "/" + name : directory + "/" + name;
-    result.push_back(DirEntry{name, stat_of(child, child_path)});
+    result.push_back(DirEntry{name, stat_of(child, child_path, true)});  // one broken link spoils no listing
   }
   return result;
 }

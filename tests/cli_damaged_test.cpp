@@ -19,7 +19,7 @@ TEST(CliDamaged, PutRefusesADamagedPartitionUnlessAllowDirty) {
   const CommandResult refused = run_imprint({"put", "-", image + ":/data/mender/device-id"}, "dev-0001\n");
   EXPECT_EQ(refused.status, 1) << refused.err;
   EXPECT_EQ(refused.err.find('\n'), refused.err.size() - 1) << "one line: " << refused.err;
-  EXPECT_NE(refused.err.find("imprint: data partition (p4): the filesystem is damaged: inode 11 is in use but marked free"),
+  EXPECT_NE(refused.err.find("imprint: data (p4): the filesystem is damaged: inode 11 is in use but marked free"),
             std::string::npos)
       << refused.err;
   EXPECT_NE(refused.err.find("e2fsck -f"), std::string::npos) << refused.err;

@@ -140,7 +140,7 @@ void expect_written_safely(const std::string& image) {
 
 TEST(Ext4Damage, HealthyFilesystemsPassTheScan) {
   for (const std::vector<std::string>& options :
-       {std::vector<std::string>{}, {"-t", "ext2"}, {"-t", "ext3"}, {"-O", "^metadata_csum,^uninit_bg"}, {"-O", "^extent,^64bit"},
+       {std::vector<std::string>{}, {"-t", "ext2"}, {"-t", "ext3"}, {"-O", "^metadata_csum,^uninit_bg"}, {"-O", "^metadata_csum,^64bit"}, {"-O", "^extent,^64bit"},
         {"-b", "1024", "-g", "1024"}}) {
     TempDir dir;
     const std::string image = make_fs(dir, options);

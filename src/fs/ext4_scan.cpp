@@ -80,7 +80,8 @@ std::string Scanner::check_layout() {
     // inodes they call unused are handed out as if they were initialized (e2fsck: "marked
     // uninitialized without feature set").
     if (!ext2fs_has_group_desc_csum(fs_) &&
-        (ext2fs_bg_itable_unused(fs_, group) != 0 || ext2fs_bg_flags(fs_, group) != 0)) {
+        (ext2fs_bg_itable_unused(fs_, group) != 0 ||
+         ext2fs_bg_flags_test(fs_, group, EXT2_BG_INODE_UNINIT | EXT2_BG_BLOCK_UNINIT) != 0)) {
       note("group " + str(group) + " is marked uninitialized (bg_itable_unused " + str(ext2fs_bg_itable_unused(fs_, group)) +
            ") on a filesystem without uninit_bg or metadata_csum");
     }
@@ -352,7 +353,7 @@ void Scanner::protect() {
     if (free_count != per_group) ext2fs_bg_flags_clear(fs_, group, EXT2_BG_INODE_UNINIT);
     if (!ext2fs_has_group_desc_csum(fs_)) {  // as e2fsck would: the flags mean nothing here
       ext2fs_bg_itable_unused_set(fs_, group, 0);
-      ext2fs_bg_flags_zap(fs_, group);
+      ext2fs_bg_flags_clear(fs_, group, EXT2_BG_INODE_UNINIT);
     }
     ext2fs_group_desc_csum_set(fs_, group);
     free_total += free_blocks;

@@ -162,18 +162,17 @@ void Scanner::check_metadata_marked() {
 
 // One run of blocks an in-use inode refers to.
 void Scanner::claim(ext2_ino_t ino, blk64_t start, blk64_t count) {
-  const std::string who = "inode " + str(ino);
   const blk64_t total = ext2fs_blocks_count(fs_->super);
   if (count == 0) return;
   if (start < fs_->super->s_first_data_block || start >= total || count > total - start) {
-    note(who + " refers to block " + str(start) + ", outside the filesystem");
+    note("inode " + str(ino) + " refers to block " + str(start) + ", outside the filesystem");
     return;  // nothing there to protect: the allocator never hands out such a block
   }
   const auto length = static_cast<unsigned>(count);
   if (!ext2fs_test_block_bitmap_range2(metadata_, start, length)) {
     blk64_t at = start;
     ext2fs_find_first_set_block_bitmap2(metadata_, start, start + count - 1, &at);
-    note(who + " refers to block " + str(at) + ", which is filesystem metadata");
+    note("inode " + str(ino) + " refers to block " + str(at) + ", which is filesystem metadata");
   } else if (!ext2fs_test_block_bitmap_range2(used_, start, length)) {
     blk64_t at = start;
     ext2fs_find_first_set_block_bitmap2(used_, start, start + count - 1, &at);
@@ -181,7 +180,7 @@ void Scanner::claim(ext2_ino_t ino, blk64_t start, blk64_t count) {
   }
   blk64_t unmarked = 0;
   if (against_bitmap_ && ext2fs_find_first_zero_block_bitmap2(fs_->block_map, start, start + count - 1, &unmarked) == 0) {
-    note(who + " uses block " + str(unmarked) + ", which the block bitmap marks free");
+    note("inode " + str(ino) + " uses block " + str(unmarked) + ", which the block bitmap marks free");
   }
   ext2fs_mark_block_bitmap_range2(used_, start, length);
 }

@@ -16,11 +16,23 @@ struct Ext4OpenOptions {
   std::uint64_t size = 0;        // partition size in bytes (0: to end of file); bounds checks
   bool writable = false;
   std::string name;              // for messages, e.g. "data partition (p4)"
+  // Write into a damaged filesystem where the scan proves it safe (see open_ext4).
+  bool allow_dirty = false;
 };
 
 // Refuses (Error with a clear message naming `name`): a bad superblock, a filesystem that needs
 // journal recovery, read-only-compat or incompat features libext2fs cannot write (when writable),
 // a filesystem extending past the end of the image or of its partition.
+//
+// Writable: the group descriptors and state flags are checked on open, and before the first change
+// a scan compares the allocation bitmaps with what the inodes really use. A damaged filesystem is
+// Error(Corrupt) naming the first problem; with allow_dirty it is written anyway when the scan saw
+// every block in use, and the allocator then hands out only blocks and inodes nothing uses.
+// Changes stay in memory until flush(): a failed or unflushed filesystem leaves the image as it was.
 std::unique_ptr<Filesystem> open_ext4(const Ext4OpenOptions& options);
+
+// The default of Ext4OpenOptions::allow_dirty for every later open in this process (the CLI's
+// --allow-dirty; DiskImage opens partitions without a way to pass it).
+void set_default_allow_dirty(bool allow);
 
 }  // namespace imprint

@@ -81,8 +81,9 @@ class Filesystem {
   virtual void remove(const std::string& path, bool recursive) = 0;
 
   // Writes all changes out (metadata, bitmaps, superblock). Called once before the image is
-  // committed; the destructor of an unflushed writable filesystem discards nothing it already wrote
-  // but is only used on error paths, where the whole output is deleted.
+  // committed. The destructor of an unflushed writable filesystem is only used on error paths: the
+  // native backend then drops every change (the image stays byte-identical); libguestfs may already
+  // have written some, so callers delete the whole output.
   virtual void flush() = 0;
 };
 

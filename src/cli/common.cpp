@@ -5,6 +5,7 @@
 
 #include "imprint/bytes.hpp"
 #include "imprint/error.hpp"
+#include "imprint/ext4.hpp"
 #include "imprint/fileio.hpp"
 
 namespace imprint::cli {
@@ -27,6 +28,8 @@ std::pair<std::string, std::string> split_assignment(const std::string& item, co
 
 void BackendOption::add_to(CLI::App* command) {
   command->add_option("--backend", value, "auto (libext2fs for ext2/3/4, libguestfs otherwise) | native | guestfs");
+  command->add_flag_callback("--allow-dirty", [] { set_default_allow_dirty(true); },
+                             "Write into a damaged ext2/3/4 filesystem, only where its scan proves it safe");
 }
 
 Backend BackendOption::get() const { return parse_backend(value); }

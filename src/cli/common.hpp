@@ -26,7 +26,8 @@ struct VariableOptions {
   Variables collect() const;
 };
 
-// --backend auto|native|guestfs: which Filesystem implementation opens each partition.
+// --backend auto|native|guestfs: which Filesystem implementation opens each partition; and
+// --allow-dirty (damaged ext2/3/4 filesystems are written where their scan proves it safe).
 struct BackendOption {
   std::string value = "auto";
   void add_to(CLI::App* command);

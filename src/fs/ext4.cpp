@@ -2,6 +2,8 @@
 // the partition's byte offset (unix io manager, io option "offset=N"). New files follow e2fsprogs'
 // misc/create_inode.c; removal follows fuse2fs (unlink, drop a link, free blocks and inode at 0).
 // Every change goes through the library, which keeps bitmaps, counters and checksums consistent.
+// A writable filesystem is checked before the library trusts it (ext4_scan.cpp) and written through
+// an in-memory overlay (ext4_overlay.cpp) that reaches the image only when flush() succeeds.
 #include "imprint/ext4.hpp"
 
 #include <ext2fs/ext2fs.h>
@@ -11,6 +13,7 @@ extern "C" {  // com_err.h has no C++ linkage guard
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstring>
 #include <sstream>
@@ -19,12 +22,16 @@ extern "C" {  // com_err.h has no C++ linkage guard
 
 #include "imprint/error.hpp"
 #include "imprint/fileio.hpp"
+#include "ext4_overlay.hpp"
+#include "ext4_scan.hpp"
 
 namespace imprint {
 
 namespace {
 
 constexpr std::size_t kChunkBytes = 1 << 20;  // streaming unit for reads and writes
+
+std::atomic<bool> default_allow_dirty{false};
 
 std::string library_message(errcode_t code) { return error_message(code); }
 
@@ -136,8 +143,9 @@ using FsHandle = std::unique_ptr<struct struct_ext2_filsys, FsCloser>;
 
 class Ext4Filesystem final : public Filesystem {
  public:
-  Ext4Filesystem(FsHandle fs, std::string name, bool writable)
-      : fs_(std::move(fs)), name_(std::move(name)), writable_(writable) {}
+  Ext4Filesystem(FsHandle fs, std::string name, bool writable, std::unique_ptr<ext4::Scanner> scanner, bool allow_dirty)
+      : fs_(std::move(fs)), name_(std::move(name)), writable_(writable), scanner_(std::move(scanner)),
+        allow_dirty_(allow_dirty) {}
 
   std::string type() const override;
   FsUsage usage() override;
@@ -167,14 +175,22 @@ class Ext4Filesystem final : public Filesystem {
   void check(errcode_t code, const std::string& path, const std::string& what) const {
     if (code != 0) fail(path, what, code);
   }
-  // Every changing operation passes here first: it also marks the filesystem as modified.
+  // Every changing operation passes here first: it scans the filesystem before its first change
+  // and marks it as modified.
   void require_writable(const std::string& path);
+  void scan_once();
 
   ext2_inode_large read_inode(ext2_ino_t ino, const std::string& path) const;
   void write_inode(ext2_ino_t ino, ext2_inode_large& inode, const std::string& path);
-  std::optional<ext2_ino_t> lookup(ext2_ino_t directory, const std::string& name, const std::string& path) const;
+  // The entry `name` names in directory, compared as the filesystem compares names (casefold
+  // directories ignore case); stored gets the entry's own spelling.
+  std::optional<ext2_ino_t> lookup(ext2_ino_t directory, const std::string& name, const std::string& path,
+                                   std::string* stored = nullptr) const;
+  std::optional<ext2_ino_t> lookup_casefold(ext2_ino_t directory, const std::string& name, const std::string& path,
+                                            std::string* stored) const;
   std::string link_target(ext2_ino_t ino, ext2_inode_large& inode, const std::string& path) const;
-  FileStat stat_of(ext2_ino_t ino, const std::string& path) const;
+  // best_effort: a symlink whose target cannot be read still gets a stat (empty link_target).
+  FileStat stat_of(ext2_ino_t ino, const std::string& path, bool best_effort = false) const;
   // Walks components [0, count) from the root; each must be a directory (never a symlink).
   // Returns nullopt when one is missing and missing_ok, else throws.
   std::optional<ext2_ino_t> walk(const std::vector<std::string>& components, std::size_t count, bool missing_ok) const;
@@ -197,7 +213,18 @@ class Ext4Filesystem final : public Filesystem {
   std::string name_;
   bool writable_;
   bool modified_ = false;  // untouched filesystems are not flushed: their bytes stay identical
+  std::unique_ptr<ext4::Scanner> scanner_;  // until the first change (writable only)
+  bool allow_dirty_ = false;
+  std::string refusal_;  // the scan's verdict, repeated for every later change
 };
+
+// One line: the partition, the first problem and what to do about it.
+std::string damaged(const std::string& name, const std::string& problem, bool complete, bool allow_dirty) {
+  std::string message = name + ": the filesystem is damaged: " + problem + "; run e2fsck -f on a copy";
+  if (!complete && allow_dirty) message += " (--allow-dirty cannot help: the scan cannot tell which blocks are in use)";
+  if (complete && !allow_dirty) message += ", or pass --allow-dirty to write only where the scan proves it safe";
+  return message;
+}
 
 void Ext4Filesystem::fail(const std::string& path, const std::string& what, errcode_t code) const {
   const ErrorCode error_code = code_for(code);
@@ -214,7 +241,24 @@ void Ext4Filesystem::fail(const std::string& path, const std::string& what, errc
 
 void Ext4Filesystem::require_writable(const std::string& path) {
   if (!writable_) throw Error(at(path) + ": the filesystem was opened read-only");
+  scan_once();
   modified_ = true;
+}
+
+// Bitmaps against what the inodes really use, before anything is allocated. --allow-dirty goes on
+// only when the scan saw every block in use; those are then fenced off from the allocator.
+void Ext4Filesystem::scan_once() {
+  if (!refusal_.empty()) throw Error(refusal_, ErrorCode::Corrupt);
+  if (!scanner_) return;
+  const std::string problem = scanner_->scan();
+  if (!problem.empty()) {
+    if (!allow_dirty_ || !scanner_->complete()) {
+      refusal_ = damaged(name_, problem, scanner_->complete(), allow_dirty_);
+      throw Error(refusal_, ErrorCode::Corrupt);
+    }
+    scanner_->protect();
+  }
+  scanner_.reset();
 }
 
 std::string Ext4Filesystem::type() const {
@@ -248,13 +292,51 @@ void Ext4Filesystem::write_inode(ext2_ino_t ino, ext2_inode_large& inode, const 
         "cannot write inode " + std::to_string(ino));
 }
 
-std::optional<ext2_ino_t> Ext4Filesystem::lookup(ext2_ino_t directory, const std::string& name,
-                                                 const std::string& path) const {
+std::optional<ext2_ino_t> Ext4Filesystem::lookup(ext2_ino_t directory, const std::string& name, const std::string& path,
+                                                 std::string* stored) const {
+  const std::uint32_t flags = read_inode(directory, path).i_flags;
+  if ((flags & EXT4_ENCRYPT_FL) != 0) {
+    // Names there are ciphertext: a plaintext name would never match, and one written would be garbage.
+    throw Error(at(path) + ": the directory is encrypted (ext4 +E); imprint cannot read or write names in it",
+                ErrorCode::Unsupported);
+  }
+  if ((flags & EXT4_CASEFOLD_FL) != 0) return lookup_casefold(directory, name, path, stored);
   ext2_ino_t ino = 0;
   const errcode_t code = ext2fs_lookup(fs(), directory, name.c_str(), static_cast<int>(name.size()), nullptr, &ino);
   if (code == EXT2_ET_FILE_NOT_FOUND) return std::nullopt;
   check(code, path, "cannot look up");
   return ino;
+}
+
+// ext2fs_lookup compares bytes; a casefold (+F) directory holds one name per case-folded spelling
+// (e2fsck: "non-unique filename"), so MENDER-DEVICE-IDENTITY is mender-device-identity there.
+std::optional<ext2_ino_t> Ext4Filesystem::lookup_casefold(ext2_ino_t directory, const std::string& name,
+                                                          const std::string& path, std::string* stored) const {
+  if (fs()->encoding == nullptr) {
+    throw Error(at(path) + ": casefold directory on a filesystem without a known name encoding", ErrorCode::Unsupported);
+  }
+  struct Search {
+    const ext2fs_nls_table* encoding;
+    const std::string& name;
+    std::optional<ext2_ino_t> found;
+    std::string spelling;
+  } search{fs()->encoding, name, std::nullopt, {}};
+  auto compare = [](ext2_ino_t, int, ext2_dir_entry* entry, int, int, char*, void* data) -> int {
+    auto& state = *static_cast<Search*>(data);
+    const std::string_view entry_name(entry->name, static_cast<std::size_t>(ext2fs_dirent_name_len(entry)));
+    if (entry->inode == 0) return 0;
+    if (entry_name != state.name &&
+        ext2fs_casefold_cmp(state.encoding, reinterpret_cast<const unsigned char*>(entry_name.data()), entry_name.size(),
+                            reinterpret_cast<const unsigned char*>(state.name.data()), state.name.size()) != 0) {
+      return 0;
+    }
+    state.found = entry->inode;
+    state.spelling = entry_name;
+    return DIRENT_ABORT;
+  };
+  check(ext2fs_dir_iterate2(fs(), directory, 0, nullptr, compare, &search), path, "cannot look up");
+  if (search.found && stored != nullptr) *stored = search.spelling;
+  return search.found;
 }
 
 std::string Ext4Filesystem::link_target(ext2_ino_t ino, ext2_inode_large& inode, const std::string& path) const {
@@ -276,7 +358,7 @@ std::string Ext4Filesystem::link_target(ext2_ino_t ino, ext2_inode_large& inode,
   return target;
 }
 
-FileStat Ext4Filesystem::stat_of(ext2_ino_t ino, const std::string& path) const {
+FileStat Ext4Filesystem::stat_of(ext2_ino_t ino, const std::string& path, bool best_effort) const {
   ext2_inode_large inode = read_inode(ino, path);
   FileStat stat;
   stat.type = file_type(inode.i_mode);
@@ -289,7 +371,13 @@ FileStat Ext4Filesystem::stat_of(ext2_ino_t ino, const std::string& path) const 
     stat.mtime += static_cast<std::int64_t>(inode.i_mtime_extra & EXT4_EPOCH_MASK) << 32;
   }
   stat.links = inode.i_links_count;
-  if (stat.type == FileType::Symlink) stat.link_target = link_target(ino, inode, path);
+  if (stat.type == FileType::Symlink) {
+    try {
+      stat.link_target = link_target(ino, inode, path);
+    } catch (const Error&) {
+      if (!best_effort) throw;
+    }
+  }
   return stat;
 }
 
@@ -325,7 +413,7 @@ Ext4Filesystem::Location Ext4Filesystem::locate(const std::string& path, bool mi
   if (!parent) return location;
   location.parent = *parent;
   location.leaf = components.back();
-  location.ino = lookup(*parent, location.leaf, path);
+  location.ino = lookup(*parent, location.leaf, path, &location.leaf);  // an existing entry keeps its spelling
   return location;
 }
 
@@ -361,7 +449,7 @@ std::vector<DirEntry> Ext4Filesystem::list(const std::string& directory) {
   std::vector<DirEntry> result;
   for (const auto& [name, child] : entries(ino, directory)) {
     const std::string child_path = directory == "/" ? "/" + name : directory + "/" + name;
-    result.push_back(DirEntry{name, stat_of(child, child_path)});
+    result.push_back(DirEntry{name, stat_of(child, child_path, true)});  // one broken link spoils no listing
   }
   return result;
 }
@@ -703,7 +791,8 @@ void Ext4Filesystem::remove(const std::string& path, bool recursive) {
 
 void Ext4Filesystem::flush() {
   if (!writable_ || !modified_) return;
-  const errcode_t code = ext2fs_flush(fs());
+  errcode_t code = ext2fs_flush(fs());
+  if (code == 0) code = ext4::overlay_commit(fs()->io);
   if (code != 0) throw Error(name_ + ": cannot write the filesystem metadata: " + library_message(code), code_for(code));
 }
 
@@ -771,13 +860,15 @@ void check_bounds(ext2_filsys fs, const Ext4OpenOptions& options) {
 
 }  // namespace
 
+void set_default_allow_dirty(bool allow) { default_allow_dirty = allow; }
+
 std::unique_ptr<Filesystem> open_ext4(const Ext4OpenOptions& options) {
   initialize_ext2_error_table();
   const std::string io_options = "offset=" + std::to_string(options.offset);
   const int flags = EXT2_FLAG_64BITS | (options.writable ? EXT2_FLAG_RW : 0);
   ext2_filsys raw = nullptr;
-  const errcode_t code =
-      ext2fs_open2(options.image_path.c_str(), io_options.c_str(), flags, 0, 0, unix_io_manager, &raw);
+  const errcode_t code = ext2fs_open2(options.image_path.c_str(), io_options.c_str(), flags, 0, 0,
+                                      options.writable ? ext4::overlay_io_manager() : unix_io_manager, &raw);
   if (code != 0) refuse_open(options, io_options, code);
   FsHandle fs(raw);
 
@@ -797,13 +888,21 @@ std::unique_ptr<Filesystem> open_ext4(const Ext4OpenOptions& options) {
   }
   // Timestamps the library sets itself (new inodes, superblock write time) become reproducible too.
   fs->now = static_cast<time_t>(reproducible_now());
+  const bool allow_dirty = options.allow_dirty || default_allow_dirty;
+  std::unique_ptr<ext4::Scanner> scanner;
   if (options.writable) {
+    // The cheap checks come before the bitmaps are read from where the descriptors say they are.
+    scanner = std::make_unique<ext4::Scanner>(fs.get());
+    const std::string problem = scanner->check_layout();
+    if (!problem.empty() && (!allow_dirty || !scanner->complete())) {
+      throw Error(damaged(options.name, problem, scanner->complete(), allow_dirty), ErrorCode::Corrupt);
+    }
     const errcode_t loaded = ext2fs_read_bitmaps(fs.get());
     if (loaded != 0) {
       throw Error(options.name + ": cannot read the allocation bitmaps: " + library_message(loaded), code_for(loaded));
     }
   }
-  return std::make_unique<Ext4Filesystem>(std::move(fs), options.name, options.writable);
+  return std::make_unique<Ext4Filesystem>(std::move(fs), options.name, options.writable, std::move(scanner), allow_dirty);
 }
 
 }  // namespace imprint

@@ -70,10 +70,10 @@ Plan fleet_plan(const Profile& fleet, const Variables& variables) {
   }
 }
 
-std::vector<std::string> device_types(DiskImage& image) {
+std::vector<std::string> device_types(DiskImage& image, const std::string& golden) {
   const std::string type = inspect_image(image).device_type;
   if (type.empty()) {
-    throw Error(image.path() + ": data:/mender/device_type holds no device_type=...; the Artifact needs the device type",
+    throw Error(golden + ": data:/mender/device_type holds no device_type=...; the Artifact needs the device type",
                 ErrorCode::NotFound);
   }
   return {type};
@@ -103,7 +103,7 @@ ArtifactResult write_rootfs_update(const ArtifactRequest& request) {
   PendingFile scratch(request.output_path + ".image");
   copy_image(request.golden_path, scratch.fd());
   DiskImage image = DiskImage::open(scratch.temp_path(), OpenMode::ReadWrite, request.backend);
-  result.device_types = device_types(image);
+  result.device_types = device_types(image, request.golden_path);
   result.plan = fleet_plan(fleet_profile(image, profile, variables), variables);
   check_plan_against_image(image, result.plan);
   apply_plan(image, result.plan);

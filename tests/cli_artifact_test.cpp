@@ -106,6 +106,18 @@ TEST(StampBootstrap, ASignedBootstrapIsReSignedWithArtifactKeyOrReportedUnsigned
   EXPECT_EQ(valid.status, 0) << valid.out << valid.err;
 }
 
+TEST(StampBootstrap, RootfsAAndBDifferingIsSaidAndAsChecksumIsNamed) {
+  TempDir dir;
+  const std::string golden = golden_with_bootstrap(dir);
+  write_file(dir / "a-only.yaml", "version: 1\nfiles:\n  - path: primary:/etc/only-a\n    content: \"a\\n\"\n    mode: \"0644\"\n");
+  const CommandResult result = run_imprint({"stamp", "-p", dir / "a-only.yaml", "-i", golden, "--device", "dev-1", "-o", dir / "out.img"});
+  ASSERT_EQ(result.status, 0) << result.err;
+  EXPECT_NE(result.err.find("rootfs A and B differ"), std::string::npos) << result.err;
+  ASSERT_NE(partition_sha256(dir / "out.img", 2), partition_sha256(dir / "out.img", 3));
+  const std::string info = artifact_info(bootstrap_of(dir / "out.img", dir, "b.mender"));
+  EXPECT_NE(info.find("rootfs-image.checksum: " + partition_sha256(dir / "out.img", 2)), std::string::npos) << info;
+}
+
 TEST(StampBootstrap, ABootstrapThatIsNotAnArtifactIsRefused) {
   TempDir dir;
   const std::string golden = copy_fixture("mbr.img", dir);

@@ -42,9 +42,16 @@ RewrittenArtifact rewrite_artifact_provides(const std::string& artifact, const s
 // The sha256 of a partition's bytes as the device (and mender-convert) hashes the partition image.
 std::string partition_sha256(const DiskImage& image, const Partition& partition);
 
+// Can refresh_bootstrap_artifact renew this image's bootstrap Artifact? Only when the data partition
+// and both root filesystems are opened natively (libext2fs): a libguestfs appliance is shut down by
+// the flush that must precede the hash, and asking it whether the file exists costs a VM start.
+bool bootstrap_renewable(const DiskImage& image);
+
 // After a plan edited the root filesystems: when the data partition holds mender/bootstrap.mender,
 // rewrites its rootfs-image.checksum to the sha256 of rootfs A (refusing when A and B differ). Returns
-// warnings (a signature that could not be renewed). Flushes the image first.
+// warnings (a signature that could not be renewed). Call it on an image reopened after the stamp (the
+// rootfs filesystems closed, their superblocks final). Does nothing when not
+// bootstrap_renewable.
 std::vector<std::string> refresh_bootstrap_artifact(DiskImage& image, const std::string& key_path);
 
 }  // namespace imprint

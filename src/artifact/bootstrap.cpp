@@ -32,24 +32,23 @@ std::string partition_sha256(const DiskImage& image, const Partition& partition)
   return hash.hex_digest();
 }
 
+bool bootstrap_renewable(const DiskImage& image) {
+  for (const Role role : {Role::Data, Role::Primary, Role::Secondary}) {
+    const auto& partitions = image.layout().partitions;
+    const auto found = std::find_if(partitions.begin(), partitions.end(), [&](const Partition& p) { return p.role == role; });
+    if (found == partitions.end() || image.backend_for(*found) != Backend::Native) return false;
+  }
+  return true;
+}
+
 std::vector<std::string> refresh_bootstrap_artifact(DiskImage& image, const std::string& key_path) {
-  const auto& partitions = image.layout().partitions;
-  const auto has = [&](Role role) {
-    return std::any_of(partitions.begin(), partitions.end(), [&](const Partition& p) { return p.role == role; });
-  };
-  if (!has(Role::Data) || !has(Role::Primary) || !has(Role::Secondary)) return {};
-  const Partition& data_partition = image.partition(Role::Data);
-  Filesystem& data = image.filesystem(data_partition);
+  if (!bootstrap_renewable(image)) return {};
+  Filesystem& data = image.filesystem(image.partition(Role::Data));
   const auto stat = data.stat(bootstrap_path);
   if (!stat) return {};
-  // Flushing shuts a libguestfs appliance down, after which the data partition could not be written.
-  for (const Role role : {Role::Data, Role::Primary, Role::Secondary}) {
-    if (image.backend_for(image.partition(role)) != Backend::Native) {
-      return {"data:" + std::string(bootstrap_path) + " holds a rootfs checksum that is now stale (imprint renews it only on "
-              "ext2/3/4 partitions opened natively); regenerate it or remove it"};
-    }
-  }
-  image.flush();  // the rootfs edits must be on disk before the partition is hashed
+  // The caller reopened the image after the stamp: libext2fs writes each superblock at close, so only
+  // a closed filesystem has the bytes the device will hash.
+  image.flush();
   // The device boots A first, and B is overwritten by the first update: A's checksum is the one to name.
   std::vector<std::string> warnings;
   const std::string checksum = partition_sha256(image, image.partition(Role::Primary));

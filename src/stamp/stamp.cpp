@@ -154,6 +154,10 @@ void append(std::vector<std::string>& to, std::vector<std::string> more) {
 void stamp_open_image(DiskImage& image, StampResult& result) {
   check_plan_against_image(image, result.plan);  // before the first write
   apply_plan(image, result.plan);
+  // Renewed once the image is closed (renew_bootstrap_artifact); where it cannot be, say it is stale.
+  if (!bootstrap_renewable(image)) {
+    if (auto warning = bootstrap_warning(image, result.plan)) result.warnings.push_back(*warning);
+  }
   image.flush();
 }
 
@@ -189,7 +193,7 @@ std::vector<std::string> verify_plan(DiskImage& image, const DevicePlan& device)
 std::vector<std::string> renew_bootstrap_artifact(const std::string& image_path, const Plan& plan, Backend backend,
                                                   const std::string& artifact_key) {
   DiskImage image = DiskImage::open(image_path, OpenMode::ReadWrite, backend);
-  if (!touches_rootfs(image, plan)) return {};
+  if (!bootstrap_renewable(image) || !touches_rootfs(image, plan)) return {};
   std::vector<std::string> warnings = refresh_bootstrap_artifact(image, artifact_key);
   image.flush();
   return warnings;

@@ -118,6 +118,21 @@ TEST(StampBootstrap, RootfsAAndBDifferingIsSaidAndAsChecksumIsNamed) {
   EXPECT_NE(info.find("rootfs-image.checksum: " + partition_sha256(dir / "out.img", 2)), std::string::npos) << info;
 }
 
+TEST(StampBootstrap, FlashWritesTheRenewedBootstrapOntoTheCard) {
+  TempDir dir;
+  const std::string golden = golden_with_bootstrap(dir);
+  std::vector<std::string> arguments = stamp_arguments(golden, "");
+  arguments[0] = "flash";
+  arguments.erase(arguments.begin() + 7, arguments.begin() + 9);  // -o ""
+  shell("truncate -s 200M " + (dir / "card.img"));
+  const CommandResult result = run_imprint(with(arguments, {"--target", dir / "card.img", "--force"}));
+  ASSERT_EQ(result.status, 0) << result.err;
+  const std::string renewed = bootstrap_of(dir / "card.img", dir, "card.mender");
+  EXPECT_NE(artifact_info(renewed).find("rootfs-image.checksum: " + partition_sha256(dir / "card.img", 2)), std::string::npos);
+  EXPECT_NE(partition_sha256(dir / "card.img", 2), partition_sha256(golden, 2));
+  EXPECT_EQ(run({"mender-artifact", "validate", renewed}).status, 0);
+}
+
 TEST(StampBootstrap, ABootstrapThatIsNotAnArtifactIsRefused) {
   TempDir dir;
   const std::string golden = copy_fixture("mbr.img", dir);

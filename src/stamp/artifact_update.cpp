@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <regex>
 #include <string_view>
 
 #include "imprint/artifact.hpp"
@@ -64,8 +65,10 @@ Plan fleet_plan(const Profile& fleet, const Variables& variables) {
     return build_plan(fleet, variables, {});
   } catch (const Error& error) {
     if (std::string_view(error.what()).find("undefined variable") == std::string_view::npos) throw;
-    throw Error(std::string(error.what()) + " (this rootfs entry depends on the device; the fleet's rootfs update holds only "
-                "what every device shares: give it a fleet-wide value with --set, or move it to /data)",
+    // build_plan numbers the entries of the cut-down profile ("files[0]"); the line and column name the entry.
+    static const std::regex label(R"((files|directories|symlinks|remove)\[[0-9]+\]\.?)");
+    throw Error(std::regex_replace(error.what(), label, "") + " (this rootfs entry depends on the device; the fleet's rootfs update holds only "
+                "what every device shares: give the variable a fleet-wide value with --set, or move the entry to /data)",
                 ErrorCode::Invalid);
   }
 }

@@ -258,16 +258,6 @@ TEST(StampRefuses, WritingOverTheGoldenImage) {
   EXPECT_EQ(file_sha256(golden), before);
 }
 
-TEST(Stamp, WarnsThatABootstrapArtifactGoesStale) {
-  TempDir dir;
-  const std::string golden = copy_fixture("mbr.img", dir);
-  write_file(dir / "bootstrap", "artifact");
-  ASSERT_EQ(run_imprint({"put", dir / "bootstrap", golden + ":/data/mender/bootstrap.mender"}).status, 0);
-  CommandResult result = run_imprint(stamp_arguments("azure-dps-mender.yaml", golden, dir / "out.img"));
-  ASSERT_EQ(result.status, 0) << result.err;
-  EXPECT_NE(result.err.find("bootstrap.mender"), std::string::npos) << result.err;
-}
-
 // kill -9 at several moments of a stamp on the 1 GiB image: never a file under the output's name,
 // never a leftover temp file, the golden image unchanged.
 TEST(Stamp, KillNineLeavesNothingBehind) {

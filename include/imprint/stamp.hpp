@@ -24,6 +24,7 @@ struct StampRequest {
   std::string emit_directory;  // when set: public key, preauth body, thumbprints, enrollment
   std::string bmap_path;       // when set (with output_path): the output's bmap, committed with it
   Backend backend = Backend::Auto;  // which Filesystem implementation opens each partition
+  std::string artifact_key;         // re-signs a signed data:/mender/bootstrap.mender once renewed
 };
 
 struct StampResult {
@@ -37,6 +38,12 @@ StampResult stamp(const StampRequest& request);
 
 // Checks the plan against the open image, applies it, notes warnings, flushes.
 void stamp_open_image(DiskImage& image, StampResult& result);
+
+// Once the stamped image is closed (libext2fs writes each superblock at close, so only then are the
+// partition's bytes final): when the plan edited the root filesystems and the data partition holds
+// mender/bootstrap.mender, renews its rootfs-image.checksum (re-signed with artifact_key). Returns warnings.
+std::vector<std::string> renew_bootstrap_artifact(const std::string& image_path, const Plan& plan, Backend backend,
+                                                  const std::string& artifact_key);
 
 // Applies a plan to an open, writable image (creating parent directories as needed).
 void apply_plan(DiskImage& image, const Plan& plan);

@@ -126,6 +126,7 @@ Source stamped_source(const FlashRequest& request) {
     stamp_open_image(image, stamped);
     source.warnings = stamped.warnings;
   }
+  for (auto& warning : renew_bootstrap_artifact(fd_path(source.fd.get()), device.plan, request.backend, "")) source.warnings.push_back(warning);
   map_source(source);
   source.record = detail::device_record(device, device_exports(device));
   source.record["profile_sha256"] = sha256_hex(read_host_file(request.profile_path));

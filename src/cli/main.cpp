@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   imprint::cli::add_edit_commands(app);
   imprint::cli::add_stamp_commands(app);
   imprint::cli::add_batch_commands(app);
+  imprint::cli::add_artifact_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& success) {

@@ -31,6 +31,7 @@ void add_stamp(CLI::App& app) {
   command->add_flag("--bmap", bmap, "Also write OUTPUT's bmap (OUT.bmap for OUT.img): its block map, for bmaptool copy");
   command->add_option("--emit", request.emit_directory,
                       "Write the device's public key, preauthorization body, thumbprints and DPS enrollment here");
+  command->add_option("--artifact-key", request.artifact_key, "Re-sign data:/mender/bootstrap.mender with this key once renewed");
   variables.add_to(command);
   static BackendOption backend;
   backend.add_to(command);

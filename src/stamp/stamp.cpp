@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <map>
 
+#include "imprint/artifact.hpp"
 #include "imprint/block_map.hpp"
 #include "imprint/bmap.hpp"
 #include "imprint/bytes.hpp"
@@ -154,12 +155,19 @@ void refuse_emit_over_output(const std::vector<PendingFile>& emitted, const std:
   }
 }
 
+void append(std::vector<std::string>& to, std::vector<std::string> more) {
+  to.insert(to.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+}
+
 }  // namespace
 
 void stamp_open_image(DiskImage& image, StampResult& result) {
   check_plan_against_image(image, result.plan);  // before the first write
   apply_plan(image, result.plan);
-  if (auto warning = bootstrap_warning(image, result.plan)) result.warnings.push_back(*warning);
+  // Renewed once the image is closed (renew_bootstrap_artifact); where it cannot be, say it is stale.
+  if (!bootstrap_renewable(image)) {
+    if (auto warning = bootstrap_warning(image, result.plan)) result.warnings.push_back(*warning);
+  }
   image.flush();
 }
 
@@ -190,6 +198,15 @@ std::vector<std::string> verify_plan(DiskImage& image, const DevicePlan& device)
     });
   }
   return differences;
+}
+
+std::vector<std::string> renew_bootstrap_artifact(const std::string& image_path, const Plan& plan, Backend backend,
+                                                  const std::string& artifact_key) {
+  DiskImage image = DiskImage::open(image_path, OpenMode::ReadWrite, backend);
+  if (!bootstrap_renewable(image) || !touches_rootfs(image, plan)) return {};
+  std::vector<std::string> warnings = refresh_bootstrap_artifact(image, artifact_key);
+  image.flush();
+  return warnings;
 }
 
 std::optional<std::string> bootstrap_warning(DiskImage& image, const Plan& plan) {
@@ -224,8 +241,11 @@ StampResult stamp(const StampRequest& request) {
     refuse_emit_over_output(emitted, request.in_place ? request.golden_path : request.output_path);
   }
   if (request.in_place) {
-    DiskImage image = DiskImage::open(request.golden_path, OpenMode::ReadWrite, request.backend);
-    stamp_open_image(image, result);
+    {
+      DiskImage image = DiskImage::open(request.golden_path, OpenMode::ReadWrite, request.backend);
+      stamp_open_image(image, result);
+    }
+    append(result.warnings, renew_bootstrap_artifact(request.golden_path, result.plan, request.backend, request.artifact_key));
     result.output_path = request.golden_path;
   } else {
     refuse_output_over_golden(request.golden_path, request.output_path);
@@ -237,6 +257,7 @@ StampResult stamp(const StampRequest& request) {
         DiskImage image = DiskImage::open(output.temp_path(), OpenMode::ReadWrite, request.backend, request.golden_path);
         stamp_open_image(image, result);
       }
+      append(result.warnings, renew_bootstrap_artifact(output.temp_path(), result.plan, request.backend, request.artifact_key));
       if (!request.bmap_path.empty()) bmap.emplace(pending_bmap(output, request.bmap_path));
     } catch (const Error& error) {
       // Out of space (the output's disk, a file size limit, or a full partition in the image):

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "imprint/block_map.hpp"
+#include "imprint/bytes.hpp"
 #include "imprint/copy.hpp"
 
 namespace imprint {
@@ -29,6 +30,9 @@ struct Bmap {
   // The byte extents the ranges cover, clipped to the image size.
   std::vector<Extent> extents() const;
 };
+
+// Feeds `length` zero bytes to a hash without reading anything (the holes of an image).
+void hash_zeros(Sha256& hash, std::uint64_t length);
 
 // Reads an open image once: the bmap of `map` (a checksum per range) and the sha256 of the whole
 // image. Reads the data extents and the map; the rest are holes, hashed as the zeros they read as.

@@ -54,6 +54,10 @@ void write_all(int fd, std::string_view bytes, const std::string& what);
 // pwrite all bytes at offset; throws Error naming `what`.
 void pwrite_all(int fd, std::string_view bytes, std::uint64_t offset, const std::string& what);
 
+// A path another process (qemu, e2fsck) can open for the same file: "/proc/self/..." names our own
+// descriptors, so it becomes "/proc/<our pid>/..."; any other path is returned as it is.
+std::string path_for_another_process(const std::string& path);
+
 // An output file created 0600 in the directory of its final path, unnamed (O_TMPFILE) where the
 // filesystem allows, else under a hidden temp name (".NAME.imprint-PID-XXXXXXXX"). commit() fsyncs,
 // gives it the final name (rename) and fsyncs the directory. Until then nothing exists under the

@@ -35,6 +35,11 @@ struct Partition {
   Role role = Role::None;
 };
 
+// ext2, ext3 or ext4 (blkid's TYPE): what the native backend and the block map parse.
+bool is_ext_type(const std::string& fs_type);
+// "data (p4)", or "p5" for a partition without a role: how messages name a partition.
+std::string partition_name(const Partition& partition);
+
 struct Layout {
   TableType table = TableType::None;
   std::uint64_t image_size = 0;

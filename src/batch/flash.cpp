@@ -391,15 +391,6 @@ void copy_range(const Source& source, int target, const Extent& extent, const st
   }
 }
 
-void hash_zeros(Sha256& digest, std::uint64_t length) {
-  static const std::string zeros(kChunk, '\0');
-  for (; length > 0;) {
-    const auto part = static_cast<std::size_t>(std::min<std::uint64_t>(length, zeros.size()));
-    digest.update(std::string_view(zeros.data(), part));
-    length -= part;
-  }
-}
-
 using AlignedBuffer = std::unique_ptr<char, decltype(&std::free)>;
 
 AlignedBuffer aligned_buffer(std::size_t size, const std::string& purpose) {

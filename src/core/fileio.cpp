@@ -280,4 +280,9 @@ std::int64_t reproducible_now() {
   return static_cast<std::int64_t>(std::time(nullptr));
 }
 
+std::string path_for_another_process(const std::string& path) {
+  if (!path.starts_with("/proc/self/")) return path;
+  return "/proc/" + std::to_string(::getpid()) + path.substr(10);
+}
+
 }  // namespace imprint

@@ -20,8 +20,6 @@ namespace {
 
 constexpr std::uint64_t kSector = 512;
 
-bool is_ext(const std::string& type) { return type == "ext2" || type == "ext3" || type == "ext4"; }
-
 struct FdiskContext {
   void operator()(fdisk_context* context) const { fdisk_unref_context(context); }
 };
@@ -87,17 +85,12 @@ std::vector<Extent> table_areas(const std::string& io_path, const Layout& layout
   return areas;
 }
 
-std::string partition_name(const Partition& partition) {
-  return (partition.role == Role::None ? std::string("partition") : to_string(partition.role)) + " (p" +
-         std::to_string(partition.number) + ")";
-}
-
 std::vector<Extent> partition_areas(const std::string& io_path, const Layout& layout, BlockMap& map) {
   std::vector<Extent> areas;
   for (const Partition& partition : layout.partitions) {
     if (partition.extended) continue;
     const Extent whole{partition.offset, partition.size};
-    if (!is_ext(partition.fs_type)) {
+    if (!is_ext_type(partition.fs_type)) {
       areas.push_back(whole);
       continue;
     }

@@ -36,15 +36,6 @@ std::string human_size(std::uint64_t size) {
   return buffer;
 }
 
-// Feeds `length` zero bytes to a hash without reading anything.
-void hash_zeros(Sha256& hash, std::uint64_t length) {
-  static const std::string zeros(kChunk, '\0');
-  while (length > 0) {
-    const auto part = static_cast<std::size_t>(std::min<std::uint64_t>(length, zeros.size()));
-    hash.update(std::string_view(zeros.data(), part));
-    length -= part;
-  }
-}
 
 // Feeds bytes [begin, end) of fd to the whole image's hash and, when given, to the range's own.
 void read_range(int fd, std::uint64_t begin, std::uint64_t end, std::vector<char>& buffer, const std::string& name,
@@ -152,6 +143,15 @@ std::string template_head(const Bmap& bmap) {
 }
 
 }  // namespace
+
+void hash_zeros(Sha256& hash, std::uint64_t length) {
+  static const std::string zeros(kChunk, '\0');
+  while (length > 0) {
+    const auto part = static_cast<std::size_t>(std::min<std::uint64_t>(length, zeros.size()));
+    hash.update(std::string_view(zeros.data(), part));
+    length -= part;
+  }
+}
 
 std::uint64_t Bmap::mapped_blocks() const {
   std::uint64_t count = 0;

@@ -45,20 +45,14 @@ UniqueFd open_image(const std::string& path, OpenMode mode) {
   return open_input(path, mode == OpenMode::ReadWrite ? O_RDWR : O_RDONLY, InputKind::FileOrBlockDevice, "a disk image");
 }
 
-bool is_ext(const std::string& type) { return type == "ext2" || type == "ext3" || type == "ext4"; }
+
+}  // namespace
+
+bool is_ext_type(const std::string& fs_type) { return fs_type == "ext2" || fs_type == "ext3" || fs_type == "ext4"; }
 
 std::string partition_name(const Partition& partition) {
   return describe(Location{partition.number, partition.role, "", ""});
 }
-
-// qemu is another process: /proc/self/fd/N (an unnamed temp file, a decompressed image) must be
-// named through our pid, and stays valid while the image's descriptor is open.
-std::string appliance_path(const std::string& io_path, int fd) {
-  if (io_path.rfind("/proc/self/", 0) != 0) return io_path;
-  return "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(fd);
-}
-
-}  // namespace
 
 DiskImage::~DiskImage() = default;
 
@@ -126,7 +120,7 @@ const Partition& DiskImage::partition_number(int number) const {
 
 Backend DiskImage::backend_for(const Partition& partition) const {
   if (backend_ != Backend::Auto) return backend_;
-  return is_ext(partition.fs_type) ? Backend::Native : Backend::Guestfs;
+  return is_ext_type(partition.fs_type) ? Backend::Native : Backend::Guestfs;
 }
 
 Filesystem& DiskImage::filesystem(const Partition& partition) {
@@ -140,12 +134,12 @@ Filesystem& DiskImage::filesystem(const Partition& partition) {
   if (partition.fs_type.empty()) {
     throw Error(path_ + ": " + name + " holds no filesystem that libblkid recognizes", ErrorCode::Unsupported);
   }
-  if (!is_ext(partition.fs_type) && !guestfs_supports(partition.fs_type)) {
+  if (!is_ext_type(partition.fs_type) && !guestfs_supports(partition.fs_type)) {
     throw Error(partition.fs_type + " on " + name + " is not supported yet", ErrorCode::Unsupported);
   }
   std::unique_ptr<Filesystem> opened;
   if (backend_for(partition) == Backend::Native) {
-    if (!is_ext(partition.fs_type)) {
+    if (!is_ext_type(partition.fs_type)) {
       throw Error(partition.fs_type + " on " + name +
                       " needs the libguestfs backend (--backend auto or guestfs); the native backend opens ext2/3/4 only",
                   ErrorCode::Unsupported);
@@ -159,7 +153,7 @@ Filesystem& DiskImage::filesystem(const Partition& partition) {
     // One appliance per image, shared by its partitions, launched on the first operation.
     if (!session_) {
       session_ = std::make_shared<GuestfsSession>(std::vector<GuestfsSession::Drive>{
-          GuestfsSession::Drive{appliance_path(io_path_, fd_.get()), writable(), path_}});
+          GuestfsSession::Drive{path_for_another_process(io_path_), writable(), path_}});
     }
     opened = open_guestfs(GuestfsOpenOptions{session_, 0, partition.number, partition.fs_type, writable(), name});
   }

@@ -84,35 +84,24 @@ std::string first_problem(const std::string& output) {
   return "exit status without a message";
 }
 
-// A path another process can open for the image's bytes: /proc/self/fd/N means our descriptor.
-std::string shared_path(const std::string& io_path) {
-  if (io_path.starts_with("/proc/self/")) return "/proc/" + std::to_string(::getpid()) + io_path.substr(10);
-  return io_path;
-}
-
-std::string name_of(const Partition& partition) {
-  return (partition.role == Role::None ? std::string("partition") : to_string(partition.role)) + " (p" +
-         std::to_string(partition.number) + ")";
-}
-
 Checked check_ext(const DiskImage& image, const Partition& partition) {
-  return run_checker({"e2fsck", "-fn", shared_path(image.io_path()) + "?offset=" + std::to_string(partition.offset)});
+  return run_checker({"e2fsck", "-fn", path_for_another_process(image.io_path()) + "?offset=" + std::to_string(partition.offset)});
 }
 
 // fsck.fat takes no offset: it reads an in-memory copy of the partition (memfd, never a host file).
 Checked check_vfat(const DiskImage& image, const Partition& partition) {
   UniqueFd copy(::memfd_create("imprint-fat-check", MFD_CLOEXEC));
-  if (!copy) throw_errno("cannot make an in-memory copy of " + name_of(partition));
+  if (!copy) throw_errno("cannot make an in-memory copy of " + partition_name(partition));
   UniqueFd source = open_read(image.io_path());
   std::vector<char> buffer(1 << 20);
   for (std::uint64_t done = 0; done < partition.size;) {
     const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), partition.size - done));
     const ssize_t got = ::pread(source.get(), buffer.data(), want, static_cast<off_t>(partition.offset + done));
-    if (got <= 0) throw_errno("cannot read " + name_of(partition) + " of " + image.path());
+    if (got <= 0) throw_errno("cannot read " + partition_name(partition) + " of " + image.path());
     pwrite_all(copy.get(), std::string_view(buffer.data(), static_cast<std::size_t>(got)), done, "the in-memory copy");
     done += static_cast<std::uint64_t>(got);
   }
-  return run_checker({"fsck.fat", "-n", "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(copy.get())});
+  return run_checker({"fsck.fat", "-n", path_for_another_process("/proc/self/fd/" + std::to_string(copy.get()))});
 }
 
 }  // namespace
@@ -121,11 +110,11 @@ StructureReport check_structure(DiskImage& image) {
   StructureReport report;
   for (const Partition& partition : image.layout().partitions) {
     if (partition.extended) continue;
-    const std::string name = name_of(partition);
+    const std::string name = partition_name(partition);
     const std::string& type = partition.fs_type;
     Checked checked;
     std::string tool;
-    if (type == "ext2" || type == "ext3" || type == "ext4") {
+    if (is_ext_type(type)) {
       tool = "e2fsck -fn";
       checked = check_ext(image, partition);
     } else if (type == "vfat") {

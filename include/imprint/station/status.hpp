@@ -1,0 +1,40 @@
+// station status: what a running station shows its operator. The station (station.cpp) keeps one
+// StationStatus up to date under a mutex and hands out copies (snapshots); the views render a
+// snapshot and never touch the station: the TTY view (one live line per slot plus totals), the
+// HTTP status page and GET /api/status (read-only; no write action over HTTP).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace imprint {
+
+enum class SlotPhase { Idle, Allocating, Stamping, Writing, Verifying, Recording, Done, Failed };
+std::string to_string(SlotPhase phase);
+
+struct SlotStatus {
+  std::string slot;       // the slot's name (the target's device node, or its udev path)
+  std::string target;     // the device node being written
+  std::string device_id;  // empty while idle
+  SlotPhase phase = SlotPhase::Idle;
+  std::uint64_t bytes_done = 0;
+  std::uint64_t bytes_total = 0;
+  double mib_per_s = 0;
+  std::string result;  // the last result of this slot: "flashed DEV", or the failure's one line
+};
+
+struct StationStatus {
+  std::string station;  // the station's name (--station, default the host name)
+  std::vector<SlotStatus> slots;
+  std::size_t flashed = 0;   // this run
+  std::size_t failed = 0;    // this run
+  std::size_t pool_left = 0; // free entries in the ledger's pool
+  std::vector<std::string> last_results;  // newest first, a few lines
+};
+
+nlohmann::json to_json(const StationStatus& status);  // the body of GET /api/status
+
+}  // namespace imprint

@@ -11,6 +11,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev nlohmann-json3-dev libguestfs-dev libseccomp-dev
   # fixtures and independent checks
   e2fsprogs dosfstools mtools fdisk util-linux mender-artifact openssl
+  bsdutils  # script(1): runs imprint on a pseudo-terminal (progress tests)
   gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user-static bmap-tools
   gzip xz-utils zstd zip unzip file binutils-multiarch
   # an output filesystem without O_TMPFILE where the kernel has no vfat module (exFAT through FUSE)

@@ -108,6 +108,79 @@ TEST(CliInputs, DevZeroAndOversizedKeysFailAtOnceNamingTheFile) {
   EXPECT_FALSE(fs::exists(output));
 }
 
+// The rest of the weak spot's list (the copy is an unnamed /proc/self/fd/N file): a truncated
+// golden, one of random bytes, one with eight partitions, a decompression bomb. Each error names the
+// golden as given, never /proc/self/fd.
+TEST(CliInputs, TruncatedRandomEightPartitionAndBombGoldensAreNamedAsGiven) {
+  TempDir dir;
+  fs::create_directory(dir / "out");
+  const auto expect_named = [&](const std::string& golden, const std::string& needle) {
+    const CommandResult result = run_bounded(stamp_arguments(golden, dir / "out/out.img"));
+    expect_one_line_error(result, needle);
+    EXPECT_EQ(result.err.find("/proc/"), std::string::npos) << result.err;
+    EXPECT_TRUE(entries(dir / "out").empty()) << golden;
+  };
+  const std::string truncated = dir / "truncated.img";
+  shell("head -c 100M '" + fixture("mbr.img") + "' > '" + truncated + "'");
+  expect_named(truncated, truncated + ": partition 3 ends at ");
+
+  const std::string random = dir / "random.img";
+  shell("head -c 16M /dev/urandom > '" + random + "'");
+  expect_named(random, random + ": ");
+
+  const std::string eight = dir / "eight.img";
+  shell("truncate -s 64M '" + eight + "' && printf '%s\\n' 'label: dos' 'start=2048, size=8192' 'start=10240, size=8192' "
+        "'start=18432, size=8192' 'start=26624, type=5' 'size=8192' 'size=8192' 'size=8192' 'size=8192' | sfdisk -q '" + eight + "'");
+  ASSERT_NE(run({"sfdisk", "-l", eight}).out.find(eight + "8 "), std::string::npos) << "the fixture has eight partitions";
+  expect_named(eight, eight + ": primary (p2) holds no filesystem that libblkid recognizes");
+
+  const std::string bomb = dir / "bomb.img.zst";
+  shell("{ cat '" + fixture("mbr.img") + "'; head -c 64M /dev/zero; } | zstd -q -o '" + bomb + "'");
+  expect_named(bomb, bomb + ": decompresses to more than ");
+}
+
+// A source: file is limited by the partition it goes to (it was a flat 256 MiB, the plan being built
+// before the image is open): a sparse file 8 MiB larger than the 32 MiB data partition is refused
+// before anything is written, naming the file and the partition; one that fits is written.
+TEST(CliInputs, ASourceFileLargerThanItsPartitionIsRefusedNamingBoth) {
+  TempDir dir;
+  const std::string golden = fixture("mbr.img");
+  const std::string big = dir / "payload.bin";
+  const std::uint64_t data_size = partition_span(golden, 4).size;
+  shell("truncate -s " + std::to_string(data_size + (8 << 20)) + " '" + big + "'");
+  write_file(dir / "profile.yaml", "version: 1\nfiles:\n  - path: /data/payload.bin\n    mode: \"0644\"\n    source: payload.bin\n");
+  fs::create_directory(dir / "out");
+  const std::string sha = file_sha256(golden);
+  const std::vector<std::string> arguments{"stamp", "-p", dir / "profile.yaml", "-i", golden, "--device", "d1", "-o", dir / "out/out.img"};
+  expect_one_line_error(run_bounded(arguments), "source " + big + " is " + std::to_string(data_size + (8 << 20)) +
+                                                    " bytes, larger than data (p4) (" + std::to_string(data_size) + " bytes)");
+  EXPECT_TRUE(entries(dir / "out").empty());
+  EXPECT_EQ(file_sha256(golden), sha);
+
+  shell("truncate -s 1M '" + big + "'");
+  const CommandResult fits = run_bounded(arguments);
+  ASSERT_EQ(fits.status, 0) << fits.err;
+  EXPECT_NE(debugfs(dir / "out/out.img", 4, "stat /payload.bin").find("Size: 1048576"), std::string::npos);
+}
+
+// Decompressing a golden shows progress (bytes, MiB/s) when stderr is a terminal, and nothing when
+// it is not (a log or a pipe gets no carriage returns).
+TEST(CliInputs, DecompressionShowsProgressOnATerminalOnly) {
+  const std::string golden = fixture("mbr.img.zst");
+  // script(1) (util-linux) runs the command on a pseudo-terminal and copies what it prints.
+  const CommandResult tty = run({"script", "-qfec", "exec" + quoted({imprint_bin(), "inspect", golden}), "/dev/null"});
+  ASSERT_EQ(tty.status, 0) << tty.out << tty.err;
+  EXPECT_NE(tty.out.find("\rimprint: decompressing " + golden + ": "), std::string::npos) << tty.out;
+  EXPECT_NE(tty.out.find("\rimprint: decompressed " + golden + ": 184.0 MiB in "), std::string::npos) << tty.out;
+  EXPECT_NE(tty.out.find(" MiB/s"), std::string::npos) << tty.out;
+  EXPECT_NE(tty.out.find("data"), std::string::npos) << "inspect's own output follows: " << tty.out;
+
+  const CommandResult plain = run_imprint({"inspect", golden});
+  ASSERT_EQ(plain.status, 0) << plain.err;
+  EXPECT_EQ(plain.err, "");
+  EXPECT_EQ(plain.out.find("decompress"), std::string::npos) << plain.out;
+}
+
 void set_start_sector(const std::string& image, int entry, std::uint32_t sector) {
   std::fstream file(image, std::ios::in | std::ios::out | std::ios::binary);
   file.seekp(446 + 16 * (entry - 1) + 8);

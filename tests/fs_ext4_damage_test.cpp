@@ -229,6 +229,36 @@ TEST(Ext4Damage, ErrorStateAndBlocksPastTheEnd) {
   expect_refused(ext2, "refers to block 99999, outside the filesystem");
 }
 
+// The rest of the cheap checks on open: an inode table over the block bitmap; the journal's blocks
+// marked free (libext2fs would hand them out, and the next mount's replay would write over them).
+TEST(Ext4Damage, InodeTableOverABitmapAndJournalBlocksMarkedFree) {
+  TempDir dir;
+  const std::string image = make_fs(dir);
+  const std::string bitmap = group0(image, "Block bitmap");
+  corrupt(image, "set_bg 0 inode_table " + bitmap);
+  const std::string before = test::file_sha256(image);
+  for (const bool allow : {false, true}) {  // (expect_refused would also read a file: no inode reads right here)
+    const Error error = test::expect_error([&] { open_fs(image, true, allow); }, ErrorCode::Corrupt);
+    EXPECT_NE(std::string(error.what()).find("data partition (p4): the filesystem is damaged: group 0's inode table (block " +
+                                             bitmap + ") overlaps other metadata"),
+              std::string::npos)
+        << error.what();
+  }
+  EXPECT_EQ(test::file_sha256(image), before);
+
+  TempDir journal_dir;
+  const std::string journaled = make_fs(journal_dir);
+  std::istringstream blocks(debugfs(journaled, "blocks <8>"));
+  std::string first;
+  blocks >> first;
+  ASSERT_FALSE(first.empty()) << "the filesystem has no journal";
+  corrupt(journaled, "freeb " + first + " 16");
+  expect_refused(journaled, "block " + first + " (filesystem metadata or the journal) is marked free in the block bitmap");
+  const std::string journal = sha256_hex(debugfs(journaled, "cat <8>"));
+  expect_written_safely(journaled);
+  EXPECT_EQ(sha256_hex(debugfs(journaled, "cat <8>")), journal) << "the write landed on the journal";
+}
+
 // A failed write leaves the image byte-identical: nothing reaches it before flush().
 TEST(Ext4Atomic, FailedWritesLeaveTheImageByteIdentical) {
   TempDir dir;

@@ -18,6 +18,11 @@ struct Ext4OpenOptions {
   std::string name;              // for messages, e.g. "data partition (p4)"
   // Write into a damaged filesystem where the scan proves it safe (see open_ext4).
   bool allow_dirty = false;
+  // Copies of one golden share its scan (a batch's base and device images): when set, a clean
+  // scan is remembered under this key for the rest of the process, and a filesystem opened later
+  // with the same key is not scanned again. The caller vouches that one key means the same
+  // filesystem bytes, or those bytes plus what imprint wrote after the scan.
+  std::string scan_key = {};
 };
 
 // Refuses (Error with a clear message naming `name`): a bad superblock, a filesystem that needs
@@ -30,6 +35,15 @@ struct Ext4OpenOptions {
 // every block in use, and the allocator then hands out only blocks and inodes nothing uses.
 // Changes stay in memory until flush(): a failed or unflushed filesystem leaves the image as it was.
 std::unique_ptr<Filesystem> open_ext4(const Ext4OpenOptions& options);
+
+// The scans of this process so far: run (with their total time) and reused through a scan_key.
+// IMPRINT_TIMING=1 makes the CLI print them; bench/ and the tests read them.
+struct Ext4ScanStats {
+  unsigned run = 0;
+  unsigned reused = 0;
+  double seconds = 0;
+};
+Ext4ScanStats ext4_scan_stats();
 
 // The default of Ext4OpenOptions::allow_dirty for every later open in this process (the CLI's
 // --allow-dirty; DiskImage opens partitions without a way to pass it).

@@ -41,7 +41,10 @@ UniqueFd open_input(const std::string& path, int flags, InputKind kind, std::str
 // Size limits for host inputs read into memory (Error(Invalid) naming the file and the limit).
 inline constexpr std::uint64_t kSmallInputLimit = 1 << 20;        // keys, certificates, PFX, values, profiles
 inline constexpr std::uint64_t kListInputLimit = 256ull << 20;    // device lists, manifests, bmaps (grow with a fleet)
-inline constexpr std::uint64_t kSourceInputLimit = 256ull << 20;  // source: files (the partition is unknown then)
+// source: files are held in memory until written, and the plan is built before the image is open:
+// this guards memory only. Their real limit, the size of the partition they go to, is checked once
+// the image is open, before anything is written (check_plan_against_image).
+inline constexpr std::uint64_t kSourceInputLimit = 1ull << 30;
 // "1 MiB", "256 MiB"
 std::string format_limit(std::uint64_t bytes);
 

@@ -115,6 +115,10 @@ class DiskImage {
   // A path other libraries can open for the image's bytes (the file itself or /proc/self/fd/N).
   const std::string& io_path() const noexcept { return io_path_; }
 
+  // This image is a copy of the golden `key` names (see golden_scan_key): its ext filesystems
+  // share the golden's damage scan (Ext4OpenOptions::scan_key). Before the first filesystem().
+  void share_scans(std::string key) { scan_key_ = std::move(key); }
+
  private:
   DiskImage() = default;
   std::string named_as_given(std::string message) const;
@@ -125,10 +129,16 @@ class DiskImage {
   Backend backend_ = Backend::Auto;
   Layout layout_;
   std::optional<MountMap> mounts_;
+  std::string scan_key_;
   // Declared after fd_: the appliance (which may open the image through /proc/PID/fd/N) goes first.
   std::shared_ptr<GuestfsSession> session_;
   std::vector<std::pair<int, std::unique_ptr<Filesystem>>> filesystems_;
 };
+
+// A key naming a golden image's bytes as they are now (path, device, inode, size, modification and
+// change times to the nanosecond): copies made from it share one damage scan, and a different or
+// rewritten golden gets another key.
+std::string golden_scan_key(const std::string& golden_path);
 
 // Parses fstab text into a MountMap: each line's device (/dev/mmcblk0p1, /dev/sda1, LABEL=,
 // UUID=, PARTUUID=, PARTLABEL=) is matched to a partition of layout; the mount point of the boot

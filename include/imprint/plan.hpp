@@ -31,6 +31,8 @@ struct PlanOp {
                                       // bytes holding a variable other than device_id, which may come
                                       // from --set-file or --set-env): plans print its size only
   std::string origin;                 // where it came from, for messages: "profile.yaml:14:5"
+  std::string source;                 // File from `source:`: the host file (its size is checked
+                                      // against the target partition once the image is open)
 };
 
 struct Plan {

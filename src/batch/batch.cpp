@@ -110,6 +110,7 @@ struct Context {
   int base_fd = -1;
   std::map<std::string, ManifestRecord> previous;  // last manifest, by device_id
   unsigned compress_threads = 1;
+  std::string scan_key;  // the golden's: every device copy shares its damage scan
 };
 
 std::string output_path(const Context& context, const Prepared& prepared) {
@@ -156,6 +157,7 @@ ManifestRecord stamp_device(const Context& context, const Prepared& prepared) {
   copy_sparse(context.base_fd, raw.fd(), "the shared base image");
   {
     DiskImage image = DiskImage::open(raw.temp_path(), OpenMode::ReadWrite, request.backend, request.golden_path);
+    image.share_scans(context.scan_key);
     apply_plan(image, prepared.own);
     image.flush();
     const auto differences = verify_plan(image, prepared.device);
@@ -288,9 +290,12 @@ void refuse_colliding_outputs(const BatchRequest& request, const std::string& ou
 }
 
 // Checks every plan against the golden image, then applies the common ops to the base.
-std::vector<Prepared> build_base(const std::string& base_path, const std::string& golden, Backend backend,
-                                 const std::string& csv, std::vector<Prepared> prepared, BatchResult& result) {
+// The base's ext filesystems are scanned once (under scan_key) before their first write, for it and
+// every device copy made from it.
+std::vector<Prepared> build_base(const std::string& base_path, const std::string& golden, const std::string& scan_key,
+                                 Backend backend, const std::string& csv, std::vector<Prepared> prepared, BatchResult& result) {
   DiskImage image = DiskImage::open(base_path, OpenMode::ReadWrite, backend, golden);
+  image.share_scans(scan_key);
   std::vector<Prepared> good;
   for (Prepared& item : prepared) {
     try {
@@ -558,9 +563,10 @@ BatchResult run_batch(const BatchRequest& request, const BatchObserver& observer
   // The shared base: unnamed in the output directory (same filesystem as the outputs, so the
   // per-device copies can be reflinks), never committed.
   PendingFile base(out_dir + "/.imprint-shared-base.img");
+  const std::string scan_key = golden_scan_key(request.golden_path);  // before the copy: a golden changed since gets another
   copy_image(request.golden_path, base.fd());
-  std::vector<Prepared> good =
-      build_base(base.temp_path(), request.golden_path, request.backend, request.devices_csv, std::move(prepared), result);
+  std::vector<Prepared> good = build_base(base.temp_path(), request.golden_path, scan_key, request.backend,
+                                          request.devices_csv, std::move(prepared), result);
   std::sort(result.bad_rows.begin(), result.bad_rows.end(), [](const BadRow& a, const BadRow& b) { return a.line < b.line; });
 
   std::vector<const Prepared*> work;
@@ -574,7 +580,7 @@ BatchResult run_batch(const BatchRequest& request, const BatchObserver& observer
   }
 
   Context context{request, out_dir, sha256_hex(read_host_file(request.profile_path)),
-                  detail::sparse_file_sha256(request.golden_path), base.fd(), {}, 1};
+                  detail::sparse_file_sha256(request.golden_path), base.fd(), {}, 1, scan_key};
   const std::vector<ManifestRecord> previous = read_manifest(result.manifest_path, CutOff::Drop);
   for (const ManifestRecord& record : compact_records(previous)) context.previous[record["device_id"].get<std::string>()] = record;
   // Compression threads share the cores with the device threads actually running.

@@ -18,6 +18,14 @@ void print_error(const std::string& message) { std::fprintf(stderr, "imprint: %s
 
 void warn(const std::string& message) { std::fprintf(stderr, "imprint: warning: %s\n", escape_control(message).c_str()); }
 
+void print_timing_if_asked() {
+  const char* asked = std::getenv("IMPRINT_TIMING");
+  if (asked == nullptr || std::string(asked) != "1") return;
+  const Ext4ScanStats scans = ext4_scan_stats();
+  std::fprintf(stderr, "imprint: timing: ext4 damage scans: %u run in %.3f s, %u reused\n", scans.run, scans.seconds,
+               scans.reused);
+}
+
 namespace {
 std::pair<std::string, std::string> split_assignment(const std::string& item, const std::string& option) {
   const auto equals = item.find('=');

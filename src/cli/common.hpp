@@ -18,6 +18,9 @@ void write_stdout(std::string_view bytes);
 // names read from images).
 void print_error(const std::string& message);
 void warn(const std::string& message);
+// With IMPRINT_TIMING=1 in the environment: "imprint: timing: ext4 damage scans: 2 run in 0.412 s,
+// 6 reused" on stderr (bench/ measures the scan with it).
+void print_timing_if_asked();
 
 // Variables from --set K=V, --set-file K=PATH and --set-env K=ENV (secrets never need argv).
 struct VariableOptions {

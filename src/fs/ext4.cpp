@@ -14,8 +14,12 @@ extern "C" {  // com_err.h has no C++ linkage guard
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <sstream>
 #include <utility>
 #include <vector>
@@ -32,6 +36,25 @@ namespace {
 constexpr std::size_t kChunkBytes = 1 << 20;  // streaming unit for reads and writes
 
 std::atomic<bool> default_allow_dirty{false};
+
+// Clean scans shared by copies of one golden (Ext4OpenOptions::scan_key). The entry's mutex is held
+// through a scan, so devices stamped in parallel wait for the first verdict instead of all scanning.
+struct SharedScan {
+  std::mutex mutex;
+  bool clean = false;
+};
+
+std::shared_ptr<SharedScan> shared_scan(const std::string& key) {
+  static std::mutex mutex;
+  static std::map<std::string, std::shared_ptr<SharedScan>> scans;
+  const std::lock_guard<std::mutex> lock(mutex);
+  std::shared_ptr<SharedScan>& entry = scans[key];
+  if (!entry) entry = std::make_shared<SharedScan>();
+  return entry;
+}
+
+std::atomic<unsigned> scans_run{0}, scans_reused{0};
+std::atomic<std::int64_t> scan_nanoseconds{0};
 
 std::string library_message(errcode_t code) { return error_message(code); }
 
@@ -143,9 +166,10 @@ using FsHandle = std::unique_ptr<struct struct_ext2_filsys, FsCloser>;
 
 class Ext4Filesystem final : public Filesystem {
  public:
-  Ext4Filesystem(FsHandle fs, std::string name, bool writable, std::unique_ptr<ext4::Scanner> scanner, bool allow_dirty)
+  Ext4Filesystem(FsHandle fs, std::string name, bool writable, std::unique_ptr<ext4::Scanner> scanner, bool allow_dirty,
+                 std::string scan_key)
       : fs_(std::move(fs)), name_(std::move(name)), writable_(writable), scanner_(std::move(scanner)),
-        allow_dirty_(allow_dirty) {}
+        allow_dirty_(allow_dirty), scan_key_(std::move(scan_key)) {}
 
   std::string type() const override;
   FsUsage usage() override;
@@ -179,6 +203,7 @@ class Ext4Filesystem final : public Filesystem {
   // and marks it as modified.
   void require_writable(const std::string& path);
   void scan_once();
+  void run_scan();
 
   ext2_inode_large read_inode(ext2_ino_t ino, const std::string& path) const;
   void write_inode(ext2_ino_t ino, ext2_inode_large& inode, const std::string& path);
@@ -215,7 +240,9 @@ class Ext4Filesystem final : public Filesystem {
   bool modified_ = false;  // untouched filesystems are not flushed: their bytes stay identical
   std::unique_ptr<ext4::Scanner> scanner_;  // until the first change (writable only)
   bool allow_dirty_ = false;
-  std::string refusal_;  // the scan's verdict, repeated for every later change
+  std::string scan_key_;  // a clean scan under this key is shared (Ext4OpenOptions::scan_key)
+  bool dirty_allowed_ = false;  // the scan found damage and --allow-dirty fenced it off
+  std::string refusal_;   // the scan's verdict, repeated for every later change
 };
 
 // One line: the partition, the first problem and what to do about it.
@@ -247,16 +274,35 @@ void Ext4Filesystem::require_writable(const std::string& path) {
 
 // Bitmaps against what the inodes really use, before anything is allocated. --allow-dirty goes on
 // only when the scan saw every block in use; those are then fenced off from the allocator.
+// A copy of a golden whose scan was clean is not scanned again; only a clean verdict is shared (a
+// damaged one refuses the write anyway, and --allow-dirty needs this filesystem's own scan to fence).
 void Ext4Filesystem::scan_once() {
   if (!refusal_.empty()) throw Error(refusal_, ErrorCode::Corrupt);
   if (!scanner_) return;
+  if (scan_key_.empty()) return run_scan();
+  const std::shared_ptr<SharedScan> shared = shared_scan(scan_key_);
+  const std::lock_guard<std::mutex> lock(shared->mutex);
+  if (shared->clean) {
+    ++scans_reused;
+    scanner_.reset();
+    return;
+  }
+  run_scan();  // throws when damaged
+  shared->clean = !dirty_allowed_;
+}
+
+void Ext4Filesystem::run_scan() {
+  const auto start = std::chrono::steady_clock::now();
   const std::string problem = scanner_->scan();
+  ++scans_run;
+  scan_nanoseconds += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
   if (!problem.empty()) {
     if (!allow_dirty_ || !scanner_->complete()) {
       refusal_ = damaged(name_, problem, scanner_->complete(), allow_dirty_);
       throw Error(refusal_, ErrorCode::Corrupt);
     }
     scanner_->protect();
+    dirty_allowed_ = true;
   }
   scanner_.reset();
 }
@@ -862,6 +908,10 @@ void check_bounds(ext2_filsys fs, const Ext4OpenOptions& options) {
 
 void set_default_allow_dirty(bool allow) { default_allow_dirty = allow; }
 
+Ext4ScanStats ext4_scan_stats() {
+  return Ext4ScanStats{scans_run.load(), scans_reused.load(), static_cast<double>(scan_nanoseconds.load()) / 1e9};
+}
+
 std::unique_ptr<Filesystem> open_ext4(const Ext4OpenOptions& options) {
   initialize_ext2_error_table();
   const std::string io_options = "offset=" + std::to_string(options.offset);
@@ -890,6 +940,7 @@ std::unique_ptr<Filesystem> open_ext4(const Ext4OpenOptions& options) {
   fs->now = static_cast<time_t>(reproducible_now());
   const bool allow_dirty = options.allow_dirty || default_allow_dirty;
   std::unique_ptr<ext4::Scanner> scanner;
+  std::string scan_key = options.scan_key;
   if (options.writable) {
     // The cheap checks come before the bitmaps are read from where the descriptors say they are.
     scanner = std::make_unique<ext4::Scanner>(fs.get());
@@ -897,12 +948,15 @@ std::unique_ptr<Filesystem> open_ext4(const Ext4OpenOptions& options) {
     if (!problem.empty() && (!allow_dirty || !scanner->complete())) {
       throw Error(damaged(options.name, problem, scanner->complete(), allow_dirty), ErrorCode::Corrupt);
     }
+    // Damage here means these bytes are not those a shared clean scan saw: scan them on their own.
+    if (!problem.empty()) scan_key.clear();
     const errcode_t loaded = ext2fs_read_bitmaps(fs.get());
     if (loaded != 0) {
       throw Error(options.name + ": cannot read the allocation bitmaps: " + library_message(loaded), code_for(loaded));
     }
   }
-  return std::make_unique<Ext4Filesystem>(std::move(fs), options.name, options.writable, std::move(scanner), allow_dirty);
+  return std::make_unique<Ext4Filesystem>(std::move(fs), options.name, options.writable, std::move(scanner), allow_dirty,
+                                          std::move(scan_key));
 }
 
 }  // namespace imprint

@@ -20,6 +20,7 @@
 
 #include "imprint/error.hpp"
 #include "imprint/fileio.hpp"
+#include "imprint/progress.hpp"
 #include "layout_internal.hpp"
 
 namespace imprint {
@@ -145,7 +146,9 @@ Error decompression_bomb(const std::string& path, std::uint64_t cap) {
 }
 
 // Streams the current entry of reader into fd, holes for zero blocks. Returns the bytes written.
+// A golden of several GiB takes a while to decompress: progress on a terminal.
 std::uint64_t extract_entry(archive* reader, int fd, const std::string& path) {
+  ByteProgress progress("decompressing", "decompressed", path);
   std::vector<char> buffer(kChunk);
   std::uint64_t offset = 0;
   std::optional<std::uint64_t> cap;  // known once the first chunk (the partition table) is written
@@ -163,7 +166,11 @@ std::uint64_t extract_entry(archive* reader, int fd, const std::string& path) {
     write_skipping_zeros(fd, buffer.data(), filled, offset, what);
     offset += filled;
     if (!cap) cap = decompression_cap(fd);
-    if (filled < buffer.size()) return offset;
+    if (filled < buffer.size()) {
+      progress.finish(offset);
+      return offset;
+    }
+    progress.update(offset);
   }
 }
 

@@ -50,6 +50,15 @@ UniqueFd open_image(const std::string& path, OpenMode mode) {
 
 bool is_ext_type(const std::string& fs_type) { return fs_type == "ext2" || fs_type == "ext3" || fs_type == "ext4"; }
 
+std::string golden_scan_key(const std::string& golden_path) {
+  struct stat info {};
+  if (::stat(golden_path.c_str(), &info) != 0) throw_errno("cannot stat " + golden_path);
+  return golden_path + " dev " + std::to_string(info.st_dev) + " ino " + std::to_string(info.st_ino) + " size " +
+         std::to_string(info.st_size) + " mtime " + std::to_string(info.st_mtim.tv_sec) + "." +
+         std::to_string(info.st_mtim.tv_nsec) + " ctime " + std::to_string(info.st_ctim.tv_sec) + "." +
+         std::to_string(info.st_ctim.tv_nsec);
+}
+
 std::string partition_name(const Partition& partition) {
   return describe(Location{partition.number, partition.role, "", ""});
 }
@@ -145,7 +154,9 @@ Filesystem& DiskImage::filesystem(const Partition& partition) {
                   ErrorCode::Unsupported);
     }
     try {
-      opened = open_ext4(Ext4OpenOptions{io_path_, partition.offset, partition.size, writable(), name});
+      Ext4OpenOptions options{io_path_, partition.offset, partition.size, writable(), name};
+      if (!scan_key_.empty()) options.scan_key = scan_key_ + " @" + std::to_string(partition.offset);
+      opened = open_ext4(options);
     } catch (const Error& error) {
       throw Error(named_as_given(error.what()), error.code());
     }

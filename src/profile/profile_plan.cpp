@@ -102,7 +102,7 @@ class PlanBuilder {
         op.bytes = expand_content(spec.value, spec.where, label + ".content");
         op.secret = holds_variables(spec.value);
         break;
-      case ContentKind::Source: op.bytes = source_bytes(spec, label, op.secret); break;
+      case ContentKind::Source: op.bytes = source_bytes(spec, label, op.secret, op.source); break;
       case ContentKind::Credential:
         op.credential = spec.value;
         op.bytes = credential_bytes(spec, label);
@@ -122,8 +122,9 @@ class PlanBuilder {
 
   // A source file is copied byte for byte (a binary must never be rewritten) unless it says
   // template: true.
-  std::string source_bytes(const FileSpec& spec, const std::string& label, bool& secret) const {
+  std::string source_bytes(const FileSpec& spec, const std::string& label, bool& secret, std::string& source) const {
     const std::string path = resolve_host_path(profile_, spec.value, expand(spec.value, spec.where, label + ".source"));
+    source = path;
     std::string bytes;
     try {
       // A binary may be large; a template (a script, a config file) is held to the small-input limit.

@@ -206,6 +206,16 @@ void require_safe_device_id(const std::string& device_id) {
   }
 }
 
+// A source: file is limited by the partition it goes to (the plan, built before the image was open,
+// only guarded memory): refused before anything is written, naming the file and the partition.
+void check_source_fits(const PlanOp& op, const Partition& partition) {
+  if (op.source.empty() || op.bytes.size() <= partition.size) return;
+  throw Error(op.origin + ": source " + op.source + " is " + std::to_string(op.bytes.size()) + " bytes, larger than " +
+                  partition_name(partition) + " (" + std::to_string(partition.size) + " bytes), where " +
+                  op.target.path + " goes",
+              ErrorCode::Invalid);
+}
+
 }  // namespace
 
 DevicePlan prepare_device(const Profile& profile, const std::string& device_id, const Variables& overrides) {
@@ -231,7 +241,10 @@ void check_plan_against_image(DiskImage& image, const Plan& plan) {
   std::map<std::pair<int, std::string>, const PlanOp*> planned;
   for (const PlanOp& op : plan.ops) {
     if (op.kind != OpKind::File && op.kind != OpKind::Symlink) continue;
-    for (const Location& location : resolve(op.target, image)) planned[{location.partition, location.path}] = &op;
+    for (const Location& location : resolve(op.target, image)) {
+      planned[{location.partition, location.path}] = &op;
+      check_source_fits(op, image.partition_number(location.partition));
+    }
   }
   for (const PlanOp& op : plan.ops) {
     if (op.kind != OpKind::File || op.elf_arch.empty()) continue;

@@ -64,11 +64,15 @@ class PostgresSession final : public SqlSession {
 
  private:
   static std::string one_line(std::string text) {
-    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-    for (char& c : text) {
-      if (c == '\n') c = ' ';
+    // libpq's messages span lines, with tabs: one line, single spaces.
+    std::string line;
+    for (const char c : text) {
+      const bool space = c == '\n' || c == '\t' || c == ' ';
+      if (space && (line.empty() || line.back() == ' ')) continue;
+      line += space ? ' ' : c;
     }
-    return text;
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    return line;
   }
 
   std::string location_;

@@ -1,6 +1,11 @@
 // Every transition of a pool entry and every refusal, the same tests on both backends (a SQLite
 // file, and a real PostgreSQL 15 server started for the suite).
+#include <signal.h>
 #include <sqlite3.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
 
 #include "imprint/error.hpp"
 #include "ledger_support.hpp"
@@ -263,6 +268,41 @@ TEST(LedgerOpen, RedactLocationHidesPasswords) {
   EXPECT_EQ(redact_location("postgres://op@db/line?password=pw&sslmode=require"), "postgres://op@db/line?password=***&sslmode=require");
   EXPECT_EQ(redact_location("postgresql://db/line"), "postgresql://db/line");
   EXPECT_EQ(redact_location("/var/lib/ledger:x@y.db"), "/var/lib/ledger:x@y.db");
+}
+
+}  // namespace
+}  // namespace imprint::test
+
+namespace imprint::test {
+namespace {
+
+// The test server itself: a socket in its own directory, no TCP, and nothing left after it.
+TEST(PostgresServerSupport, ListensOnlyOnItsSocketAndLeavesNothingBehind) {
+  std::string directory;
+  pid_t postmaster = 0;
+  {
+    PostgresServer server;
+    directory = server.directory();
+    // postmaster.pid: pid, data dir, start time, port, socket dir, listen address, ...
+    std::vector<std::string> lines;
+    std::istringstream pid_file(read_file(directory + "/data/postmaster.pid"));
+    for (std::string line; std::getline(pid_file, line);) lines.push_back(line);
+    ASSERT_GE(lines.size(), 6u);
+    postmaster = static_cast<pid_t>(std::stol(lines[0]));
+    EXPECT_EQ(lines[4], directory);
+    EXPECT_EQ(lines[5], "") << "the server listens on TCP";
+    EXPECT_EQ(::kill(postmaster, 0), 0);
+    EXPECT_NE(::geteuid() == 0 ? run({"stat", "-c", "%U", directory + "/data"}).out : "nobody\n", "root\n");
+  }
+  EXPECT_FALSE(std::filesystem::exists(directory));
+  // Gone, or a zombie its new parent has not reaped yet (pg_ctl daemonized it): wait a little.
+  const auto alive = [&] {
+    std::ifstream stat("/proc/" + std::to_string(postmaster) + "/stat");
+    std::string pid, name, state;
+    return stat >> pid >> name >> state && state != "Z";
+  };
+  for (int i = 0; i < 50 && alive(); ++i) ::usleep(100'000);
+  EXPECT_FALSE(alive()) << "the postmaster outlived its PostgresServer";
 }
 
 }  // namespace

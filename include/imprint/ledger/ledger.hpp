@@ -52,6 +52,8 @@ struct PoolCounts {
   std::size_t free = 0, allocated = 0, flashed = 0, failed = 0, quarantined = 0;
 };
 
+// One connection per Ledger. A Ledger may be shared by a station's slots (threads): its calls run
+// one at a time. Processes (stations) each open their own.
 class Ledger {
  public:
   virtual ~Ledger() = default;

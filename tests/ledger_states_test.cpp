@@ -149,6 +149,34 @@ TEST_P(LedgerStates, FailedStaysFailedUntilReissued) {
   EXPECT_EQ(again->device_id, "dev-001");
 }
 
+TEST_P(LedgerStates, HistoryKeepsEveryCardAnIdWentTo) {
+  ledger->import_pool(pool_rows(2));
+  EXPECT_TRUE(ledger->history("dev-001").empty());
+  ASSERT_TRUE(ledger->allocate("a", "1", card("c1")));
+  ledger->mark_failed("dev-001", "write error");
+  ledger->reissue_failed();
+  ASSERT_TRUE(ledger->allocate("b", "2", card("c2")));
+  ledger->mark_flashed("dev-001", record_for("dev-001"));
+  ASSERT_TRUE(ledger->allocate("a", "1", card("c3")));
+  ledger->quarantine("dev-002", "card gone");
+  const auto history = ledger->history("dev-001");
+  ASSERT_EQ(history.size(), 5u);
+  const std::vector<PoolState> states{PoolState::Allocated, PoolState::Failed, PoolState::Free, PoolState::Allocated, PoolState::Flashed};
+  const std::vector<std::string> cards{"c1", "c1", "", "c2", "c2"};
+  for (std::size_t i = 0; i < history.size(); ++i) {
+    EXPECT_EQ(history[i].state, states[i]) << i;
+    EXPECT_EQ(history[i].card ? history[i].card->cid : "", cards[i]) << i;
+    EXPECT_EQ(history[i].device_id, "dev-001");
+    EXPECT_FALSE(history[i].record);
+  }
+  EXPECT_EQ(history[1].reason, "write error");
+  EXPECT_EQ(history[1].station, "a");
+  EXPECT_EQ(history[2].reason, "reissued by the operator");
+  EXPECT_EQ(history[3].station, "b");
+  EXPECT_EQ(ledger->history("dev-002").back().state, PoolState::Quarantined);
+  expect_error([&] { ledger->history("dev-999"); }, ErrorCode::NotFound);
+}
+
 TEST_P(LedgerStates, QuarantinedIsNeverReissued) {
   ledger->import_pool(pool_rows(1));
   ASSERT_TRUE(ledger->allocate("s", "1", card("c1")));

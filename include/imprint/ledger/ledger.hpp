@@ -83,6 +83,11 @@ class Ledger {
   // The entries a station left allocated (its crash or kill), for reconciliation at its start.
   virtual std::vector<PoolEntry> allocated_to(const std::string& station) = 0;
 
+  // Every state an entry went through since it was imported, oldest first: each allocation,
+  // flash, failure, quarantine and reissue, with the station, slot and card of the moment (a
+  // reissued id keeps the record of the card that failed with it). The record is not repeated.
+  virtual std::vector<PoolEntry> history(const std::string& device_id) = 0;
+
   virtual PoolCounts counts() = 0;
   virtual std::vector<PoolEntry> entries() = 0;  // the whole pool, by position
 

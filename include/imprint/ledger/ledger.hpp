@@ -52,6 +52,8 @@ struct PoolCounts {
   std::size_t free = 0, allocated = 0, flashed = 0, failed = 0, quarantined = 0;
 };
 
+// One connection per Ledger. A Ledger may be shared by a station's slots (threads): its calls run
+// one at a time. Processes (stations) each open their own.
 class Ledger {
  public:
   virtual ~Ledger() = default;
@@ -66,7 +68,11 @@ class Ledger {
   virtual std::optional<PoolEntry> allocate(const std::string& station, const std::string& slot,
                                             const CardIdentity& card) = 0;
 
-  // allocated -> flashed / failed / quarantined. Error(Invalid) when the entry is not allocated.
+  // allocated -> flashed / failed / quarantined. Error(Invalid) when the entry is not allocated,
+  // Error(NotFound) when the pool has no such device id. mark_flashed also refuses (Invalid) a
+  // record whose "device_id" is not device_id. The record is what `imprint ledger export` writes
+  // out: the manifest record (src/batch/record.cpp: credentials.preauth is the Mender
+  // preauthorization body), plus the DPS enrollment, if any, as credentials.enrollment (an object).
   virtual void mark_flashed(const std::string& device_id, const ManifestRecord& record) = 0;
   virtual void mark_failed(const std::string& device_id, const std::string& reason) = 0;
   virtual void quarantine(const std::string& device_id, const std::string& reason) = 0;
@@ -77,12 +83,36 @@ class Ledger {
   // The entries a station left allocated (its crash or kill), for reconciliation at its start.
   virtual std::vector<PoolEntry> allocated_to(const std::string& station) = 0;
 
+  // Every state an entry went through since it was imported, oldest first: each allocation,
+  // flash, failure, quarantine and reissue, with the station, slot and card of the moment (a
+  // reissued id keeps the card that failed with it). The record is not repeated.
+  virtual std::vector<PoolEntry> history(const std::string& device_id) = 0;
+
   virtual PoolCounts counts() = 0;
   virtual std::vector<PoolEntry> entries() = 0;  // the whole pool, by position
+
+  // Where the ledger is, for messages: the path, or the URL without its password.
+  virtual std::string location() const = 0;
 };
 
 // "postgresql://..." or "postgres://..." opens PostgreSQL; anything else is a SQLite file path.
-// init creates the schema (idempotent); without it a missing ledger is Error(NotFound).
+// init creates the schema (idempotent). Without it, a missing SQLite file is Error(NotFound) and a
+// database without the ledger's tables Error(Invalid); an unreachable server is Error(NotFound).
+// A ledger that cannot be opened or created is an Error naming the path or URL (its password
+// replaced by "***").
 std::unique_ptr<Ledger> open_ledger(const std::string& location, bool init = false);
+
+// The URL with its password (user:PASSWORD@ or password=...) replaced by "***"; paths unchanged.
+std::string redact_location(const std::string& location);
+
+// An entry as JSON (status --json, the station's status page): device_id, position, state, and
+// station, slot, card, reason, updated_at where set. Neither the variables nor the record.
+nlohmann::ordered_json entry_json(const PoolEntry& entry);
+
+// `imprint ledger export`: into directory (created when missing) manifest.jsonl (the record of
+// every flashed entry, by device_id, with its CSV view) and, per flashed device,
+// <id>.preauth.json and <id>.enrollment.json where its record holds them. Returns how many
+// devices. Files are replaced atomically.
+std::size_t export_flashed(Ledger& ledger, const std::string& directory);
 
 }  // namespace imprint

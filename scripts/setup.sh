@@ -21,6 +21,8 @@ PACKAGES=(
   clang libclang-rt-14-dev
   # benchmarks (bench/run: /usr/bin/time for peak RSS)
   time
+  # the factory station: card identity and --watch (libudev)
+  libudev-dev
 )
 
 SUDO=""

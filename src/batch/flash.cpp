@@ -45,24 +45,6 @@ constexpr std::size_t kReadBackChunk = 4 * 1024 * 1024;
 
 namespace fs = std::filesystem;
 
-std::string temp_directory() {
-  const char* directory = std::getenv("TMPDIR");
-  return directory != nullptr && *directory != '\0' ? directory : "/tmp";
-}
-
-// An unnamed temp file: it never has a name, and vanishes with the process, even on kill -9.
-UniqueFd unnamed_temp(const std::string& purpose) {
-  const std::string directory = temp_directory();
-  UniqueFd fd(::open(directory.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
-  if (fd) return fd;
-  if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) throw_errno("cannot create a temp file in " + directory + " for " + purpose);
-  std::string pattern = directory + "/imprint-XXXXXX";
-  UniqueFd named(::mkostemp(pattern.data(), O_CLOEXEC));
-  if (!named) throw_errno("cannot create a temp file in " + directory + " for " + purpose);
-  ::unlink(pattern.c_str());  // unnamed from here on
-  return named;
-}
-
 // Feeds FlashRequest::progress, when there is one, with the bytes of the current phase.
 class Meter {
  public:

@@ -36,15 +36,6 @@ using Clock = std::chrono::steady_clock;
 constexpr std::chrono::milliseconds kProgressEvery{100};
 constexpr std::size_t kLastResults = 8;
 
-// An unnamed temp file for the decompressed golden: it vanishes with the process, even on kill -9.
-UniqueFd unnamed_temp() {
-  const char* env = std::getenv("TMPDIR");
-  const std::string directory = env != nullptr && *env != '\0' ? env : "/tmp";
-  UniqueFd fd(::open(directory.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
-  if (!fd) throw_errno("cannot create a temp file in " + directory + " for the decompressed golden image");
-  return fd;
-}
-
 SlotPhase slot_phase(FlashPhase phase) {
   switch (phase) {
     case FlashPhase::Stamping:
@@ -197,7 +188,7 @@ void Station::Impl::check_inputs() const {
 void Station::Impl::prepare_golden() {
   golden_ = options_.golden_path;
   if (is_compressed_image(options_.golden_path)) {
-    golden_fd_ = unnamed_temp();
+    golden_fd_ = unnamed_temp("the decompressed golden image " + options_.golden_path);
     decompress_image(options_.golden_path, golden_fd_.get());
     golden_ = "/proc/self/fd/" + std::to_string(golden_fd_.get());
   }

@@ -9,6 +9,8 @@ PACKAGES=(
   # libraries
   libext2fs-dev libblkid-dev libfdisk-dev libarchive-dev libssl-dev libyaml-cpp-dev libcli11-dev
   libgtest-dev libgmock-dev nlohmann-json3-dev libguestfs-dev libseccomp-dev
+  # the factory line's ledger: SQLite, and PostgreSQL (client library; the server for its tests)
+  libsqlite3-dev sqlite3 libpqxx-dev postgresql-15
   # fixtures and independent checks
   e2fsprogs dosfstools mtools fdisk util-linux mender-artifact openssl
   gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user-static bmap-tools

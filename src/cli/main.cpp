@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   imprint::cli::add_stamp_commands(app);
   imprint::cli::add_batch_commands(app);
   imprint::cli::add_artifact_commands(app);
+  imprint::cli::add_ledger_commands(app);
   imprint::cli::add_station_commands(app);
   try {
     app.parse(argc, argv);

@@ -9,6 +9,8 @@ PACKAGES=(
   # libraries
   libext2fs-dev libblkid-dev libfdisk-dev libarchive-dev libssl-dev libyaml-cpp-dev libcli11-dev
   libgtest-dev libgmock-dev nlohmann-json3-dev libguestfs-dev libseccomp-dev
+  # the factory station: label QR codes, the HTTP status page
+  libqrencode-dev libcpp-httplib-dev
   # fixtures and independent checks
   e2fsprogs dosfstools mtools fdisk util-linux mender-artifact openssl
   gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user-static bmap-tools
@@ -19,6 +21,11 @@ PACKAGES=(
   libguestfs-tools linux-image-amd64 supermin qemu-utils xfsprogs
   # sanitizers and fuzzing (clang's libFuzzer and runtimes)
   clang libclang-rt-14-dev
+  # station tests: decode label QR codes (SVG rendered to PNG first), load the status page in a
+  # headless browser and decode its screenshot
+  zbar-tools librsvg2-bin chromium python3 python3-pil
+  # station tests: a VT100 emulator to read back what the live TTY view leaves on the screen
+  python3-pyte
   # benchmarks (bench/run: /usr/bin/time for peak RSS)
   time
 )

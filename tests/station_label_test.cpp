@@ -54,6 +54,17 @@ TEST(StationLabel, TheTextShowsTheIdTheShortThumbprintAndTheDate) {
   EXPECT_NE(bare.find(">2025-12-01</text>"), std::string::npos) << bare;
 }
 
+TEST(StationLabel, FromAFlashRecord) {
+  const auto record = nlohmann::ordered_json::parse(
+      R"({"device_id": "dev-9", "credentials": {"sha1_thumbprint": "ABCDEF0123456789FFFF", "sha256_thumbprint": "00"}})");
+  const LabelData label = label_for_record(record);
+  EXPECT_EQ(label.device_id, "dev-9");
+  EXPECT_EQ(label.cert_thumbprint, "ABCDEF0123456789FFFF");
+  EXPECT_EQ(label.date, "");
+  const LabelData without = label_for_record(nlohmann::ordered_json::parse(R"({"device_id": "dev-9", "credentials": null})"));
+  EXPECT_EQ(without.cert_thumbprint, "");
+}
+
 TEST(StationLabel, ControlCharactersNeverReachTheSvg) {
   const std::string svg = label_svg({"dev\x1b[2J", "", "2026\x07"});
   EXPECT_EQ(svg.find('\x1b'), std::string::npos);

@@ -46,6 +46,7 @@ TEST(StationStatus, AnEmptyStationIsValidJsonWithAnEmptySlotList) {
   EXPECT_TRUE(json["slots"].is_array());
   EXPECT_TRUE(json["slots"].empty());
   EXPECT_TRUE(json["last_results"].is_array());
+  EXPECT_EQ(json["results"], 0);
 }
 
 TEST(StationStatus, InvalidUtf8InADeviceIdDumpsWithReplacementInsteadOfThrowing) {

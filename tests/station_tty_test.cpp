@@ -129,6 +129,14 @@ TEST(StationTty, ThePlainLogHasOneLinePerEvent) {
   after.last_results = {"flashed dev-2", "flashed dev-1", "an older one"};
   EXPECT_EQ(status_events(later, after),
             (std::vector<std::string>{"flashed dev-1", "flashed dev-2", "s: flashed 2  failed 0  left in the pool 0"}));
+  // With `results` counted, a result that is neither flashed nor failed (a skipped card) shows too.
+  StationStatus skipped = after;
+  skipped.results = 3;
+  StationStatus next = skipped;
+  next.results = 4;
+  next.last_results.insert(next.last_results.begin(), "/dev/sdb: not started, the station is stopping");
+  EXPECT_EQ(status_events(skipped, next),
+            (std::vector<std::string>{"/dev/sdb: not started, the station is stopping", "s: flashed 2  failed 0  left in the pool 0"}));
   StationStatus removed = after;
   removed.slots.clear();
   EXPECT_EQ(status_events(after, removed), (std::vector<std::string>{"slot /dev/sdb removed"}));

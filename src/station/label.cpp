@@ -136,6 +136,14 @@ std::string label_svg(const LabelData& label) {
   return svg;
 }
 
+LabelData label_for_record(const nlohmann::ordered_json& record) {
+  LabelData label;
+  label.device_id = record.value("device_id", "");
+  const auto credentials = record.find("credentials");
+  if (credentials != record.end() && credentials->is_object()) label.cert_thumbprint = credentials->value("sha1_thumbprint", "");
+  return label;
+}
+
 std::string write_label_svg(const std::string& directory, const LabelData& label) {
   require_safe_device_id(label.device_id);
   std::error_code error;

@@ -35,7 +35,8 @@ nlohmann::json to_json(const StationStatus& status) {
           {"flashed", status.flashed},
           {"failed", status.failed},
           {"pool_left", status.pool_left},
-          {"last_results", status.last_results}};
+          {"last_results", status.last_results},
+          {"results", status.results}};
 }
 
 }  // namespace imprint

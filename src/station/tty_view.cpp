@@ -151,7 +151,9 @@ std::vector<std::string> status_events(const StationStatus& before, const Statio
     }
   }
   for (const auto& [name, slot] : earlier) events.push_back("slot " + escape_control(name) + " removed");
-  const std::size_t finished_before = before.flashed + before.failed, finished_after = after.flashed + after.failed;
+  const bool counted = before.results > 0 || after.results > 0;
+  const std::size_t finished_before = counted ? before.results : before.flashed + before.failed;
+  const std::size_t finished_after = counted ? after.results : after.flashed + after.failed;
   if (finished_after > finished_before) {
     const std::size_t fresh = std::min(finished_after - finished_before, after.last_results.size());
     for (std::size_t i = fresh; i-- > 0;) events.push_back(escape_control(after.last_results[i]));  // oldest first

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace imprint {
 
 struct LabelData {
@@ -13,6 +15,11 @@ struct LabelData {
   std::string cert_thumbprint;  // the certificate's thumbprint in hex (any length; shown short); empty: none
   std::string date;             // as printed; empty: today (UTC, SOURCE_DATE_EPOCH when set), YYYY-MM-DD
 };
+
+// The label of a flashed card from its flash record (the manifest record: "device_id", and
+// "credentials"."sha1_thumbprint", the thumbprint the Azure portal shows, when the profile has
+// credentials); the date is today's.
+LabelData label_for_record(const nlohmann::ordered_json& record);
 
 // The label as an SVG document (text XML-escaped; the QR code encodes the device id's bytes).
 std::string label_svg(const LabelData& label);

@@ -33,9 +33,11 @@ struct StationStatus {
   std::size_t flashed = 0;   // this run
   std::size_t failed = 0;    // this run
   std::size_t pool_left = 0; // free entries in the ledger's pool
-  // One line per finished card (flashed or failed), newest first, a few lines: the views show them,
-  // and the plain (non-TTY) log prints each new one once, counting them by flashed + failed.
+  // One line per finished card, newest first, a few lines: the views show them, and the plain
+  // (non-TTY) log prints each new one once, counting them by `results` (by flashed + failed while
+  // results stays 0).
   std::vector<std::string> last_results;
+  std::size_t results = 0;  // lines ever added to last_results: increment with each one
 };
 
 // The body of GET /api/status: the fields above under their own names, phase as to_string. Device

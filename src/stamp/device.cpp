@@ -195,6 +195,8 @@ std::string os_name(Filesystem& filesystem) {
   return "";
 }
 
+}  // namespace
+
 // Device ids name output files (DIR/<id>.img): nothing that could leave the directory.
 void require_safe_device_id(const std::string& device_id) {
   const bool has_bad_character = std::any_of(device_id.begin(), device_id.end(), [](char c) {
@@ -205,8 +207,6 @@ void require_safe_device_id(const std::string& device_id) {
                 ErrorCode::Invalid);
   }
 }
-
-}  // namespace
 
 DevicePlan prepare_device(const Profile& profile, const std::string& device_id, const Variables& overrides) {
   require_safe_device_id(device_id);

@@ -3,7 +3,9 @@
 // the pool's last id gets nothing; kill -9 mid-write and the restart's reconciliation; Ctrl-C
 // (SIGTERM) finishing the card in flight, or marking it failed after the stop timeout; --watch
 // flashing a card attached after the start and leaving one present before it alone; two station
-// processes on one SQLite ledger and on one real PostgreSQL 15 server, every id used exactly once.
+// processes on one SQLite ledger and on one real PostgreSQL 15 server, every id used exactly once;
+// the labels' QR codes (rsvg-convert, zbarimg) and the status page of a running station in
+// headless Chromium.
 // The cards are the small fixture image's size (184 MiB, sparse); the golden is mbr.img.zst.
 #include <gtest/gtest.h>
 
@@ -21,6 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "browser_support.hpp"
 #include "imprint/ledger/ledger.hpp"
 #include "support.hpp"
 #include "support/postgres.hpp"
@@ -216,7 +219,7 @@ TEST_F(Station, ThreeSlotsFlashTenCardsAndTheEleventhGetsNothing) {
   imprint::open_ledger(ledger, true);
   const auto slots = cards(11);
   std::vector<std::string> args = station_args(ledger, devices_csv(dir_, 10), "line-1", slots);
-  args.insert(args.end(), {"-j", "3"});
+  args.insert(args.end(), {"-j", "3", "--labels", dir_ / "labels"});
   const CommandResult result = run_imprint(args);
   EXPECT_NE(result.status, 0) << result.err;
   EXPECT_EQ(occurrences(result.err, "pool exhausted"), 1u) << result.err;
@@ -233,6 +236,41 @@ TEST_F(Station, ThreeSlotsFlashTenCardsAndTheEleventhGetsNothing) {
   }
   EXPECT_EQ(ids.size(), 10u);
   EXPECT_EQ(empty, 1);  // the 11th card: not one byte written (its backing file allocates nothing)
+  // One label per flashed card; a QR code read back by zbar is the card's id.
+  for (const std::string& id : ids) EXPECT_TRUE(fs::exists(dir_ / ("labels/" + id + ".svg"))) << id;
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir_ / "labels"), fs::directory_iterator()), 10);
+  const std::string png = dir_ / "label.png";
+  const CommandResult rendered = run({"rsvg-convert", "--width", "700", "--background-color", "white", "-o", png, dir_ / "labels/dev-007.svg"});
+  ASSERT_EQ(rendered.status, 0) << "rsvg-convert (Debian librsvg2-bin): " << rendered.err;
+  const CommandResult decoded = run({"zbarimg", "--quiet", "--raw", "-Sbinary", png});
+  EXPECT_EQ(decoded.status, 0) << "zbarimg (Debian zbar-tools): " << decoded.err;
+  EXPECT_EQ(decoded.out, "dev-007\n");
+}
+
+TEST_F(Station, StatusPageOfARunningStationInChromium) {
+  const std::string ledger = dir_ / "ledger.db";
+  imprint::open_ledger(ledger, true);
+  const auto slots = cards(3);
+  const std::string hold = dir_ / "hold";
+  std::vector<std::string> args = station_args(ledger, devices_csv(dir_, 3), "line-h", slots);
+  args.insert(args.end(), {"--http", "127.0.0.1:0"});
+  Background station(args, dir_.path(), {"IMPRINT_TEST_STATION_HOLD=" + hold});
+  ASSERT_TRUE(wait_for([&] { return fs::exists(hold) && station.err().find("status page at ") != std::string::npos; })) << station.err();
+  const std::string err = station.err();
+  const auto at = err.find("status page at ") + std::string("status page at ").size();
+  const std::string url = err.substr(at, err.find('\n', at) - at);
+  const std::string held = read_file(hold).substr(0, read_file(hold).find('\n'));
+  TempDir browser;
+  const StatusPageCapture capture = capture_status_page(url, browser);
+  expect_png_not_blank(capture.screenshot, 1200, 800);
+  expect_dom_shows_the_api_slots(capture);  // every device id /api/status reports is in the page
+  ASSERT_EQ(capture.api["slots"].size(), 3u);
+  bool writing = false;
+  for (const auto& slot : capture.api["slots"]) writing = writing || (slot["device_id"] == held && slot["phase"] == "writing");
+  EXPECT_TRUE(writing) << held << " is not writing in " << capture.api.dump();
+  fs::remove(hold);
+  EXPECT_EQ(station.wait(), 0) << station.err();
+  EXPECT_EQ(count_state(entries(ledger), PoolState::Flashed), 3u);
 }
 
 TEST_F(Station, KillNineMidWriteThenRestartReconciles) {

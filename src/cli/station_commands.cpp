@@ -1,12 +1,20 @@
-// imprint station: the factory line's card writer (the station module does the work). Without a
-// view on a TTY, every card's result is one line on stdout and notes and failures go to stderr.
+// imprint station: the factory line's card writer (the station module does the work). The
+// operator's view goes to stderr (live lines on a terminal, else a plain log); each card's result is
+// also one line on stdout when stdout is not a terminal (a script's record of the run).
+#include <unistd.h>
+
 #include <chrono>
 #include <memory>
+#include <optional>
 
 #include "common.hpp"
+#include "imprint/bytes.hpp"
 #include "imprint/error.hpp"
+#include "imprint/station/http_view.hpp"
+#include "imprint/station/label.hpp"
 #include "imprint/station/signals.hpp"
 #include "imprint/station/station.hpp"
+#include "imprint/station/tty_view.hpp"
 
 namespace imprint::cli {
 
@@ -21,6 +29,8 @@ struct StationCommand {
   VariableOptions variables;
   BackendOption backend;
   long stop_timeout = kDefaultStopTimeout.count();
+  std::string labels, label_cmd, http;
+  bool http_bind = false;
 
   void add_to(CLI::App* command) {
     command->add_option("-p,--profile", options.profile_path, "Profile (YAML)")->required();
@@ -37,6 +47,10 @@ struct StationCommand {
     command->add_flag("--allow-nonremovable", options.allow_nonremovable,
                       "Test/lab: write non-removable disks too (loop devices standing in for cards)");
     command->add_option("--stop-timeout", stop_timeout, "Seconds the cards in flight get after Ctrl-C before they are marked failed");
+    command->add_option("--labels", labels, "Write an SVG label (device id, QR code, thumbprint, date) per flashed card into DIR");
+    command->add_option("--label-cmd", label_cmd, "Run per label, {} = the label's path (e.g. 'lp -d printer {}'; no shell)");
+    command->add_option("--http", http, "Serve a read-only status page and GET /api/status on HOST:PORT (default off)");
+    command->add_flag("--http-bind", http_bind, "Let --http listen on a non-loopback address (it has no access control)");
     variables.add_to(command);
     backend.add_to(command);
   }
@@ -44,15 +58,38 @@ struct StationCommand {
   void run() {
     options.backend = backend.get();
     options.overrides = variables.collect();
+    // Every option is checked before the station starts.
+    if (!label_cmd.empty() && labels.empty()) throw Error("--label-cmd needs --labels DIR", ErrorCode::Invalid);
+    std::optional<LabelCommand> print_label;
+    if (!label_cmd.empty()) print_label.emplace(label_cmd);
+    std::optional<HttpAddress> address;
+    if (!http.empty()) address = parse_http_address(http, http_bind);
+
+    StatusTicker* view = nullptr;  // set once the view exists; the hooks run only inside run()
+    const bool results_to_stdout = ::isatty(STDOUT_FILENO) != 1;
+    auto say = [&](const std::string& line) { view->print("imprint: " + escape_control(line)); };
     StationHooks hooks;
-    hooks.note = [](const std::string& line) { print_error(line); };
-    hooks.card_done = [](const CardResult& card) {
-      for (const std::string& warning : card.warnings) warn(card.target + ": " + warning);
-      if (card.outcome == CardOutcome::Flashed) write_stdout(card.message + "\n");
-      else print_error(card.message);
-      std::fflush(stdout);
+    hooks.note = say;
+    hooks.card_done = [&](const CardResult& card) {
+      for (const std::string& warning : card.warnings) say("warning: " + card.target + ": " + warning);
+      if (card.outcome == CardOutcome::Flashed && !labels.empty()) label(card, print_label, say);
+      if (results_to_stdout) {
+        write_stdout(card.message + "\n");
+        std::fflush(stdout);
+      } else if (view->live()) {
+        say(card.message);
+      }
     };
     Station station(options, hooks);
+    StatusTicker ticker([&] { return station.snapshot(); });
+    view = &ticker;
+    ticker.start();
+    std::unique_ptr<StatusServer> server;
+    if (address) {
+      server = std::make_unique<StatusServer>(*address, [&] { return station.snapshot(); });
+      server->start();
+      say("status page at " + server->url());
+    }
     StationReport report;
     int signal_number = 0;
     {
@@ -60,6 +97,23 @@ struct StationCommand {
       report = station.run();
       signal_number = signals.received();
     }
+    if (server) server->stop();
+    ticker.stop();
+    summarize(report, signal_number);
+  }
+
+  // The label of a flashed card, and its print command: a failure is a warning, not a failed card.
+  void label(const CardResult& card, const std::optional<LabelCommand>& print_label, const std::function<void(const std::string&)>& say) const {
+    try {
+      const std::string path = write_label_svg(labels, label_for_record(card.record));
+      if (!print_label) return;
+      if (const std::string failure = print_label->run(path); !failure.empty()) say("warning: " + failure);
+    } catch (const std::exception& error) {
+      say(std::string("warning: ") + card.device_id + ": no label: " + error.what());
+    }
+  }
+
+  void summarize(const StationReport& report, int signal_number) const {
     std::size_t flashed = 0;
     for (const CardResult& card : report.cards) flashed += card.outcome == CardOutcome::Flashed ? 1 : 0;
     const std::string summary = std::to_string(flashed) + " of " + std::to_string(report.cards.size()) + " card(s) flashed; pool: " +

@@ -420,10 +420,12 @@ void Station::Impl::finish(CardResult result) {
       status.phase = result.outcome == CardOutcome::Flashed ? SlotPhase::Done : SlotPhase::Failed;
       status.device_id = result.device_id;
       status.result = result.outcome == CardOutcome::Flashed ? "flashed " + result.device_id : result.message;
+      status.result_failed = result.outcome != CardOutcome::Flashed;
     }
     if (result.outcome == CardOutcome::Flashed) ++status_.flashed;
     else if (result.outcome != CardOutcome::Skipped) ++status_.failed;
     status_.last_results.insert(status_.last_results.begin(), result.message);
+    ++status_.results;
     if (status_.last_results.size() > kLastResults) status_.last_results.resize(kLastResults);
     results_.push_back(result);
   }
@@ -474,15 +476,21 @@ void Station::Impl::start(CardJob job) {
 void Station::Impl::watch() {
   DiskWatcher watcher(options_.watch_match);
   note("watching for new cards" + (options_.watch_match.empty() ? std::string() : " matching " + options_.watch_match));
+  std::vector<std::string> waiting;  // new cards in readers whose previous card is still finishing
   while (!stopping_) {
-    const std::optional<std::string> disk = watcher.next(std::chrono::milliseconds(200));
-    if (!disk) continue;
-    {
-      std::lock_guard lock(work_mutex_);
-      if (busy_.count(*disk) != 0) continue;
+    if (const std::optional<std::string> disk = watcher.next(std::chrono::milliseconds(200))) waiting.push_back(*disk);
+    for (auto it = waiting.begin(); it != waiting.end() && !stopping_;) {
+      {
+        std::lock_guard lock(work_mutex_);
+        if (busy_.count(*it) != 0) {
+          ++it;
+          continue;
+        }
+      }
+      note(*it + ": a new card");
+      start(CardJob{*it, *it, std::nullopt});
+      it = waiting.erase(it);
     }
-    note(*disk + ": a new card");
-    start(CardJob{*disk, *disk, std::nullopt});
   }
 }
 

@@ -77,10 +77,11 @@ class Background {
  public:
   Background(const std::vector<std::string>& arguments, const std::string& directory, const std::vector<std::string>& environment = {})
       : out_(directory + "/out-" + std::to_string(counter()++)), err_(out_ + ".err") {
+    // Opened here, so that they exist before the child runs.
+    const int out = ::open(out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    const int err = ::open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     pid_ = ::fork();
     if (pid_ == 0) {
-      const int out = ::open(out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      const int err = ::open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
       ::dup2(out, 1);
       ::dup2(err, 2);
       ::setpgid(0, 0);  // not in the test's process group
@@ -93,6 +94,8 @@ class Background {
       ::execv(pointers[0], pointers.data());
       ::_exit(127);
     }
+    ::close(out);
+    ::close(err);
   }
   ~Background() {
     if (pid_ > 0) {
@@ -244,7 +247,7 @@ TEST_F(Station, ThreeSlotsFlashTenCardsAndTheEleventhGetsNothing) {
   ASSERT_EQ(rendered.status, 0) << "rsvg-convert (Debian librsvg2-bin): " << rendered.err;
   const CommandResult decoded = run({"zbarimg", "--quiet", "--raw", "-Sbinary", png});
   EXPECT_EQ(decoded.status, 0) << "zbarimg (Debian zbar-tools): " << decoded.err;
-  EXPECT_EQ(decoded.out, "dev-007\n");
+  EXPECT_EQ(decoded.out, "dev-007");
 }
 
 TEST_F(Station, StatusPageOfARunningStationInChromium) {

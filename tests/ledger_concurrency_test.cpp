@@ -108,6 +108,9 @@ TEST_P(LedgerConcurrency, ManyProcessesAllocateEveryIdExactlyOnce) {
         write_line(report.write, station + " " + entry->device_id);
         // Half the ids are recorded right away: transitions interleave with allocations.
         if (entry->position % 2 == 0) ledger->mark_flashed(entry->device_id, {{"device_id", entry->device_id}});
+        // A station writes a card between two allocations. Without a pause, SQLite's busy handler
+        // (which sleeps, then retries) lets one process take the write lock again and again.
+        ::usleep(2000);
       }
       write_line(report.write, station + " exhausted");
     }));

@@ -1,6 +1,11 @@
 // Every transition of a pool entry and every refusal, the same tests on both backends (a SQLite
 // file, and a real PostgreSQL 15 server started for the suite).
+#include <signal.h>
 #include <sqlite3.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
 
 #include "imprint/error.hpp"
 #include "ledger_support.hpp"
@@ -144,6 +149,34 @@ TEST_P(LedgerStates, FailedStaysFailedUntilReissued) {
   EXPECT_EQ(again->device_id, "dev-001");
 }
 
+TEST_P(LedgerStates, HistoryKeepsEveryCardAnIdWentTo) {
+  ledger->import_pool(pool_rows(2));
+  EXPECT_TRUE(ledger->history("dev-001").empty());
+  ASSERT_TRUE(ledger->allocate("a", "1", card("c1")));
+  ledger->mark_failed("dev-001", "write error");
+  ledger->reissue_failed();
+  ASSERT_TRUE(ledger->allocate("b", "2", card("c2")));
+  ledger->mark_flashed("dev-001", record_for("dev-001"));
+  ASSERT_TRUE(ledger->allocate("a", "1", card("c3")));
+  ledger->quarantine("dev-002", "card gone");
+  const auto history = ledger->history("dev-001");
+  ASSERT_EQ(history.size(), 5u);
+  const std::vector<PoolState> states{PoolState::Allocated, PoolState::Failed, PoolState::Free, PoolState::Allocated, PoolState::Flashed};
+  const std::vector<std::string> cards{"c1", "c1", "", "c2", "c2"};
+  for (std::size_t i = 0; i < history.size(); ++i) {
+    EXPECT_EQ(history[i].state, states[i]) << i;
+    EXPECT_EQ(history[i].card ? history[i].card->cid : "", cards[i]) << i;
+    EXPECT_EQ(history[i].device_id, "dev-001");
+    EXPECT_FALSE(history[i].record);
+  }
+  EXPECT_EQ(history[1].reason, "write error");
+  EXPECT_EQ(history[1].station, "a");
+  EXPECT_EQ(history[2].reason, "reissued by the operator");
+  EXPECT_EQ(history[3].station, "b");
+  EXPECT_EQ(ledger->history("dev-002").back().state, PoolState::Quarantined);
+  expect_error([&] { ledger->history("dev-999"); }, ErrorCode::NotFound);
+}
+
 TEST_P(LedgerStates, QuarantinedIsNeverReissued) {
   ledger->import_pool(pool_rows(1));
   ASSERT_TRUE(ledger->allocate("s", "1", card("c1")));
@@ -263,6 +296,41 @@ TEST(LedgerOpen, RedactLocationHidesPasswords) {
   EXPECT_EQ(redact_location("postgres://op@db/line?password=pw&sslmode=require"), "postgres://op@db/line?password=***&sslmode=require");
   EXPECT_EQ(redact_location("postgresql://db/line"), "postgresql://db/line");
   EXPECT_EQ(redact_location("/var/lib/ledger:x@y.db"), "/var/lib/ledger:x@y.db");
+}
+
+}  // namespace
+}  // namespace imprint::test
+
+namespace imprint::test {
+namespace {
+
+// The test server itself: a socket in its own directory, no TCP, and nothing left after it.
+TEST(PostgresServerSupport, ListensOnlyOnItsSocketAndLeavesNothingBehind) {
+  std::string directory;
+  pid_t postmaster = 0;
+  {
+    PostgresServer server;
+    directory = server.directory();
+    // postmaster.pid: pid, data dir, start time, port, socket dir, listen address, ...
+    std::vector<std::string> lines;
+    std::istringstream pid_file(read_file(directory + "/data/postmaster.pid"));
+    for (std::string line; std::getline(pid_file, line);) lines.push_back(line);
+    ASSERT_GE(lines.size(), 6u);
+    postmaster = static_cast<pid_t>(std::stol(lines[0]));
+    EXPECT_EQ(lines[4], directory);
+    EXPECT_EQ(lines[5], "") << "the server listens on TCP";
+    EXPECT_EQ(::kill(postmaster, 0), 0);
+    EXPECT_NE(::geteuid() == 0 ? run({"stat", "-c", "%U", directory + "/data"}).out : "nobody\n", "root\n");
+  }
+  EXPECT_FALSE(std::filesystem::exists(directory));
+  // Gone, or a zombie its new parent has not reaped yet (pg_ctl daemonized it): wait a little.
+  const auto alive = [&] {
+    std::ifstream stat("/proc/" + std::to_string(postmaster) + "/stat");
+    std::string pid, name, state;
+    return stat >> pid >> name >> state && state != "Z";
+  };
+  for (int i = 0; i < 50 && alive(); ++i) ::usleep(100'000);
+  EXPECT_FALSE(alive()) << "the postmaster outlived its PostgresServer";
 }
 
 }  // namespace

@@ -10,7 +10,7 @@ namespace imprint::detail {
 
 inline constexpr const char* kSchemaVersion = "1";
 
-inline constexpr std::array<const char*, 4> kSchema{
+inline constexpr std::array<const char*, 5> kSchema{
     "CREATE TABLE IF NOT EXISTS imprint_ledger (key TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL)",
     // One row per pool entry. station/slot/card say where an allocated id went and stay with it
     // when it is flashed, failed or quarantined; a free row has none.
@@ -29,6 +29,18 @@ inline constexpr std::array<const char*, 4> kSchema{
     " CHECK ((state = 'free') = (station = '')),"
     " CHECK ((state = 'flashed') = (record <> '')))",
     "CREATE INDEX IF NOT EXISTS imprint_pool_state ON imprint_pool (state, position)",
+    // Every state a row entered, written in the transaction that changed it: which cards held an
+    // id, also after a failed one was reissued (that card may still hold the key).
+    "CREATE TABLE IF NOT EXISTS imprint_history ("
+    " device_id TEXT NOT NULL,"
+    " seq BIGINT NOT NULL,"
+    " state TEXT NOT NULL,"
+    " station TEXT NOT NULL,"
+    " slot TEXT NOT NULL,"
+    " card TEXT NOT NULL,"
+    " reason TEXT NOT NULL,"
+    " at TEXT NOT NULL,"
+    " PRIMARY KEY (device_id, seq))",
     "INSERT INTO imprint_ledger (key, value) VALUES ('schema', '1') ON CONFLICT (key) DO NOTHING",
 };
 

@@ -92,6 +92,7 @@ class SqlLedger final : public Ledger {
                                    {station, slot, card_text(card), now_utc(), next[0][0]});
       if (rows.size() != 1) throw Error("ledger " + location() + ": device " + next[0][0] + " changed while being allocated");
       entry = parse_entry(rows[0]);
+      remember(entry->device_id);
     });
     return entry;
   }
@@ -112,16 +113,30 @@ class SqlLedger final : public Ledger {
   std::size_t reissue_failed() override {
     std::size_t count = 0;
     write([&] {
-      count = db_->query("UPDATE imprint_pool SET state = 'free', station = '', slot = '', card = '', reason = '', updated_at = $1 "
-                         "WHERE state = 'failed' RETURNING device_id",
-                         {now_utc()})
-                  .size();
+      const auto reissued = db_->query("UPDATE imprint_pool SET state = 'free', station = '', slot = '', card = '', "
+                                       "reason = 'reissued by the operator', updated_at = $1 WHERE state = 'failed' RETURNING device_id",
+                                       {now_utc()});
+      for (const SqlRow& row : reissued) remember(row.at(0));
+      count = reissued.size();
     });
     return count;
   }
 
   std::vector<PoolEntry> allocated_to(const std::string& station) override {
     return select(" WHERE state = 'allocated' AND station = $1", {station});
+  }
+
+  std::vector<PoolEntry> history(const std::string& device_id) override {
+    std::vector<PoolEntry> result;
+    read([&] {
+      const auto pool = db_->query("SELECT position, variables FROM imprint_pool WHERE device_id = $1", {device_id});
+      if (pool.empty()) throw Error("ledger " + location() + ": no device " + device_id + " in the pool", ErrorCode::NotFound);
+      for (const SqlRow& row : db_->query("SELECT state, station, slot, card, reason, at FROM imprint_history WHERE device_id = $1 ORDER BY seq",
+                                          {device_id})) {
+        result.push_back(parse_entry({device_id, pool[0][0], pool[0][1], row.at(0), row.at(1), row.at(2), row.at(3), "", row.at(4), row.at(5)}));
+      }
+    });
+    return result;
   }
 
   PoolCounts counts() override {
@@ -188,7 +203,17 @@ class SqlLedger final : public Ledger {
       }
       db_->query("UPDATE imprint_pool SET state = $1, record = $2, reason = $3, updated_at = $4 WHERE device_id = $5 AND state = 'allocated'",
                  {to_string(to), record, reason, now_utc(), device_id});
+      remember(device_id);
     });
+  }
+
+  // Appends the row's current state to its history (inside the caller's transaction, which holds
+  // the row: the sequence number cannot race).
+  void remember(const std::string& device_id) {
+    db_->query("INSERT INTO imprint_history (device_id, seq, state, station, slot, card, reason, at) "
+               "SELECT device_id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM imprint_history WHERE device_id = $1), "
+               "state, station, slot, card, reason, updated_at FROM imprint_pool WHERE device_id = $1",
+               {device_id});
   }
 
   std::vector<PoolEntry> select(const std::string& where, const std::vector<std::string>& parameters) {

@@ -52,6 +52,8 @@ struct PoolCounts {
   std::size_t free = 0, allocated = 0, flashed = 0, failed = 0, quarantined = 0;
 };
 
+// One connection per Ledger. A Ledger may be shared by a station's slots (threads): its calls run
+// one at a time. Processes (stations) each open their own.
 class Ledger {
  public:
   virtual ~Ledger() = default;
@@ -81,6 +83,11 @@ class Ledger {
   // The entries a station left allocated (its crash or kill), for reconciliation at its start.
   virtual std::vector<PoolEntry> allocated_to(const std::string& station) = 0;
 
+  // Every state an entry went through since it was imported, oldest first: each allocation,
+  // flash, failure, quarantine and reissue, with the station, slot and card of the moment (a
+  // reissued id keeps the card that failed with it). The record is not repeated.
+  virtual std::vector<PoolEntry> history(const std::string& device_id) = 0;
+
   virtual PoolCounts counts() = 0;
   virtual std::vector<PoolEntry> entries() = 0;  // the whole pool, by position
 
@@ -89,7 +96,8 @@ class Ledger {
 };
 
 // "postgresql://..." or "postgres://..." opens PostgreSQL; anything else is a SQLite file path.
-// init creates the schema (idempotent); without it a missing ledger is Error(NotFound).
+// init creates the schema (idempotent). Without it, a missing SQLite file is Error(NotFound) and a
+// database without the ledger's tables Error(Invalid); an unreachable server is Error(NotFound).
 // A ledger that cannot be opened or created is an Error naming the path or URL (its password
 // replaced by "***").
 std::unique_ptr<Ledger> open_ledger(const std::string& location, bool init = false);

@@ -14,6 +14,11 @@ TEST(StationStatus, EveryPhaseHasItsOwnName) {
   EXPECT_EQ(names.size(), std::size(phases));
   EXPECT_EQ(to_string(SlotPhase::Writing), "writing");
   EXPECT_EQ(to_string(SlotPhase::Failed), "failed");
+  EXPECT_TRUE(is_busy(SlotPhase::Writing));
+  EXPECT_TRUE(is_busy(SlotPhase::Allocating));
+  EXPECT_FALSE(is_busy(SlotPhase::Idle));
+  EXPECT_FALSE(is_busy(SlotPhase::Done));
+  EXPECT_FALSE(is_busy(SlotPhase::Failed));
 }
 
 TEST(StationStatus, JsonHoldsEverySlotAndTheTotals) {
@@ -39,6 +44,23 @@ TEST(StationStatus, JsonHoldsEverySlotAndTheTotals) {
   EXPECT_EQ(json["failed"], 1);
   EXPECT_EQ(json["pool_left"], 6);
   EXPECT_EQ(json["last_results"][1], "failed dev-x: read-back verify failed");
+}
+
+TEST(StationStatus, ProgressIsKnownWhileBusyWithATotalAndOnceDone) {
+  SlotStatus slot;
+  slot.bytes_done = 250;
+  slot.bytes_total = 1000;
+  slot.phase = SlotPhase::Writing;
+  EXPECT_DOUBLE_EQ(progress(slot).value(), 0.25);
+  slot.bytes_done = 2000;
+  EXPECT_DOUBLE_EQ(progress(slot).value(), 1.0) << "never past the end";
+  slot.phase = SlotPhase::Done;
+  slot.bytes_total = 0;
+  EXPECT_DOUBLE_EQ(progress(slot).value(), 1.0);
+  slot.phase = SlotPhase::Failed;
+  EXPECT_FALSE(progress(slot));
+  slot.phase = SlotPhase::Stamping;
+  EXPECT_FALSE(progress(slot)) << "no total yet";
 }
 
 TEST(StationStatus, AnEmptyStationIsValidJsonWithAnEmptySlotList) {

@@ -16,25 +16,11 @@
 
 #include "imprint/bytes.hpp"
 #include "imprint/error.hpp"
+#include "markup.hpp"
 
 namespace imprint {
 
 namespace {
-
-std::string html_escape(std::string_view text) {
-  std::string out;
-  for (char c : escape_control(text)) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
 
 int parse_port(const std::string& text, const std::string& value) {
   const bool digits = !text.empty() && text.size() <= 5 && text.find_first_not_of("0123456789") == std::string::npos;
@@ -61,22 +47,18 @@ progress { width: 12em; height: 1.1em; vertical-align: middle; }
 ol { font-family: monospace; } .note { color: #777; font-size: .9em; margin-top: 2em; }
 )";
 
-bool busy(SlotPhase phase) { return phase != SlotPhase::Idle && phase != SlotPhase::Done && phase != SlotPhase::Failed; }
-
 std::string slot_row(const SlotStatus& slot) {
-  std::string progress;
-  if (slot.phase == SlotPhase::Done || (busy(slot.phase) && slot.bytes_total > 0)) {
-    const double fraction =
-        slot.phase == SlotPhase::Done ? 1.0 : std::min(1.0, static_cast<double>(slot.bytes_done) / static_cast<double>(slot.bytes_total));
-    const std::string percent = std::to_string(static_cast<int>(fraction * 100));
-    progress = "<progress max=\"100\" value=\"" + percent + "\"></progress> " + percent + "%";
+  std::string bar;
+  if (const std::optional<double> fraction = progress(slot)) {
+    const std::string percent = std::to_string(static_cast<int>(*fraction * 100));
+    bar = "<progress max=\"100\" value=\"" + percent + "\"></progress> " + percent + "%";
   }
   char rate[32] = "";
-  if (busy(slot.phase) && slot.mib_per_s > 0) std::snprintf(rate, sizeof rate, "%.1f", slot.mib_per_s);
+  if (is_busy(slot.phase) && slot.mib_per_s > 0) std::snprintf(rate, sizeof rate, "%.1f", slot.mib_per_s);
   const std::string phase = to_string(slot.phase);
-  return "<tr class=\"slot\"><td>" + html_escape(slot.slot) + "</td><td>" + html_escape(slot.target) + "</td><td class=\"device-id\">" +
-         html_escape(slot.device_id) + "</td><td class=\"phase-" + phase + "\">" + phase + "</td><td>" + progress + "</td><td>" + rate +
-         "</td><td class=\"result " + (slot.result_failed ? "bad" : "ok") + "\">" + html_escape(slot.result) + "</td></tr>\n";
+  return "<tr class=\"slot\"><td>" + escape_markup(slot.slot) + "</td><td>" + escape_markup(slot.target) + "</td><td class=\"device-id\">" +
+         escape_markup(slot.device_id) + "</td><td class=\"phase-" + phase + "\">" + phase + "</td><td>" + bar + "</td><td>" + rate +
+         "</td><td class=\"result " + (slot.result_failed ? "bad" : "ok") + "\">" + escape_markup(slot.result) + "</td></tr>\n";
 }
 
 }  // namespace
@@ -119,7 +101,7 @@ HttpAddress parse_http_address(const std::string& text, bool allow_non_loopback)
 }
 
 std::string status_page_html(const StationStatus& status) {
-  const std::string station = html_escape(status.station);
+  const std::string station = escape_markup(status.station);
   std::string page = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
                      "<meta http-equiv=\"refresh\" content=\"1\">\n<title>imprint station " + station + "</title>\n<style>" +
                      kStyle + "</style></head>\n<body>\n<h1>imprint station <span id=\"station\">" + station + "</span></h1>\n";
@@ -131,7 +113,7 @@ std::string status_page_html(const StationStatus& status) {
   for (const SlotStatus& slot : status.slots) page += slot_row(slot);
   if (status.slots.empty()) page += "<tr><td colspan=\"7\">no slot yet: waiting for a card</td></tr>\n";
   page += "</tbody></table>\n<h2>Last results</h2>\n<ol id=\"last-results\">\n";
-  for (const std::string& result : status.last_results) page += "<li>" + html_escape(result) + "</li>\n";
+  for (const std::string& result : status.last_results) page += "<li>" + escape_markup(result) + "</li>\n";
   page += "</ol>\n<p class=\"note\">Read-only; refreshes every second. JSON: <a href=\"/api/status\">/api/status</a></p>\n</body></html>\n";
   return page;
 }

@@ -22,6 +22,7 @@
 #include "imprint/bytes.hpp"
 #include "imprint/device.hpp"
 #include "imprint/error.hpp"
+#include "markup.hpp"
 #include "imprint/fileio.hpp"
 
 extern char** environ;
@@ -36,21 +37,6 @@ constexpr double kLabelWidth = 70, kLabelHeight = 30, kMargin = 2;
 constexpr double kQrSide = kLabelHeight - 2 * kMargin;
 constexpr double kTextX = kMargin + kQrSide + 2, kTextWidth = kLabelWidth - kTextX - kMargin;
 constexpr int kQuietZone = 4;  // modules of white around the code, as the QR standard asks
-
-std::string xml_escape(std::string_view text) {
-  std::string out;
-  for (char c : escape_control(text)) {  // control characters are not allowed in XML 1.0
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
 
 std::string number(double value) {
   std::ostringstream out;
@@ -120,7 +106,7 @@ std::string text_element(double y, double size, const std::string& weight, const
 }  // namespace
 
 std::string label_svg(const LabelData& label) {
-  const std::string id_text = xml_escape(label.device_id);
+  const std::string id_text = escape_markup(label.device_id);
   // A monospace glyph is about 0.6 em wide: shrink long ids to fit the text column.
   const double id_size = std::min(5.0, kTextWidth / (0.6 * static_cast<double>(std::max<std::size_t>(code_points(id_text), 1))));
   std::string svg = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" +
@@ -131,7 +117,7 @@ std::string label_svg(const LabelData& label) {
   svg += text_element(11, id_size, "bold", id_text);
   const std::string thumbprint = short_thumbprint(label.cert_thumbprint);
   if (!thumbprint.empty()) svg += text_element(18, 3, "normal", "cert " + thumbprint);
-  svg += text_element(24, 3, "normal", xml_escape(label.date.empty() ? today() : label.date));
+  svg += text_element(24, 3, "normal", escape_markup(label.date.empty() ? today() : label.date));
   svg += "</svg>\n";
   return svg;
 }

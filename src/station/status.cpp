@@ -1,6 +1,8 @@
 // The station's status snapshot as text and JSON (see station/status.hpp).
 #include "imprint/station/status.hpp"
 
+#include <algorithm>
+
 namespace imprint {
 
 std::string to_string(SlotPhase phase) {
@@ -15,6 +17,14 @@ std::string to_string(SlotPhase phase) {
     case SlotPhase::Failed: return "failed";
   }
   return "unknown";
+}
+
+bool is_busy(SlotPhase phase) { return phase != SlotPhase::Idle && phase != SlotPhase::Done && phase != SlotPhase::Failed; }
+
+std::optional<double> progress(const SlotStatus& slot) {
+  if (slot.phase == SlotPhase::Done) return 1.0;
+  if (!is_busy(slot.phase) || slot.bytes_total == 0) return std::nullopt;
+  return std::min(1.0, static_cast<double>(slot.bytes_done) / static_cast<double>(slot.bytes_total));
 }
 
 nlohmann::json to_json(const StationStatus& status) {

@@ -54,8 +54,6 @@ const char* phase_colour(SlotPhase phase) {
   }
 }
 
-bool busy(SlotPhase phase) { return phase != SlotPhase::Idle && phase != SlotPhase::Done && phase != SlotPhase::Failed; }
-
 std::string format(const char* pattern, double value) {
   char text[32];
   std::snprintf(text, sizeof text, pattern, value);
@@ -96,19 +94,17 @@ Layout layout_for(const StationStatus& status, std::size_t width) {
 }
 
 std::string slot_line(const SlotStatus& slot, const Layout& layout, std::size_t width, bool colour) {
-  const bool measured = slot.bytes_total > 0 && slot.phase != SlotPhase::Idle;
-  const double fraction = slot.phase == SlotPhase::Done ? 1.0
-                          : measured ? std::min(1.0, static_cast<double>(slot.bytes_done) / static_cast<double>(slot.bytes_total))
-                                     : 0.0;
+  const std::optional<double> done = progress(slot);
+  const double fraction = done.value_or(0);
   std::string bar;
   if (layout.bar > 0) {
     const auto filled = static_cast<std::size_t>(fraction * static_cast<double>(layout.bar));
-    bar = busy(slot.phase) || slot.phase == SlotPhase::Done
+    bar = is_busy(slot.phase) || slot.phase == SlotPhase::Done
               ? "[" + std::string(filled, '#') + std::string(layout.bar - filled, '.') + "] "
               : std::string(layout.bar + 3, ' ');
   }
-  const std::string percent = measured || slot.phase == SlotPhase::Done ? format("%3.0f%%", fraction * 100) : "    ";
-  const std::string rate = fit(busy(slot.phase) && slot.mib_per_s > 0 ? format("%.1f MiB/s", slot.mib_per_s) : "", 11);
+  const std::string percent = done ? format("%3.0f%%", fraction * 100) : "    ";
+  const std::string rate = fit(is_busy(slot.phase) && slot.mib_per_s > 0 ? format("%.1f MiB/s", slot.mib_per_s) : "", 11);
   const std::string phase = fit(to_string(slot.phase), 10);
   const std::string head = fit(escape_control(slot.slot), layout.slot) + " " + fit(escape_control(slot.device_id), layout.device) + " ";
   const std::string tail = " " + bar + percent + " " + rate;
@@ -146,7 +142,7 @@ std::vector<std::string> status_events(const StationStatus& before, const Statio
     const SlotStatus* old = found == earlier.end() ? nullptr : found->second;
     if (found != earlier.end()) earlier.erase(found);
     // Finished cards are told by their result below; here, what a slot has started doing.
-    if (busy(slot.phase) && (old == nullptr || old->phase != slot.phase || old->device_id != slot.device_id)) {
+    if (is_busy(slot.phase) && (old == nullptr || old->phase != slot.phase || old->device_id != slot.device_id)) {
       events.push_back(name + ": " + (slot.device_id.empty() ? "" : escape_control(slot.device_id) + " ") + to_string(slot.phase));
     }
   }

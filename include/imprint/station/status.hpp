@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,8 @@ namespace imprint {
 
 enum class SlotPhase { Idle, Allocating, Stamping, Writing, Verifying, Recording, Done, Failed };
 std::string to_string(SlotPhase phase);
+// Working on a card: neither idle nor showing a finished card's result.
+bool is_busy(SlotPhase phase);
 
 struct SlotStatus {
   std::string slot;       // the slot's name (the target's device node, or its udev path)
@@ -43,5 +46,9 @@ struct StationStatus {
 // The body of GET /api/status: the fields above under their own names, phase as to_string. Device
 // ids are untrusted bytes: dump it with nlohmann::json::error_handler_t::replace.
 nlohmann::json to_json(const StationStatus& status);
+
+// How far the slot's card is, 0 to 1: 1 once done, bytes_done of bytes_total while busy with a
+// known total; nullopt otherwise (idle, failed, or nothing measured yet).
+std::optional<double> progress(const SlotStatus& slot);
 
 }  // namespace imprint

@@ -11,6 +11,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev nlohmann-json3-dev libguestfs-dev libseccomp-dev
   # the factory line's ledger: SQLite, and PostgreSQL (client library; the server for its tests)
   libsqlite3-dev sqlite3 libpqxx-dev postgresql-15
+  # the factory station: label QR codes, the HTTP status page
+  libqrencode-dev libcpp-httplib-dev
   # fixtures and independent checks
   e2fsprogs dosfstools mtools fdisk util-linux mender-artifact openssl
   bsdutils  # script(1): runs imprint on a pseudo-terminal (progress tests)
@@ -22,8 +24,15 @@ PACKAGES=(
   libguestfs-tools linux-image-amd64 supermin qemu-utils xfsprogs
   # sanitizers and fuzzing (clang's libFuzzer and runtimes)
   clang libclang-rt-14-dev
+  # station tests: decode label QR codes (SVG rendered to PNG first), load the status page in a
+  # headless browser and decode its screenshot
+  zbar-tools librsvg2-bin chromium python3 python3-pil
+  # station tests: a VT100 emulator to read back what the live TTY view leaves on the screen
+  python3-pyte
   # benchmarks (bench/run: /usr/bin/time for peak RSS)
   time
+  # the factory station: card identity and --watch (libudev)
+  libudev-dev
 )
 
 SUDO=""

@@ -23,6 +23,10 @@ struct DevicePlan {
   std::string pfx_password;  // the password the device's DPS client opens its PFX with
 };
 
+// Device ids name files (DIR/<id>.img, a station's DIR/<id>.svg label): Error(Invalid) for an empty
+// id, '.', '..', or one holding '/' or a control character.
+void require_safe_device_id(const std::string& device_id);
+
 // Expands the profile for the device (defaults < overrides < device_id), loads or generates its
 // credentials, builds the plan and runs every check of the profile's `checks:` list. Any failure
 // throws before anything is written.

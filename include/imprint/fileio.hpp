@@ -61,6 +61,11 @@ void pwrite_all(int fd, std::string_view bytes, std::uint64_t offset, const std:
 // descriptors, so it becomes "/proc/<our pid>/..."; any other path is returned as it is.
 std::string path_for_another_process(const std::string& path);
 
+// A temp file in $TMPDIR (else /tmp) that never has a name (O_TMPFILE; where the filesystem has
+// none, a named one unlinked at once): it vanishes with the process, even on kill -9. `purpose`
+// completes the error message ("cannot create a temp file in DIR for PURPOSE").
+UniqueFd unnamed_temp(const std::string& purpose);
+
 // An output file created 0600 in the directory of its final path, unnamed (O_TMPFILE) where the
 // filesystem allows, else under a hidden temp name (".NAME.imprint-PID-XXXXXXXX"). commit() fsyncs,
 // gives it the final name (rename) and fsyncs the directory. Until then nothing exists under the

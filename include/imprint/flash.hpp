@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,11 @@
 #include "imprint/template.hpp"
 
 namespace imprint {
+
+enum class FlashPhase { Stamping, Writing, Verifying };
+// Called from flash()'s thread as it goes: the phase, and its bytes done of total (0 of 0 while
+// stamping). An exception thrown by it aborts the flash.
+using FlashProgress = std::function<void(FlashPhase phase, std::uint64_t done, std::uint64_t total)>;
 
 struct FlashRequest {
   // Stamp mode (profile_path set): the device's image is stamped from golden_path.
@@ -36,6 +42,7 @@ struct FlashRequest {
   bool zero_unmapped = false;  // also write zeros over the unmapped blocks of the image's span
   std::string manifest_path;   // when set, the flash record is appended to it
   Backend backend = Backend::Auto;  // stamp mode: which Filesystem implementation opens each partition
+  FlashProgress progress;           // optional (the factory station's operator view)
 };
 
 struct FlashResult {

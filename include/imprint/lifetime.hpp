@@ -76,6 +76,11 @@ class PrivateTempDir {
 // PR_SET_PDEATHSIG(SIGKILL). Throws Error naming argv[0] when it cannot be executed.
 pid_t spawn_helper(const std::vector<std::string>& argv);
 
+// Ends imprint as SIGTERM/SIGINT/SIGHUP would when nothing else handles them: the registered children
+// SIGKILLed, the registered paths removed, then the signal re-raised with its default action. For a
+// caller that handles these signals itself (the station finishes its cards first) and then gives up.
+[[noreturn]] void die_by_signal(int signal_number) noexcept;
+
 // Removes a directory tree with system calls only (usable in a signal handler); true if it is gone.
 bool remove_tree_now(const char* path) noexcept;
 

@@ -45,23 +45,29 @@ constexpr std::size_t kReadBackChunk = 4 * 1024 * 1024;
 
 namespace fs = std::filesystem;
 
-std::string temp_directory() {
-  const char* directory = std::getenv("TMPDIR");
-  return directory != nullptr && *directory != '\0' ? directory : "/tmp";
-}
+// Feeds FlashRequest::progress, when there is one, with the bytes of the current phase.
+class Meter {
+ public:
+  explicit Meter(const FlashProgress& progress) : progress_(progress) {}
+  void start(FlashPhase phase, std::uint64_t total) {
+    phase_ = phase;
+    done_ = 0;
+    total_ = total;
+    report();
+  }
+  void add(std::uint64_t bytes) {
+    done_ += bytes;
+    report();
+  }
 
-// An unnamed temp file: it never has a name, and vanishes with the process, even on kill -9.
-UniqueFd unnamed_temp(const std::string& purpose) {
-  const std::string directory = temp_directory();
-  UniqueFd fd(::open(directory.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
-  if (fd) return fd;
-  if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) throw_errno("cannot create a temp file in " + directory + " for " + purpose);
-  std::string pattern = directory + "/imprint-XXXXXX";
-  UniqueFd named(::mkostemp(pattern.data(), O_CLOEXEC));
-  if (!named) throw_errno("cannot create a temp file in " + directory + " for " + purpose);
-  ::unlink(pattern.c_str());  // unnamed from here on
-  return named;
-}
+ private:
+  void report() const {
+    if (progress_) progress_(phase_, done_, total_);
+  }
+  const FlashProgress& progress_;
+  FlashPhase phase_ = FlashPhase::Stamping;
+  std::uint64_t done_ = 0, total_ = 0;
+};
 
 std::string fd_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
 
@@ -378,7 +384,7 @@ std::uint64_t zero_range(const Target& target, const Extent& extent, const std::
 
 // Copies one piece of the image onto the target; feeds its bytes to range_digest when given.
 void copy_range(const Source& source, int target, const Extent& extent, const std::string& target_name, std::vector<char>& buffer,
-                Sha256* range_digest) {
+                Sha256* range_digest, Meter& meter) {
   for (std::uint64_t at = extent.offset; at < extent.end();) {
     const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), extent.end() - at));
     const ssize_t got = ::pread(source.fd.get(), buffer.data(), want, static_cast<off_t>(at));
@@ -387,6 +393,7 @@ void copy_range(const Source& source, int target, const Extent& extent, const st
     const std::string_view chunk(buffer.data(), want);
     if (range_digest != nullptr) range_digest->update(chunk);
     pwrite_all(target, chunk, at, target_name);
+    meter.add(want);
     at += want;
   }
 }
@@ -433,7 +440,7 @@ void corrupt_for_test(const std::string& target) {
 // Reads the target back past the page cache and compares it byte for byte with the image: every
 // range of the map, zero runs included (cheaper than hashing, and exact). Returns the first range
 // that differs, or "".
-std::string read_back(const std::string& target, int write_fd, const Source& source, const std::vector<Written>& written) {
+std::string read_back(const std::string& target, int write_fd, const Source& source, const std::vector<Written>& written, Meter& meter) {
   UniqueFd fd(::open(target.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC));
   if (!fd) {  // no O_DIRECT here (tmpfs): drop the cached pages instead
     ::posix_fadvise(write_fd, 0, 0, POSIX_FADV_DONTNEED);
@@ -458,6 +465,7 @@ std::string read_back(const std::string& target, int write_fd, const Source& sou
         return "bytes " + std::to_string(extent.offset) + "-" + std::to_string(extent.end() - 1) + " (" +
                (range.zeros ? "must read as zeros" : "image data") + ") read back differently from the image";
       }
+      meter.add(want);
       at += want;
     }
   }
@@ -521,7 +529,7 @@ struct WritePass {
 
 // Writes every range of the map: image data as it is, hole runs as zeros. When the bmap lists
 // exactly these ranges (imprint's own), each range is checked against its checksum with the same read.
-WritePass write_map(const Source& source, const Target& target, const std::string& target_name) {
+WritePass write_map(const Source& source, const Target& target, const std::string& target_name, Meter& meter) {
   std::vector<char> buffer(kChunk);
   const bool check_inline = source.bmap && source.bmap->extents() == source.ranges;
   if (source.bmap && !check_inline) check_bmap_checksums(source, buffer);
@@ -536,9 +544,10 @@ WritePass write_map(const Source& source, const Target& target, const std::strin
       if (part.zeros) {
         pass.bytes_written += zero_range(target, part.range, target_name, buffer);
         pass.zero_bytes += part.range.length;
+        meter.add(part.range.length);
         if (check_inline) hash_zeros(digest, part.range.length);
       } else {
-        copy_range(source, target.fd.get(), part.range, target_name, buffer, check_inline ? &digest : nullptr);
+        copy_range(source, target.fd.get(), part.range, target_name, buffer, check_inline ? &digest : nullptr, meter);
         pass.bytes_written += part.range.length;
       }
     }
@@ -557,6 +566,8 @@ FlashResult flash(const FlashRequest& request) {
   const auto started = std::chrono::system_clock::now();
   if (request.target.empty()) throw Error("flash needs --target DEVICE|FILE", ErrorCode::Invalid);
   refuse_input_targets(request);
+  Meter meter(request.progress);
+  meter.start(FlashPhase::Stamping, 0);
   Source source = request.profile_path.empty() ? image_source(request) : stamped_source(request);
   Target target = open_target(request, source);
 
@@ -570,10 +581,11 @@ FlashResult flash(const FlashRequest& request) {
   auto image_sha256 = std::async(std::launch::async, [&] {
     return sparse_image_sha256(source.fd.get(), source.size, source.data, source.name);
   });
-  WritePass pass = write_map(source, target, request.target);
-  result.image_sha256 = image_sha256.get();
   result.mapped_bytes = 0;
   for (const Extent& range : source.ranges) result.mapped_bytes += range.length;
+  meter.start(FlashPhase::Writing, result.mapped_bytes);
+  WritePass pass = write_map(source, target, request.target, meter);
+  result.image_sha256 = image_sha256.get();
   result.zero_bytes = pass.zero_bytes;
   if (request.zero_unmapped) {
     std::vector<char> buffer(kChunk);
@@ -586,7 +598,10 @@ FlashResult flash(const FlashRequest& request) {
   if (::fsync(target.fd.get()) != 0) throw_errno("cannot sync " + request.target);
   corrupt_for_test(request.target);
   result.ranges = source.ranges.size();
-  result.failure = read_back(request.target, target.fd.get(), source, pass.written);
+  std::uint64_t to_read = 0;
+  for (const Written& range : pass.written) to_read += range.range.length;
+  meter.start(FlashPhase::Verifying, to_read);
+  result.failure = read_back(request.target, target.fd.get(), source, pass.written, meter);
   result.verified = result.failure.empty();
 
   ManifestRecord record;

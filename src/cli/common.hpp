@@ -43,5 +43,6 @@ void add_stamp_commands(CLI::App& app);  // stamp, verify, profile check, certs
 void add_batch_commands(CLI::App& app);     // batch, manifest merge, flash (src/cli/batch_commands.cpp)
 void add_artifact_commands(CLI::App& app);  // artifact (src/cli/artifact_commands.cpp)
 void add_ledger_commands(CLI::App& app);    // ledger init|status|export|reissue-failed (src/cli/ledger_commands.cpp)
+void add_station_commands(CLI::App& app);   // station (src/cli/station_commands.cpp)
 
 }  // namespace imprint::cli

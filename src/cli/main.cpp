@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   imprint::cli::add_batch_commands(app);
   imprint::cli::add_artifact_commands(app);
   imprint::cli::add_ledger_commands(app);
+  imprint::cli::add_station_commands(app);
   // Whatever the outcome, once the command is over (IMPRINT_TIMING=1).
   struct Timing {
     ~Timing() { imprint::cli::print_timing_if_asked(); }

@@ -285,4 +285,17 @@ std::string path_for_another_process(const std::string& path) {
   return "/proc/" + std::to_string(::getpid()) + path.substr(10);
 }
 
+UniqueFd unnamed_temp(const std::string& purpose) {
+  const char* env = std::getenv("TMPDIR");
+  const std::string directory = env != nullptr && *env != '\0' ? env : "/tmp";
+  UniqueFd fd(::open(directory.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+  if (fd) return fd;
+  if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) throw_errno("cannot create a temp file in " + directory + " for " + purpose);
+  std::string pattern = directory + "/imprint-XXXXXX";
+  UniqueFd named(::mkostemp(pattern.data(), O_CLOEXEC));
+  if (!named) throw_errno("cannot create a temp file in " + directory + " for " + purpose);
+  ::unlink(pattern.c_str());  // unnamed from here on
+  return named;
+}
+
 }  // namespace imprint

@@ -163,9 +163,7 @@ void clean_up_now() noexcept {
   }
 }
 
-void on_signal(int signal_number) {
-  const int saved = errno;
-  clean_up_now();
+void reraise(int signal_number) noexcept {
   // Die of the same signal, so the caller sees what happened (exit status 128 + N in a shell).
   struct sigaction action {};
   action.sa_handler = SIG_DFL;
@@ -175,6 +173,12 @@ void on_signal(int signal_number) {
   ::sigaddset(&set, signal_number);
   ::pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
   ::raise(signal_number);
+}
+
+void on_signal(int signal_number) {
+  const int saved = errno;
+  clean_up_now();
+  reraise(signal_number);
   errno = saved;
 }
 
@@ -342,5 +346,11 @@ pid_t spawn_helper(const std::vector<std::string>& argv) {
 }
 
 bool remove_tree_now(const char* path) noexcept { return remove_at(AT_FDCWD, path, 0); }
+
+void die_by_signal(int signal_number) noexcept {
+  clean_up_now();
+  reraise(signal_number);
+  ::_exit(128 + signal_number);  // a signal whose default action does not end the process
+}
 
 }  // namespace imprint

@@ -195,6 +195,8 @@ std::string os_name(Filesystem& filesystem) {
   return "";
 }
 
+}  // namespace
+
 // Device ids name output files (DIR/<id>.img): nothing that could leave the directory.
 void require_safe_device_id(const std::string& device_id) {
   const bool has_bad_character = std::any_of(device_id.begin(), device_id.end(), [](char c) {
@@ -205,6 +207,8 @@ void require_safe_device_id(const std::string& device_id) {
                 ErrorCode::Invalid);
   }
 }
+
+namespace {
 
 // A source: file is limited by the partition it goes to (the plan, built before the image was open,
 // only guarded memory): refused before anything is written, naming the file and the partition.

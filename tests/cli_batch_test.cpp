@@ -145,6 +145,7 @@ TEST_F(BatchTest, TwentyDevicesVerifyCheckCleanAndPrintTheirOwnIds) {
     EXPECT_EQ(record.at("profile_sha256"), file_sha256(path("profile.yaml")));
     EXPECT_EQ(record.at("credentials").at("sha256_thumbprint").get<std::string>().size(), 64u);
     EXPECT_EQ(record.at("credentials").at("preauth").at("identity_data").at("DeviceId"), id);
+    EXPECT_EQ(record.at("credentials").at("enrollment").at("registrationId"), id);
     EXPECT_FALSE(record.at("imprint_version").get<std::string>().empty());
     std::map<std::string, std::string> files;
     for (const json& file : record.at("files")) files[file.at("target")] = file.at("sha256");

@@ -22,6 +22,8 @@ ManifestRecord device_record(const DevicePlan& device, const std::optional<Devic
     credentials["sha256_thumbprint"] = exports->sha256_thumbprint;
     credentials["public_key"] = exports->public_key_pem;
     credentials["preauth"] = ManifestRecord::parse(exports->preauth_json);
+    // The DPS individual enrollment body, so a ledger or manifest can hand it to the cloud later.
+    if (!exports->enrollment_json.empty()) credentials["enrollment"] = ManifestRecord::parse(exports->enrollment_json);
     record["credentials"] = std::move(credentials);
   } else {
     record["credentials"] = nullptr;

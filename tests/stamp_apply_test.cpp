@@ -14,20 +14,8 @@ namespace {
 
 using test::expect_error;
 using test::mender_image;
+using test::plan_op;
 using test::put_file;
-
-PlanOp op(OpKind kind, const std::string& target, const std::string& bytes = "", unsigned mode = 0644,
-          const std::string& owner = "0:0") {
-  PlanOp result;
-  result.kind = kind;
-  result.target = parse_path_spec(target);
-  result.bytes = bytes;
-  result.mode = mode;
-  result.owner = owner;
-  result.mtime = 1700000000;
-  result.origin = "profile.yaml:" + std::to_string(10 + static_cast<int>(kind)) + ":5";
-  return result;
-}
 
 Plan plan_of(std::vector<PlanOp> ops) { return Plan{"dev-1", std::move(ops)}; }
 
@@ -36,14 +24,14 @@ TEST(StampApply, EachOpLandsWhereTheDeviceWillSeeIt) {
   put_file(image.memory_filesystem(Role::Primary), "/etc/old", "stale");
   put_file(image.memory_filesystem(Role::Secondary), "/etc/old", "stale");
   apply_plan(image, plan_of({
-                        op(OpKind::Directory, "/data/app", "", 0750, "mender:mender"),
-                        op(OpKind::File, "/data/mender/device-id", "dev-1\n", 0600),
-                        op(OpKind::File, "/etc/hostname", "dev-1\n", 0644),
-                        op(OpKind::File, "/uboot/config.txt", "dtoverlay=x\n", 0644),
-                        op(OpKind::Symlink, "/var/lib/mender", "/data/mender"),
-                        op(OpKind::Remove, "/etc/old"),
-                        op(OpKind::Remove, "/etc/never-there"),  // nothing to remove is fine
-                        op(OpKind::File, "primary:/etc/only-a", "a", 0600),
+                        plan_op(OpKind::Directory, "/data/app", "", 0750, "mender:mender"),
+                        plan_op(OpKind::File, "/data/mender/device-id", "dev-1\n", 0600),
+                        plan_op(OpKind::File, "/etc/hostname", "dev-1\n", 0644),
+                        plan_op(OpKind::File, "/uboot/config.txt", "dtoverlay=x\n", 0644),
+                        plan_op(OpKind::Symlink, "/var/lib/mender", "/data/mender"),
+                        plan_op(OpKind::Remove, "/etc/old"),
+                        plan_op(OpKind::Remove, "/etc/never-there"),  // nothing to remove is fine
+                        plan_op(OpKind::File, "primary:/etc/only-a", "a", 0600),
                     }));
 
   Filesystem& data = image.memory_filesystem(Role::Data);
@@ -78,7 +66,7 @@ TEST(StampApply, EachOpLandsWhereTheDeviceWillSeeIt) {
 
 TEST(StampApply, TheImagesFstabDecidesWhereTheBootPartitionIs) {
   MemoryImage image = mender_image("/boot/efi");
-  apply_plan(image, plan_of({op(OpKind::File, "/boot/efi/grub.cfg", "set x=1\n"), op(OpKind::File, "/uboot/x", "y")}));
+  apply_plan(image, plan_of({plan_op(OpKind::File, "/boot/efi/grub.cfg", "set x=1\n"), plan_op(OpKind::File, "/uboot/x", "y")}));
   EXPECT_EQ(read_all(image.memory_filesystem(Role::Boot), "/grub.cfg"), "set x=1\n");
   // /uboot is not a mount point of this image: a plain rootfs path.
   EXPECT_FALSE(image.memory_filesystem(Role::Boot).stat("/x"));
@@ -90,7 +78,7 @@ TEST(StampApply, AnExistingDirectoryTakesThePlannedModeAndOwnerAndAFileIsReplace
   Filesystem& data = image.memory_filesystem(Role::Data);
   make_directories(data, "/mender", Attributes{0700, 5, 5, 1});
   put_file(data, "/mender/device-id", "a much longer old content", Attributes{0666, 7, 7, 1});
-  apply_plan(image, plan_of({op(OpKind::Directory, "/data/mender", "", 0755, "0:0"), op(OpKind::File, "/data/mender/device-id", "new", 0600, "1:2")}));
+  apply_plan(image, plan_of({plan_op(OpKind::Directory, "/data/mender", "", 0755, "0:0"), plan_op(OpKind::File, "/data/mender/device-id", "new", 0600, "1:2")}));
   EXPECT_EQ(data.stat("/mender")->mode, 0755u);
   EXPECT_EQ(data.stat("/mender")->uid, 0u);
   const FileStat id = data.stat("/mender/device-id").value();
@@ -103,7 +91,7 @@ TEST(StampApply, AnExistingDirectoryTakesThePlannedModeAndOwnerAndAFileIsReplace
 TEST(StampApply, ASymlinkOnTheWayIsRefusedWithTheDataPathToWriteInstead) {
   MemoryImage image = mender_image();
   for (Role role : {Role::Primary, Role::Secondary}) image.memory_filesystem(role).symlink("/var", "/data/var", Attributes{});
-  const Error error = expect_error([&] { apply_plan(image, plan_of({op(OpKind::File, "/var/lib/mender/x", "k")})); },
+  const Error error = expect_error([&] { apply_plan(image, plan_of({plan_op(OpKind::File, "/var/lib/mender/x", "k")})); },
                                    ErrorCode::Symlink);
   EXPECT_EQ(std::string(error.what()),
             "profile.yaml:10:5: primary (p2): /var is a symlink to /data/var; write /data/var/... instead");
@@ -112,7 +100,7 @@ TEST(StampApply, ASymlinkOnTheWayIsRefusedWithTheDataPathToWriteInstead) {
 
 TEST(StampApply, AnOwnerTheImageDoesNotKnowNamesTheOp) {
   MemoryImage image = mender_image();
-  const Error error = expect_error([&] { apply_plan(image, plan_of({op(OpKind::File, "/data/x", "x", 0644, "nobody:nogroup")})); },
+  const Error error = expect_error([&] { apply_plan(image, plan_of({plan_op(OpKind::File, "/data/x", "x", 0644, "nobody:nogroup")})); },
                                    ErrorCode::Invalid);
   EXPECT_EQ(std::string(error.what()), "owner 'nobody' is not in the image's /etc/passwd");
   EXPECT_FALSE(image.memory_filesystem(Role::Data).stat("/x"));
@@ -127,15 +115,15 @@ TEST(StampApply, AFullPartitionNamesTheOpAndThePartitionAndKeepsTheOldFile) {
   MemoryFilesystem& data = image.add_partition(Role::Data, small);
   put_file(data, "/mender/blob", "old");
   const Error error = expect_error(
-      [&] { apply_plan(image, plan_of({op(OpKind::File, "/data/mender/blob", std::string(100 << 10, 'x'))})); }, ErrorCode::NoSpace);
+      [&] { apply_plan(image, plan_of({plan_op(OpKind::File, "/data/mender/blob", std::string(100 << 10, 'x'))})); }, ErrorCode::NoSpace);
   EXPECT_EQ(std::string(error.what()).rfind("profile.yaml:10:5: data (p3): /mender/blob: ", 0), 0u) << error.what();
   EXPECT_EQ(read_all(data, "/mender/blob"), "old");
 }
 
 TEST(StampApply, ExplicitRolesAndPartitionNumbersAndMissingRoles) {
   MemoryImage image = mender_image();
-  apply_plan(image, plan_of({op(OpKind::File, "data:/direct", "d"), op(OpKind::File, "p1:/by-number", "n"),
-                             op(OpKind::File, "secondary:/b-only", "b"), op(OpKind::File, "rootfs:/both", "r")}));
+  apply_plan(image, plan_of({plan_op(OpKind::File, "data:/direct", "d"), plan_op(OpKind::File, "p1:/by-number", "n"),
+                             plan_op(OpKind::File, "secondary:/b-only", "b"), plan_op(OpKind::File, "rootfs:/both", "r")}));
   EXPECT_EQ(read_all(image.memory_filesystem(Role::Data), "/direct"), "d");
   EXPECT_EQ(read_all(image.memory_filesystem(Role::Boot), "/by-number"), "n");
   EXPECT_FALSE(image.memory_filesystem(Role::Primary).stat("/b-only"));
@@ -146,9 +134,9 @@ TEST(StampApply, ExplicitRolesAndPartitionNumbersAndMissingRoles) {
   MemoryImage plain("plain.img");  // one root filesystem, no data partition
   plain.add_partition(Role::Boot);
   plain.add_partition(Role::Primary);
-  apply_plan(plain, plan_of({op(OpKind::File, "/etc/x", "x")}));  // no secondary: only A
+  apply_plan(plain, plan_of({plan_op(OpKind::File, "/etc/x", "x")}));  // no secondary: only A
   EXPECT_TRUE(plain.memory_filesystem(Role::Primary).stat("/etc/x"));
-  const Error error = expect_error([&] { apply_plan(plain, plan_of({op(OpKind::File, "data:/x", "x")})); }, ErrorCode::NotFound);
+  const Error error = expect_error([&] { apply_plan(plain, plan_of({plan_op(OpKind::File, "data:/x", "x")})); }, ErrorCode::NotFound);
   EXPECT_EQ(std::string(error.what()), "profile.yaml:10:5: plain.img has no data partition (for data:/x)");
 }
 
@@ -157,7 +145,7 @@ TEST(StampApply, APartitionWithoutAFilesystemIsRefusedAsOnDisk) {
   image.add_partition(Role::Boot);
   image.add_partition(Role::Primary);
   image.add_empty_partition(Role::None, "swap");
-  const Error error = expect_error([&] { apply_plan(image, plan_of({op(OpKind::File, "p3:/x", "x")})); }, ErrorCode::Unsupported);
+  const Error error = expect_error([&] { apply_plan(image, plan_of({plan_op(OpKind::File, "p3:/x", "x")})); }, ErrorCode::Unsupported);
   // (The location is named before the image's own message, which names it again: as for a DiskImage.)
   EXPECT_EQ(std::string(error.what()), "profile.yaml:10:5: p3: golden.img: p3 holds no filesystem that libblkid recognizes");
 }

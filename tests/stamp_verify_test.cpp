@@ -13,20 +13,8 @@ namespace imprint {
 namespace {
 
 using test::mender_image;
+using test::plan_op;
 using test::put_file;
-
-PlanOp op(OpKind kind, const std::string& target, const std::string& bytes = "", unsigned mode = 0644,
-          const std::string& owner = "0:0") {
-  PlanOp result;
-  result.kind = kind;
-  result.target = parse_path_spec(target);
-  result.bytes = bytes;
-  result.mode = mode;
-  result.owner = owner;
-  result.mtime = 1700000000;
-  result.origin = "profile.yaml:1:1";
-  return result;
-}
 
 DevicePlan device_plan(std::vector<PlanOp> ops) {
   DevicePlan device;
@@ -35,11 +23,11 @@ DevicePlan device_plan(std::vector<PlanOp> ops) {
 }
 
 DevicePlan sample() {
-  return device_plan({op(OpKind::Directory, "/data/app", "", 0750, "mender:mender"),
-                      op(OpKind::File, "/data/mender/device-id", "dev-1\n", 0600),
-                      op(OpKind::File, "/etc/hostname", "dev-1\n", 0644),
-                      op(OpKind::Symlink, "/var/lib/mender", "/data/mender"),
-                      op(OpKind::Remove, "/etc/old")});
+  return device_plan({plan_op(OpKind::Directory, "/data/app", "", 0750, "mender:mender"),
+                      plan_op(OpKind::File, "/data/mender/device-id", "dev-1\n", 0600),
+                      plan_op(OpKind::File, "/etc/hostname", "dev-1\n", 0644),
+                      plan_op(OpKind::Symlink, "/var/lib/mender", "/data/mender"),
+                      plan_op(OpKind::Remove, "/etc/old")});
 }
 
 TEST(StampVerify, AnImageJustStampedMatchesItsPlan) {
@@ -81,7 +69,7 @@ TEST(StampVerify, EachDifferenceIsOneLineNamingPartitionAndPath) {
 
 TEST(StampVerify, OwnersAreComparedAsTheImageNamesThem) {
   MemoryImage image = mender_image();
-  const DevicePlan device = device_plan({op(OpKind::File, "/data/x", "x", 0644, "mender")});
+  const DevicePlan device = device_plan({plan_op(OpKind::File, "/data/x", "x", 0644, "mender")});
   apply_plan(image, device.plan);
   EXPECT_EQ(image.memory_filesystem(Role::Data).stat("/x")->uid, 999u);
   EXPECT_TRUE(verify_plan(image, device).empty());

@@ -34,7 +34,7 @@ DevicePlan prepare_device(const Profile& profile, const std::string& device_id, 
 
 // Checks that need the target image: `expect: { elf: ARCH }` files must be executables for ARCH
 // whose interpreter and libraries exist in each target root filesystem (or are in the plan).
-void check_plan_against_image(DiskImage& image, const Plan& plan);
+void check_plan_against_image(ImageView& image, const Plan& plan);
 
 // What goes next to the image for the fleet's back office.
 struct DeviceExports {

@@ -93,4 +93,11 @@ void make_directories(Filesystem& filesystem, const std::string& path, const Att
 // Reads a whole (small) file into memory.
 std::string read_all(Filesystem& filesystem, const std::string& path);
 
+// For backends: a normalized absolute path's components ("/" has none). Anything else is a bug
+// upstream, refused rather than guessed: Error(Invalid) starting with `name` for a relative path,
+// an empty, "." or ".." component, or a component longer than 255 bytes (NAME_MAX).
+std::vector<std::string> split_path(const std::string& name, const std::string& path);
+// "/" + the first count components joined by "/" ("/" for none): the prefix a walk has reached.
+std::string join_path(const std::vector<std::string>& components, std::size_t count);
+
 }  // namespace imprint

@@ -73,9 +73,39 @@ std::string to_string(Backend backend);  // "auto", "native", "guestfs"
 // "auto" | "native" | "guestfs"; Error(Invalid) naming the word otherwise.
 Backend parse_backend(std::string_view text);
 
+// What the apply layer (apply, verify, the edit commands, the checks against an image) needs of an
+// image: a name, its layout, where the device mounts its partitions, and each partition's
+// filesystem. DiskImage is an image file; MemoryImage (image/memory_image.hpp) is made of
+// in-memory filesystems, for unit tests of that layer.
+class ImageView {
+ public:
+  virtual ~ImageView() = default;
+
+  virtual const std::string& path() const = 0;  // as the user named it: messages start with it
+  virtual const Layout& layout() const = 0;
+  // A partition's filesystem, opened on first use and kept; Error when it cannot be opened.
+  virtual Filesystem& filesystem(const Partition& partition) = 0;
+
+  // Partition by role / number; Error(NotFound) naming the image when absent.
+  const Partition& partition(Role role) const;
+  const Partition& partition_number(int number) const;
+  // The boot and data mount points from the primary rootfs fstab (defaults when unreadable).
+  const MountMap& mounts();
+
+ protected:
+  ImageView() = default;
+  ImageView(const ImageView&) = default;
+  ImageView(ImageView&&) noexcept = default;
+  ImageView& operator=(const ImageView&) = default;
+  ImageView& operator=(ImageView&&) noexcept = default;
+
+ private:
+  std::optional<MountMap> mounts_;
+};
+
 class GuestfsSession;
 
-class DiskImage {
+class DiskImage final : public ImageView {
  public:
   // Opens an image. A compressed image (.gz, .xz, .zst, .bz2, .zip holding one .img) is decompressed
   // through libarchive into an unnamed sparse temp file (O_TMPFILE in $TMPDIR), which disappears
@@ -90,17 +120,13 @@ class DiskImage {
   DiskImage& operator=(DiskImage&&) noexcept = default;
   ~DiskImage();
 
-  const std::string& path() const noexcept { return path_; }  // as the user named it
-  const Layout& layout() const noexcept { return layout_; }
+  const std::string& path() const noexcept override { return path_; }  // as the user named it
+  const Layout& layout() const noexcept override { return layout_; }
   bool writable() const noexcept { return mode_ == OpenMode::ReadWrite; }
-
-  // Partition by role / number; Error(NotFound) naming the image when absent.
-  const Partition& partition(Role role) const;
-  const Partition& partition_number(int number) const;
 
   // Opens a partition's filesystem in place with the backend backend_for() names. Types neither
   // backend opens are Error(Unsupported). Filesystems are cached per partition and flushed by flush().
-  Filesystem& filesystem(const Partition& partition);
+  Filesystem& filesystem(const Partition& partition) override;
   // Native or Guestfs for this partition (Auto resolved by its filesystem type); callers that
   // want to avoid an appliance launch for something optional (inspect's free space) ask first.
   Backend backend_for(const Partition& partition) const;
@@ -108,9 +134,6 @@ class DiskImage {
   // Flushes every opened filesystem, writes the libguestfs appliance's changes out (sync, unmount,
   // shutdown) and fsyncs the image.
   void flush();
-
-  // The boot and data mount points from the primary rootfs fstab (defaults when unreadable).
-  const MountMap& mounts();
 
   // A path other libraries can open for the image's bytes (the file itself or /proc/self/fd/N).
   const std::string& io_path() const noexcept { return io_path_; }
@@ -128,7 +151,6 @@ class DiskImage {
   OpenMode mode_ = OpenMode::ReadOnly;
   Backend backend_ = Backend::Auto;
   Layout layout_;
-  std::optional<MountMap> mounts_;
   std::string scan_key_;
   // Declared after fd_: the appliance (which may open the image through /proc/PID/fd/N) goes first.
   std::shared_ptr<GuestfsSession> session_;

@@ -39,7 +39,7 @@ struct Location {
 std::vector<Location> resolve(const PathSpec& spec, const Layout& layout, const MountMap& mounts,
                               const std::string& image_name = "the image");
 // The same on an open image, whose errors name it as the user gave it.
-std::vector<Location> resolve(const PathSpec& spec, DiskImage& image);
+std::vector<Location> resolve(const PathSpec& spec, ImageView& image);
 
 // Human name for messages: "primary (p2)".
 std::string describe(const Location& location);

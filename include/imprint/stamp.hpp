@@ -46,15 +46,15 @@ std::vector<std::string> renew_bootstrap_artifact(const std::string& image_path,
                                                   const std::string& artifact_key);
 
 // Applies a plan to an open, writable image (creating parent directories as needed).
-void apply_plan(DiskImage& image, const Plan& plan);
+void apply_plan(ImageView& image, const Plan& plan);
 
 // Every difference between the image and the plan, as one line each ("primary (p2):
 // /usr/bin/x: mode 0644, expected 0755"); empty when the image matches.
 // Ops whose bytes are not reproducible (a PFX built with a random salt) are compared by meaning:
 // the PFX in the image must open with the device's password and hold the device's key.
-std::vector<std::string> verify_plan(DiskImage& image, const DevicePlan& device);
+std::vector<std::string> verify_plan(ImageView& image, const DevicePlan& device);
 
 // The warning for a plan that edits a root filesystem of an image holding a bootstrap Artifact.
-std::optional<std::string> bootstrap_warning(DiskImage& image, const Plan& plan);
+std::optional<std::string> bootstrap_warning(ImageView& image, const Plan& plan);
 
 }  // namespace imprint

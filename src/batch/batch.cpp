@@ -8,15 +8,15 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <charconv>
 #include <filesystem>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <thread>
 
+#include "imprint/batch/pool.hpp"
+#include "imprint/batch/shared_ops.hpp"
 #include "imprint/block_map.hpp"
 #include "imprint/bmap.hpp"
 #include "imprint/bytes.hpp"
@@ -45,28 +45,6 @@ struct Prepared {
   Plan own;                // the ops not applied to the shared base
 };
 
-bool same_op(const PlanOp& a, const PlanOp& b) {
-  return a.kind == b.kind && a.target.role == b.target.role && a.target.path == b.target.path && a.bytes == b.bytes &&
-         a.mode == b.mode && a.owner == b.owner && a.mtime == b.mtime && a.recursive == b.recursive &&
-         a.elf_arch == b.elf_arch && a.reproducible && b.reproducible;
-}
-
-bool contains_op(const std::vector<PlanOp>& ops, const PlanOp& op) {
-  return std::any_of(ops.begin(), ops.end(), [&](const PlanOp& other) { return same_op(other, op); });
-}
-
-// The ops every plan has, identically (in the first plan's order).
-std::vector<PlanOp> common_ops(const std::vector<const Plan*>& plans) {
-  std::vector<PlanOp> common;
-  if (plans.empty()) return common;
-  for (const PlanOp& op : plans.front()->ops) {
-    if (std::all_of(plans.begin() + 1, plans.end(), [&](const Plan* plan) { return contains_op(plan->ops, op); })) {
-      common.push_back(op);
-    }
-  }
-  return common;
-}
-
 std::string output_name(const BatchRequest& request, const DevicePlan& device) {
   const std::string name = expand_template(request.name_template, device.variables, "--name");
   if (name.empty() || name.find('/') != std::string::npos || name.front() == '.') {
@@ -78,8 +56,6 @@ std::string output_name(const BatchRequest& request, const DevicePlan& device) {
 std::string bmap_name(const std::string& name) {
   return (name.ends_with(".img") ? name.substr(0, name.size() - 4) : name) + ".bmap";
 }
-
-unsigned default_jobs(unsigned jobs) { return jobs != 0 ? jobs : std::max(1u, std::thread::hardware_concurrency()); }
 
 struct ArchiveWriterDeleter {
   void operator()(archive* writer) const { archive_write_free(writer); }
@@ -308,16 +284,11 @@ std::vector<Prepared> build_base(const std::string& base_path, const std::string
   }
   std::vector<const Plan*> plans;
   for (const Prepared& item : good) plans.push_back(&item.device.plan);
-  const std::vector<PlanOp> common = common_ops(plans);
-  for (Prepared& item : good) {
-    item.own.device_id = item.device.plan.device_id;
-    for (const PlanOp& op : item.device.plan.ops) {
-      if (!contains_op(common, op)) item.own.ops.push_back(op);
-    }
-  }
+  SharedOps split = split_shared_ops(plans);
+  for (std::size_t i = 0; i < good.size(); ++i) good[i].own = std::move(split.own[i]);
   if (!good.empty()) {
     if (auto warning = bootstrap_warning(image, good.front().device.plan)) result.warnings.push_back(*warning);
-    apply_plan(image, Plan{"", common});
+    apply_plan(image, Plan{"", split.common});
     image.flush();
   }
   return good;
@@ -340,59 +311,38 @@ void record_or_withdraw(const Context& context, const Prepared& prepared, const 
 void run_devices(Context& context, const std::vector<const Prepared*>& work, BatchResult& result, const BatchObserver& observer) {
   const std::string manifest = result.manifest_path;
   result.outcomes.resize(work.size());
-  std::atomic<std::size_t> next{0};
-  std::atomic<bool> stop{false};
-  std::mutex mutex;
   std::size_t done = 0;
-  const auto worker = [&] {
-    for (;;) {
-      const std::size_t slot = next++;
-      if (slot >= work.size() || stop) return;
-      const Prepared& prepared = *work[slot];
-      const auto started = std::chrono::system_clock::now();
-      DeviceOutcome outcome;
-      outcome.device_id = prepared.device.plan.device_id;
-      try {
-        if (already_done(context, prepared)) {
-          outcome.status = DeviceStatus::Skipped;
-          outcome.record = context.previous.at(outcome.device_id);
-        } else {
-          outcome.record = stamp_device(context, prepared);
-          outcome.record["timing"] = detail::timing(started);
-          outcome.status = DeviceStatus::Stamped;
-        }
-      } catch (const std::exception& error) {
-        outcome.status = DeviceStatus::Failed;
-        outcome.message = "device " + outcome.device_id + ": " + error.what();
-      }
-      const std::lock_guard lock(mutex);
-      if (outcome.status == DeviceStatus::Stamped) record_or_withdraw(context, prepared, manifest, outcome);
-      if (outcome.status == DeviceStatus::Failed && !context.request.keep_going) stop = true;
-      result.outcomes[slot] = outcome;
-      ++done;
-      if (observer) observer(outcome, done, work.size());
-    }
-  };
-  // An exception escaping a thread calls std::terminate: the first one stops the batch and is
-  // rethrown here, after every thread has finished its device.
-  std::exception_ptr escaped;
-  const auto guarded = [&] {
+  // Each worker fills only its own device's slot; the rest happens one device at a time.
+  const auto stamp = [&](std::size_t slot) {
+    const Prepared& prepared = *work[slot];
+    const auto started = std::chrono::system_clock::now();
+    DeviceOutcome& outcome = result.outcomes[slot];
+    outcome.device_id = prepared.device.plan.device_id;
     try {
-      worker();
-    } catch (...) {
-      const std::lock_guard lock(mutex);
-      if (!escaped) escaped = std::current_exception();
-      stop = true;
+      if (already_done(context, prepared)) {
+        outcome.status = DeviceStatus::Skipped;
+        outcome.record = context.previous.at(outcome.device_id);
+      } else {
+        outcome.record = stamp_device(context, prepared);
+        outcome.record["timing"] = detail::timing(started);
+        outcome.status = DeviceStatus::Stamped;
+      }
+    } catch (const std::exception& error) {
+      outcome.status = DeviceStatus::Failed;
+      outcome.message = "device " + outcome.device_id + ": " + error.what();
     }
   };
-  std::vector<std::thread> threads;
-  const unsigned jobs = std::min<unsigned>(default_jobs(context.request.jobs), static_cast<unsigned>(std::max<std::size_t>(1, work.size())));
-  for (unsigned i = 0; i < jobs; ++i) threads.emplace_back(guarded);
-  for (auto& thread : threads) thread.join();
-  if (escaped) std::rethrow_exception(escaped);
+  const auto finish = [&](std::size_t slot) {
+    DeviceOutcome& outcome = result.outcomes[slot];
+    if (outcome.status == DeviceStatus::Stamped) record_or_withdraw(context, *work[slot], manifest, outcome);
+    ++done;
+    if (observer) observer(outcome, done, work.size());
+    return outcome.status != DeviceStatus::Failed || context.request.keep_going;
+  };
+  const bool completed = run_pool(work.size(), context.request.jobs, stamp, finish);
   // Devices never started (a failure stopped the batch) are not outcomes.
   std::erase_if(result.outcomes, [](const DeviceOutcome& outcome) { return outcome.device_id.empty(); });
-  if (stop) result.aborted = true;
+  if (!completed) result.aborted = true;
 }
 
 }  // namespace
@@ -584,7 +534,7 @@ BatchResult run_batch(const BatchRequest& request, const BatchObserver& observer
   const std::vector<ManifestRecord> previous = read_manifest(result.manifest_path, CutOff::Drop);
   for (const ManifestRecord& record : compact_records(previous)) context.previous[record["device_id"].get<std::string>()] = record;
   // Compression threads share the cores with the device threads actually running.
-  const auto device_threads = static_cast<unsigned>(std::clamp<std::size_t>(work.size(), 1, default_jobs(request.jobs)));
+  const auto device_threads = static_cast<unsigned>(std::clamp<std::size_t>(work.size(), 1, pool_jobs(request.jobs)));
   context.compress_threads = std::max(1u, std::thread::hardware_concurrency() / device_threads);
 
   run_devices(context, work, result, observer);

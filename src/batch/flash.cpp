@@ -20,6 +20,7 @@
 #include <set>
 #include <sstream>
 
+#include "imprint/batch/flash_ranges.hpp"
 #include "imprint/block_map.hpp"
 #include "imprint/bmap.hpp"
 #include "imprint/bytes.hpp"
@@ -168,8 +169,8 @@ void apply_bmap(Source& source, const std::string& bmap_path) {
                     " has " + std::to_string(source.size),
                 ErrorCode::Invalid);
   }
-  const std::vector<Extent> listed = bmap.extents();
-  const std::vector<Extent> missing = subtract(source.ranges, listed);
+  BmapRanges joined = ranges_with_bmap(source.ranges, bmap.extents(), source.size);
+  const std::vector<Extent>& missing = joined.missing;
   if (!missing.empty()) {
     std::uint64_t bytes = 0;
     for (const Extent& extent : missing) bytes += extent.length;
@@ -177,12 +178,7 @@ void apply_bmap(Source& source, const std::string& bmap_path) {
                               " block(s) the image's partition table and filesystems need (first at byte " +
                               std::to_string(missing.front().offset) + "); writing them too");
   }
-  source.ranges = block_aligned(merged([&] {
-                                  std::vector<Extent> all = source.ranges;
-                                  all.insert(all.end(), listed.begin(), listed.end());
-                                  return all;
-                                }()),
-                                source.size);
+  source.ranges = std::move(joined.ranges);
   source.bmap = std::move(bmap);
 }
 
@@ -331,23 +327,6 @@ Target open_target(const FlashRequest& request, const Source& source) {
   return Target{std::move(fd), TargetKind::BlockDevice};
 }
 
-// A piece of the map: bytes of the image, or a run the image holds as a hole (it reads as zeros).
-struct Written {
-  Extent range;
-  bool zeros = false;
-};
-
-// Splits the map's ranges at the image's holes, in order.
-std::vector<Written> pieces(const std::vector<Extent>& ranges, const std::vector<Extent>& data) {
-  std::vector<Written> result;
-  const std::vector<Extent> with_data = intersect(ranges, data);
-  const std::vector<Extent> holes = subtract(ranges, data);
-  for (const Extent& extent : with_data) result.push_back(Written{extent, false});
-  for (const Extent& extent : holes) result.push_back(Written{extent, true});
-  std::sort(result.begin(), result.end(), [](const Written& a, const Written& b) { return a.range.offset < b.range.offset; });
-  return result;
-}
-
 void write_zeros(int target, const Extent& extent, const std::string& target_name, std::vector<char>& buffer) {
   std::fill(buffer.begin(), buffer.end(), '\0');
   for (std::uint64_t at = extent.offset; at < extent.end();) {
@@ -440,7 +419,8 @@ void corrupt_for_test(const std::string& target) {
 // Reads the target back past the page cache and compares it byte for byte with the image: every
 // range of the map, zero runs included (cheaper than hashing, and exact). Returns the first range
 // that differs, or "".
-std::string read_back(const std::string& target, int write_fd, const Source& source, const std::vector<Written>& written, Meter& meter) {
+std::string read_back(const std::string& target, int write_fd, const Source& source, const std::vector<FlashPiece>& written,
+                      Meter& meter) {
   UniqueFd fd(::open(target.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC));
   if (!fd) {  // no O_DIRECT here (tmpfs): drop the cached pages instead
     ::posix_fadvise(write_fd, 0, 0, POSIX_FADV_DONTNEED);
@@ -451,7 +431,7 @@ std::string read_back(const std::string& target, int write_fd, const Source& sou
   std::vector<char> expected(kChunk);
   const char* hook = std::getenv("IMPRINT_TEST_CORRUPT_READBACK");
   bool corrupt = hook != nullptr && std::string(hook) == "1";  // test hook: a card that returns a flipped bit
-  for (const Written& range : written) {
+  for (const FlashPiece& range : written) {
     const Extent& extent = range.range;
     for (std::uint64_t at = extent.offset; at < extent.end();) {
       const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(kReadBackChunk, extent.end() - at));
@@ -470,11 +450,6 @@ std::string read_back(const std::string& target, int write_fd, const Source& sou
     }
   }
   return "";
-}
-
-// The unmapped gaps of [0, size) between the ranges.
-std::vector<Extent> gaps(const std::vector<Extent>& ranges, std::uint64_t size) {
-  return subtract({Extent{0, size}}, ranges);
 }
 
 // Checks a bmap's range checksums against the image when its ranges are not the ones written (a
@@ -522,7 +497,7 @@ void check_block_target(const std::string& device, std::uint64_t image_size, boo
 namespace {
 
 struct WritePass {
-  std::vector<Written> written;  // what the read-back compares, in order
+  std::vector<FlashPiece> written;  // what the read-back compares, in order
   std::uint64_t bytes_written = 0;
   std::uint64_t zero_bytes = 0;  // of the map, the bytes that must read as zeros
 };
@@ -534,13 +509,13 @@ WritePass write_map(const Source& source, const Target& target, const std::strin
   const bool check_inline = source.bmap && source.bmap->extents() == source.ranges;
   if (source.bmap && !check_inline) check_bmap_checksums(source, buffer);
   WritePass pass;
-  pass.written = pieces(source.ranges, source.data);
+  pass.written = flash_pieces(source.ranges, source.data);
   std::size_t piece = 0;
   for (std::size_t i = 0; i < source.ranges.size(); ++i) {
     const Extent& range = source.ranges[i];
     Sha256 digest;
     for (; piece < pass.written.size() && pass.written[piece].range.offset < range.end(); ++piece) {
-      const Written& part = pass.written[piece];
+      const FlashPiece& part = pass.written[piece];
       if (part.zeros) {
         pass.bytes_written += zero_range(target, part.range, target_name, buffer);
         pass.zero_bytes += part.range.length;
@@ -589,9 +564,9 @@ FlashResult flash(const FlashRequest& request) {
   result.zero_bytes = pass.zero_bytes;
   if (request.zero_unmapped) {
     std::vector<char> buffer(kChunk);
-    for (const Extent& gap : gaps(source.ranges, source.size)) {
+    for (const Extent& gap : unmapped_gaps(source.ranges, source.size)) {
       pass.bytes_written += zero_range(target, gap, request.target, buffer);
-      pass.written.push_back(Written{gap, true});
+      pass.written.push_back(FlashPiece{gap, true});
     }
   }
   result.bytes_written = pass.bytes_written;
@@ -599,7 +574,7 @@ FlashResult flash(const FlashRequest& request) {
   corrupt_for_test(request.target);
   result.ranges = source.ranges.size();
   std::uint64_t to_read = 0;
-  for (const Written& range : pass.written) to_read += range.range.length;
+  for (const FlashPiece& range : pass.written) to_read += range.range.length;
   meter.start(FlashPhase::Verifying, to_read);
   result.failure = read_back(request.target, target.fd.get(), source, pass.written, meter);
   result.verified = result.failure.empty();

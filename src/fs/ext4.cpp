@@ -114,35 +114,6 @@ std::string hex(std::uint32_t value) {
   return out.str();
 }
 
-// Splits a normalized absolute path into its components ("/" has none). Callers pass normalized
-// paths (pathmap normalize_path); anything else is a bug upstream, refused rather than guessed.
-std::vector<std::string> split_path(const std::string& name, const std::string& path) {
-  if (path.empty() || path.front() != '/') throw Error(name + ": not an absolute path: " + path, ErrorCode::Invalid);
-  std::vector<std::string> components;
-  std::size_t start = 1;
-  while (start <= path.size()) {
-    const std::size_t end = std::min(path.find('/', start), path.size());
-    std::string component = path.substr(start, end - start);
-    if (component.empty() && path.size() > 1) {
-      throw Error(name + ": not a normalized path (empty component): " + path, ErrorCode::Invalid);
-    }
-    if (component == "." || component == "..") {
-      throw Error(name + ": not a normalized path (\".\" or \"..\"): " + path, ErrorCode::Invalid);
-    }
-    if (component.size() > EXT2_NAME_LEN) throw Error(name + ": name too long: " + path, ErrorCode::Invalid);
-    if (!component.empty()) components.push_back(std::move(component));
-    start = end + 1;
-  }
-  return components;
-}
-
-std::string join(const std::vector<std::string>& components, std::size_t count) {
-  if (count == 0) return "/";
-  std::string path;
-  for (std::size_t i = 0; i < count; ++i) path += "/" + components[i];
-  return path;
-}
-
 // ext4 stores seconds as a signed 32-bit field plus two "epoch" bits in the large inode's *_extra.
 std::uint32_t time_low(std::int64_t seconds) { return static_cast<std::uint32_t>(seconds); }
 std::uint32_t time_epoch(std::int64_t seconds) {
@@ -431,7 +402,7 @@ std::optional<ext2_ino_t> Ext4Filesystem::walk(const std::vector<std::string>& c
                                                bool missing_ok) const {
   ext2_ino_t current = EXT2_ROOT_INO;
   for (std::size_t i = 0; i < count; ++i) {
-    const std::string prefix = join(components, i + 1);
+    const std::string prefix = join_path(components, i + 1);
     const std::optional<ext2_ino_t> next = lookup(current, components[i], prefix);
     if (!next) {
       if (missing_ok) return std::nullopt;

@@ -1,6 +1,8 @@
 // Helpers over the Filesystem interface, shared by every backend.
 #include "imprint/filesystem.hpp"
 
+#include <algorithm>
+
 #include "imprint/error.hpp"
 
 namespace imprint {
@@ -27,6 +29,33 @@ std::string read_all(Filesystem& filesystem, const std::string& path) {
   std::string content;
   filesystem.read(path, [&content](std::string_view chunk) { content.append(chunk); });
   return content;
+}
+
+std::vector<std::string> split_path(const std::string& name, const std::string& path) {
+  if (path.empty() || path.front() != '/') throw Error(name + ": not an absolute path: " + path, ErrorCode::Invalid);
+  std::vector<std::string> components;
+  std::size_t start = 1;
+  while (start <= path.size()) {
+    const std::size_t end = std::min(path.find('/', start), path.size());
+    std::string component = path.substr(start, end - start);
+    if (component.empty() && path.size() > 1) {
+      throw Error(name + ": not a normalized path (empty component): " + path, ErrorCode::Invalid);
+    }
+    if (component == "." || component == "..") {
+      throw Error(name + ": not a normalized path (\".\" or \"..\"): " + path, ErrorCode::Invalid);
+    }
+    if (component.size() > 255) throw Error(name + ": name too long: " + path, ErrorCode::Invalid);
+    if (!component.empty()) components.push_back(std::move(component));
+    start = end + 1;
+  }
+  return components;
+}
+
+std::string join_path(const std::vector<std::string>& components, std::size_t count) {
+  if (count == 0) return "/";
+  std::string path;
+  for (std::size_t i = 0; i < count; ++i) path += "/" + components[i];
+  return path;
 }
 
 }  // namespace imprint

@@ -64,34 +64,6 @@ bool keeps_permissions(const std::string& fs_type) {
   return fs_type != "vfat" && fs_type != "msdos" && fs_type != "exfat";
 }
 
-// Normalized absolute path -> components (see filesystem.hpp: anything else is a bug upstream).
-std::vector<std::string> split_path(const std::string& name, const std::string& path) {
-  if (path.empty() || path.front() != '/') throw Error(name + ": not an absolute path: " + path, ErrorCode::Invalid);
-  std::vector<std::string> components;
-  std::size_t start = 1;
-  while (start <= path.size()) {
-    const std::size_t end = std::min(path.find('/', start), path.size());
-    std::string component = path.substr(start, end - start);
-    if (component.empty() && path.size() > 1) {
-      throw Error(name + ": not a normalized path (empty component): " + path, ErrorCode::Invalid);
-    }
-    if (component == "." || component == "..") {
-      throw Error(name + ": not a normalized path (\".\" or \"..\"): " + path, ErrorCode::Invalid);
-    }
-    if (component.size() > 255) throw Error(name + ": name too long: " + path, ErrorCode::Invalid);
-    if (!component.empty()) components.push_back(std::move(component));
-    start = end + 1;
-  }
-  return components;
-}
-
-std::string join(const std::vector<std::string>& components, std::size_t count) {
-  if (count == 0) return "/";
-  std::string path;
-  for (std::size_t i = 0; i < count; ++i) path += "/" + components[i];
-  return path;
-}
-
 class GuestfsFilesystem final : public Filesystem {
  public:
   explicit GuestfsFilesystem(GuestfsOpenOptions options) : options_(std::move(options)) {}
@@ -206,7 +178,7 @@ void GuestfsFilesystem::walk(const std::vector<std::string>& components, std::si
                              bool& missing) {
   missing = false;
   for (std::size_t i = 0; i < count; ++i) {
-    const std::string prefix = join(components, i + 1);
+    const std::string prefix = join_path(components, i + 1);
     const std::optional<Statns> found = lstat(prefix);
     if (!found) {
       if (missing_ok) {

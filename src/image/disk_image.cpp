@@ -91,20 +91,6 @@ std::string DiskImage::named_as_given(std::string message) const {
   return message.find(path_) == std::string::npos ? path_ + ": " + message : message;
 }
 
-const Partition& DiskImage::partition(Role role) const {
-  for (const Partition& candidate : layout_.partitions) {
-    if (candidate.role == role) return candidate;
-  }
-  throw Error(path_ + " has no " + to_string(role) + " partition", ErrorCode::NotFound);
-}
-
-const Partition& DiskImage::partition_number(int number) const {
-  for (const Partition& candidate : layout_.partitions) {
-    if (candidate.number == number) return candidate;
-  }
-  throw Error(path_ + " has no partition " + std::to_string(number), ErrorCode::NotFound);
-}
-
 Backend DiskImage::backend_for(const Partition& partition) const {
   if (backend_ != Backend::Auto) return backend_;
   return is_ext_type(partition.fs_type) ? Backend::Native : Backend::Guestfs;
@@ -154,24 +140,6 @@ void DiskImage::flush() {
   for (auto& [number, opened] : filesystems_) opened->flush();
   if (session_) session_->shutdown();
   if (writable() && ::fsync(fd_.get()) != 0) throw_errno("cannot sync " + path_);
-}
-
-const MountMap& DiskImage::mounts() {
-  if (mounts_) return *mounts_;
-  std::string fstab;
-  try {
-    fstab = read_all(filesystem(partition(Role::Primary)), "/etc/fstab");
-  } catch (const Error&) {
-    // No readable fstab (not a mender image, or a rootfs we cannot open): mender-convert's mounts.
-    mounts_ = MountMap{{"/uboot", "/boot/efi"}, "/data"};
-    return *mounts_;
-  }
-  try {
-    mounts_ = parse_fstab(fstab, layout_);
-  } catch (const Error& error) {
-    throw Error(path_ + ": " + partition_name(partition(Role::Primary)) + ": " + error.what(), error.code());
-  }
-  return *mounts_;
 }
 
 }  // namespace imprint

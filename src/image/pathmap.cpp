@@ -83,7 +83,7 @@ ImageTarget parse_image_target(std::string_view text) {
   throw Error("'" + std::string(text) + "' is not IMAGE:/PATH or IMAGE:ROLE:/PATH", ErrorCode::Invalid);
 }
 
-std::vector<Location> resolve(const PathSpec& spec, DiskImage& image) {
+std::vector<Location> resolve(const PathSpec& spec, ImageView& image) {
   return resolve(spec, image.layout(), image.mounts(), image.path());
 }
 

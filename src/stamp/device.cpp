@@ -240,7 +240,7 @@ DevicePlan prepare_device(const Profile& profile, const std::string& device_id, 
   return device;
 }
 
-void check_plan_against_image(DiskImage& image, const Plan& plan) {
+void check_plan_against_image(ImageView& image, const Plan& plan) {
   // Files the plan itself puts there (a library shipped beside the client) count as present.
   std::map<std::pair<int, std::string>, const PlanOp*> planned;
   for (const PlanOp& op : plan.ops) {

@@ -10,11 +10,11 @@ namespace imprint {
 
 namespace {
 
-const std::string& data_mount_of(DiskImage& image) { return image.mounts().data_mount; }
+const std::string& data_mount_of(ImageView& image) { return image.mounts().data_mount; }
 
 // A symlink error gets a hint when the link leads into the data partition: that is how a write to
 // /var/lib/mender/... would otherwise silently land in the rootfs.
-std::string with_hint(DiskImage& image, const Location& location, const Error& error) {
+std::string with_hint(ImageView& image, const Location& location, const Error& error) {
   // Backends name their partition already ("data (p4): ..."); other errors get it here.
   const std::string where = describe(location);
   std::string message = error.what();
@@ -32,7 +32,7 @@ std::string with_hint(DiskImage& image, const Location& location, const Error& e
 
 }  // namespace
 
-Owner resolve_image_owner(DiskImage& image, const std::string& owner) {
+Owner resolve_image_owner(ImageView& image, const std::string& owner) {
   std::string passwd, group;
   // Numeric owners need no lookup; names are resolved against the primary rootfs.
   if (owner.find_first_not_of("0123456789:") != std::string::npos) {
@@ -43,7 +43,7 @@ Owner resolve_image_owner(DiskImage& image, const std::string& owner) {
   return resolve_owner(owner, passwd, group);
 }
 
-void for_each_location(DiskImage& image, const PathSpec& spec,
+void for_each_location(ImageView& image, const PathSpec& spec,
                        const std::function<void(Filesystem&, const Location&)>& fn) {
   for (const Location& location : resolve(spec, image)) {
     Filesystem* filesystem = nullptr;
@@ -60,7 +60,7 @@ void for_each_location(DiskImage& image, const PathSpec& spec,
   }
 }
 
-std::vector<ListedEntry> list_path(DiskImage& image, const PathSpec& spec) {
+std::vector<ListedEntry> list_path(ImageView& image, const PathSpec& spec) {
   std::vector<ListedEntry> listed;
   for_each_location(image, spec, [&](Filesystem& filesystem, const Location& location) {
     const auto stat = filesystem.stat(location.path);
@@ -100,7 +100,7 @@ std::string format_entry(const DirEntry& entry, bool long_format) {
   return line;
 }
 
-void cat_path(DiskImage& image, const PathSpec& spec, const ByteSink& sink) {
+void cat_path(ImageView& image, const PathSpec& spec, const ByteSink& sink) {
   bool done = false;
   for_each_location(image, spec, [&](Filesystem& filesystem, const Location& location) {
     if (done) return;  // rootfs paths: A and B are identical; read the primary
@@ -112,7 +112,7 @@ void cat_path(DiskImage& image, const PathSpec& spec, const ByteSink& sink) {
   });
 }
 
-void put_path(DiskImage& image, const PathSpec& spec, const std::function<std::unique_ptr<ByteSource>()>& open_source,
+void put_path(ImageView& image, const PathSpec& spec, const std::function<std::unique_ptr<ByteSource>()>& open_source,
               const PutOptions& options) {
   const Owner owner = resolve_image_owner(image, options.owner);
   const Attributes file_attributes{options.mode, owner.uid, owner.gid, options.mtime};
@@ -124,14 +124,14 @@ void put_path(DiskImage& image, const PathSpec& spec, const std::function<std::u
   });
 }
 
-void remove_path(DiskImage& image, const PathSpec& spec, bool recursive) {
+void remove_path(ImageView& image, const PathSpec& spec, bool recursive) {
   for_each_location(image, spec, [&](Filesystem& filesystem, const Location& location) {
     if (!filesystem.stat(location.path)) throw Error(location.path + ": no such file or directory", ErrorCode::NotFound);
     filesystem.remove(location.path, recursive);
   });
 }
 
-void mkdir_path(DiskImage& image, const PathSpec& spec, bool parents, unsigned mode) {
+void mkdir_path(ImageView& image, const PathSpec& spec, bool parents, unsigned mode) {
   const Attributes attributes{mode, 0, 0, std::nullopt};
   for_each_location(image, spec, [&](Filesystem& filesystem, const Location& location) {
     if (parents) {

@@ -21,7 +21,7 @@ namespace {
 // Owners resolved once per image (names need the image's /etc/passwd).
 class OwnerCache {
  public:
-  explicit OwnerCache(DiskImage& image) : image_(image) {}
+  explicit OwnerCache(ImageView& image) : image_(image) {}
   Owner get(const std::string& owner) {
     auto found = cache_.find(owner);
     if (found == cache_.end()) found = cache_.emplace(owner, resolve_image_owner(image_, owner)).first;
@@ -29,7 +29,7 @@ class OwnerCache {
   }
 
  private:
-  DiskImage& image_;
+  ImageView& image_;
   std::map<std::string, Owner> cache_;
 };
 
@@ -114,7 +114,7 @@ void verify_pfx_meaning(const DevicePlan& device, const std::string& pfx, const 
   }
 }
 
-bool touches_rootfs(DiskImage& image, const Plan& plan) {
+bool touches_rootfs(ImageView& image, const Plan& plan) {
   for (const PlanOp& op : plan.ops) {
     for (const Location& location : resolve(op.target, image)) {
       if (location.role == Role::Primary || location.role == Role::Secondary) return true;
@@ -171,7 +171,7 @@ void stamp_open_image(DiskImage& image, StampResult& result) {
   image.flush();
 }
 
-void apply_plan(DiskImage& image, const Plan& plan) {
+void apply_plan(ImageView& image, const Plan& plan) {
   OwnerCache owners(image);
   for (const PlanOp& op : plan.ops) {
     const Owner owner = owners.get(op.owner);
@@ -185,7 +185,7 @@ void apply_plan(DiskImage& image, const Plan& plan) {
   }
 }
 
-std::vector<std::string> verify_plan(DiskImage& image, const DevicePlan& device) {
+std::vector<std::string> verify_plan(ImageView& image, const DevicePlan& device) {
   OwnerCache owners(image);
   std::vector<std::string> differences;
   for (const PlanOp& op : device.plan.ops) {
@@ -209,7 +209,7 @@ std::vector<std::string> renew_bootstrap_artifact(const std::string& image_path,
   return warnings;
 }
 
-std::optional<std::string> bootstrap_warning(DiskImage& image, const Plan& plan) {
+std::optional<std::string> bootstrap_warning(ImageView& image, const Plan& plan) {
   try {
     Filesystem& data = image.filesystem(image.partition(Role::Data));
     if (!data.stat("/mender/bootstrap.mender") || !touches_rootfs(image, plan)) return std::nullopt;

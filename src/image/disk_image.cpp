@@ -174,7 +174,7 @@ const MountMap& DiskImage::mounts() {
     fstab = read_all(filesystem(partition(Role::Primary)), "/etc/fstab");
   } catch (const Error&) {
     // No readable fstab (not a mender image, or a rootfs we cannot open): mender-convert's mounts.
-    mounts_ = MountMap{{"/uboot", "/boot/efi"}, "/data"};
+    mounts_ = mender_convert_mounts();
     return *mounts_;
   }
   try {

@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "imprint/device_view.hpp"
 #include "imprint/edit.hpp"
 #include "imprint/elf.hpp"
 #include "imprint/error.hpp"
@@ -21,16 +22,12 @@ namespace {
 
 constexpr const char* kDefaultPfxPassword = "1234";  // hard-coded in the reference DPS client
 
-// The data-partition path of a target, by the device view (/data/...) or an explicit data: role.
-std::optional<std::string> data_path_of(const PathSpec& target) {
-  if (target.role == "data") return target.path;
-  if (target.role.empty() && target.path.rfind("/data/", 0) == 0) return target.path.substr(5);
-  return std::nullopt;
-}
+// Where a plan target lands, before an image is known: mender-convert's mount points.
+RolePath place_target(const PathSpec& target) { return place_path(PathSpec{target.role, normalize_path(target.path)}); }
 
-bool lands_on_rootfs(const PathSpec& target) {
-  if (target.role == "primary" || target.role == "secondary" || target.role == "rootfs") return true;
-  return target.role.empty() && !data_path_of(target);
+bool is_identity_script(const RolePath& placed) {
+  const bool rootfs = placed.role == "primary" || placed.role == "secondary" || placed.role == "rootfs";
+  return rootfs && placed.path == kMenderIdentityScript;
 }
 
 class CredentialSource {
@@ -109,8 +106,9 @@ void mark_credential_ops(const Profile& profile, const DevicePlan& device, Plan&
 void add_plan_files(const Plan& plan, CheckContext& context) {
   for (const PlanOp& op : plan.ops) {
     if (op.kind != OpKind::File) continue;
-    if (lands_on_rootfs(op.target) && normalize_path(op.target.path) == kMenderIdentityScript) context.identity_script = op.bytes;
-    if (auto data_path = data_path_of(op.target)) context.data_files[normalize_path(*data_path)] = op.bytes;
+    const RolePath placed = place_target(op.target);
+    if (is_identity_script(placed)) context.identity_script = op.bytes;
+    if (placed.role == "data") context.data_files[placed.path] = op.bytes;
   }
 }
 
@@ -120,7 +118,7 @@ void add_plan_files(const Plan& plan, CheckContext& context) {
 void require_runnable(const Profile& profile, const Plan& plan) {
   for (const PlanOp& op : plan.ops) {
     if (op.kind != OpKind::File || starts_like_an_executable(op.bytes)) continue;
-    const bool identity = lands_on_rootfs(op.target) && normalize_path(op.target.path) == kMenderIdentityScript;
+    const bool identity = is_identity_script(place_target(op.target));
     const bool inline_executable = (op.mode & 0111) != 0 && std::any_of(profile.files.begin(), profile.files.end(), [&](const FileSpec& file) {
       return file.kind == ContentKind::Content && file.where.str() == op.origin;
     });

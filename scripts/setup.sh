@@ -8,7 +8,7 @@ PACKAGES=(
   build-essential cmake pkg-config
   # libraries
   libext2fs-dev libblkid-dev libfdisk-dev libarchive-dev libssl-dev libyaml-cpp-dev libcli11-dev
-  libgtest-dev libgmock-dev nlohmann-json3-dev libguestfs-dev libseccomp-dev
+  libgtest-dev libgmock-dev nlohmann-json3-dev libguestfs-dev libseccomp-dev libxml2-dev
   # fixtures and independent checks
   e2fsprogs dosfstools mtools fdisk util-linux mender-artifact openssl
   gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user-static bmap-tools

@@ -45,26 +45,6 @@ constexpr std::size_t kReadBackChunk = 4 * 1024 * 1024;
 
 namespace fs = std::filesystem;
 
-std::string temp_directory() {
-  const char* directory = std::getenv("TMPDIR");
-  return directory != nullptr && *directory != '\0' ? directory : "/tmp";
-}
-
-// An unnamed temp file: it never has a name, and vanishes with the process, even on kill -9.
-UniqueFd unnamed_temp(const std::string& purpose) {
-  const std::string directory = temp_directory();
-  UniqueFd fd(::open(directory.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
-  if (fd) return fd;
-  if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) throw_errno("cannot create a temp file in " + directory + " for " + purpose);
-  std::string pattern = directory + "/imprint-XXXXXX";
-  UniqueFd named(::mkostemp(pattern.data(), O_CLOEXEC));
-  if (!named) throw_errno("cannot create a temp file in " + directory + " for " + purpose);
-  ::unlink(pattern.c_str());  // unnamed from here on
-  return named;
-}
-
-std::string fd_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
-
 std::uint64_t fd_size(int fd, const std::string& name) {
   struct stat info {};
   if (::fstat(fd, &info) != 0) throw_errno("cannot stat " + name);
@@ -117,7 +97,7 @@ Source stamped_source(const FlashRequest& request) {
   Source source;
   source.name = "the image stamped for " + request.device_id;
   source.device_id = request.device_id;
-  source.fd = unnamed_temp(source.name);
+  source.fd = unnamed_temp_file(source.name);
   copy_image(request.golden_path, source.fd.get());
   {
     DiskImage image = DiskImage::open(fd_path(source.fd.get()), OpenMode::ReadWrite, request.backend, request.golden_path);
@@ -185,7 +165,7 @@ Source image_source(const FlashRequest& request) {
   source.name = request.image_path;
   source.device_id = request.device_id.empty() ? image_stem(request.image_path) : request.device_id;
   if (is_compressed_image(request.image_path)) {
-    source.fd = unnamed_temp("decompressing " + request.image_path);
+    source.fd = unnamed_temp_file("decompressing " + request.image_path);
     decompress_image(request.image_path, source.fd.get());
   } else {
     source.fd = open_read(request.image_path);

@@ -19,27 +19,6 @@ namespace imprint {
 
 namespace {
 
-std::string temp_directory() {
-  const char* directory = std::getenv("TMPDIR");
-  return directory != nullptr && *directory != '\0' ? directory : "/tmp";
-}
-
-// An unnamed temp file (gone with the process); falls back to a named one unlinked at once where
-// the filesystem has no O_TMPFILE.
-UniqueFd unnamed_temp_file(const std::string& for_image) {
-  const std::string directory = temp_directory();
-  const int fd = ::open(directory.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-  if (fd >= 0) return UniqueFd(fd);
-  if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
-    throw_errno("cannot create a temp file in " + directory + " to decompress " + for_image);
-  }
-  std::string pattern = directory + "/imprint-XXXXXX";
-  UniqueFd named(::mkostemp(pattern.data(), O_CLOEXEC));
-  if (!named) throw_errno("cannot create a temp file in " + directory + " to decompress " + for_image);
-  ::unlink(pattern.c_str());
-  return named;
-}
-
 // A card (block device) is an image too: inspect, ls, cat and verify read one.
 UniqueFd open_image(const std::string& path, OpenMode mode) {
   return open_input(path, mode == OpenMode::ReadWrite ? O_RDWR : O_RDONLY, InputKind::FileOrBlockDevice, "a disk image");
@@ -82,9 +61,9 @@ DiskImage DiskImage::open(const std::string& path, OpenMode mode, Backend backen
       throw Error(path + " is compressed; write commands need a raw image (decompress it first, or use stamp)",
                   ErrorCode::Unsupported);
     }
-    image.fd_ = unnamed_temp_file(path);
+    image.fd_ = unnamed_temp_file("decompressing " + path);
     decompress_image(path, image.fd_.get());
-    image.io_path_ = "/proc/self/fd/" + std::to_string(image.fd_.get());
+    image.io_path_ = fd_path(image.fd_.get());
   } else {
     image.fd_ = open_image(path, mode);
     image.io_path_ = path;

@@ -19,6 +19,12 @@ void write_stdout(std::string_view bytes);
 void print_error(const std::string& message);
 void warn(const std::string& message);
 
+// A value from a host file, one trailing newline dropped (`echo secret > file` adds one); and one
+// from an environment variable, Error(Invalid) "WHAT: environment variable NAME is not set" when it
+// is not. How --set-file/--set-env and the secret options of certs read their values.
+std::string value_from_file(const std::string& path);
+std::string value_from_environment(const std::string& name, const std::string& what);
+
 // Variables from --set K=V, --set-file K=PATH and --set-env K=ENV (secrets never need argv).
 struct VariableOptions {
   std::vector<std::string> set, set_file, set_env;
@@ -34,10 +40,19 @@ struct BackendOption {
   Backend get() const;
 };
 
+// What most commands take besides their request: the variable options, --backend and --json. A
+// command's options derive from it and are owned by the command's callback.
+struct CommandOptions {
+  VariableOptions variables;
+  BackendOption backend;
+  bool json = false;
+  void add_to(CLI::App* command, const std::string& json_help = "Machine-readable output");
+};
+
 // Each group of subcommands registers itself.
 void add_edit_commands(CLI::App& app);   // inspect, ls, cat, put, rm, mkdir
 void add_stamp_commands(CLI::App& app);  // stamp, verify, profile check, certs
-void add_batch_commands(CLI::App& app);
-void add_artifact_commands(CLI::App& app);  // artifact (src/cli/artifact_commands.cpp)  // batch, manifest merge, flash (src/cli/batch_commands.cpp)
+void add_batch_commands(CLI::App& app);     // batch, manifest merge, flash (src/cli/batch_commands.cpp)
+void add_artifact_commands(CLI::App& app);  // artifact (src/cli/artifact_commands.cpp)
 
 }  // namespace imprint::cli

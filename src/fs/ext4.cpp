@@ -21,6 +21,7 @@ extern "C" {  // com_err.h has no C++ linkage guard
 #include <vector>
 
 #include "imprint/error.hpp"
+#include "imprint/symlink_error.hpp"
 #include "imprint/fileio.hpp"
 #include "ext4_overlay.hpp"
 #include "ext4_scan.hpp"
@@ -92,7 +93,7 @@ std::string hex(std::uint32_t value) {
 }
 
 // Splits a normalized absolute path into its components ("/" has none). Callers pass normalized
-// paths (pathmap normalize_path); anything else is a bug upstream, refused rather than guessed.
+// paths (normalize_path, core/pathspec); anything else is a bug upstream, refused rather than guessed.
 std::vector<std::string> split_path(const std::string& name, const std::string& path) {
   if (path.empty() || path.front() != '/') throw Error(name + ": not an absolute path: " + path, ErrorCode::Invalid);
   std::vector<std::string> components;
@@ -394,7 +395,7 @@ std::optional<ext2_ino_t> Ext4Filesystem::walk(const std::vector<std::string>& c
     ext2_inode_large inode = read_inode(*next, prefix);
     if (LINUX_S_ISLNK(inode.i_mode)) {
       // Never followed: the link may point into another partition on the running device.
-      throw Error(at(prefix) + " is a symlink to " + link_target(*next, inode, prefix), ErrorCode::Symlink);
+      throw_symlink(at(prefix), link_target(*next, inode, prefix));
     }
     if (!LINUX_S_ISDIR(inode.i_mode)) throw Error(at(prefix) + " is not a directory", ErrorCode::NotDirectory);
     current = *next;
@@ -459,7 +460,7 @@ void Ext4Filesystem::read(const std::string& path, const ByteSink& sink) {
   ext2_inode_large inode = read_inode(ino, path);
   if (LINUX_S_ISDIR(inode.i_mode)) throw Error(at(path) + " is a directory", ErrorCode::IsDirectory);
   if (LINUX_S_ISLNK(inode.i_mode)) {
-    throw Error(at(path) + " is a symlink to " + link_target(ino, inode, path), ErrorCode::Symlink);
+    throw_symlink(at(path), link_target(ino, inode, path));
   }
   if (!LINUX_S_ISREG(inode.i_mode)) throw Error(at(path) + " is not a regular file", ErrorCode::Invalid);
 
@@ -653,8 +654,7 @@ void Ext4Filesystem::write(const std::string& path, ByteSource& content, const A
     ext2_inode_large old = read_inode(*location.ino, path);
     if (LINUX_S_ISDIR(old.i_mode)) throw Error(at(path) + " is a directory", ErrorCode::IsDirectory);
     if (LINUX_S_ISLNK(old.i_mode)) {
-      throw Error(at(path) + " is a symlink to " + link_target(*location.ino, old, path) + "; not replacing it",
-                  ErrorCode::Symlink);
+      throw_symlink(at(path), link_target(*location.ino, old, path), "; not replacing it");
     }
     if (!LINUX_S_ISREG(old.i_mode)) throw Error(at(path) + " exists and is not a regular file", ErrorCode::Exists);
   }

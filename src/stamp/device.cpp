@@ -90,15 +90,12 @@ class CredentialSource {
   const Variables& variables_;
 };
 
-// Marks the ops that carry credentials, so verify knows a freshly built PFX differs in bytes.
-void mark_credential_ops(const Profile& profile, const DevicePlan& device, Plan& plan) {
-  for (const FileSpec& file : profile.files) {
-    if (file.kind != ContentKind::Credential) continue;
-    for (PlanOp& op : plan.ops) {
-      if (op.origin != file.where.str()) continue;
-      op.credential = file.value;
-      op.reproducible = !(file.value == "pfx" && device.credentials && !device.credentials->loaded_pfx());
-    }
+// A PFX built here (not loaded from a file) has a random salt: verify compares it by meaning, not
+// bytes. build_plan has set op.credential on every op that carries a credential.
+void mark_built_pfx(const DevicePlan& device, Plan& plan) {
+  const bool built = device.credentials && !device.credentials->loaded_pfx();
+  for (PlanOp& op : plan.ops) {
+    if (op.credential == "pfx") op.reproducible = !built;
   }
 }
 
@@ -217,7 +214,7 @@ DevicePlan prepare_device(const Profile& profile, const std::string& device_id, 
   device.plan = build_plan(profile, device.variables, [&](const std::string& name, const std::string& format) {
     return source.bytes(credentials, name, format);
   });
-  mark_credential_ops(profile, device, device.plan);
+  mark_built_pfx(device, device.plan);
   require_runnable(profile, device.plan);
   const CheckContext context = check_context(device, source);
   for (const CheckSpec& check : profile.checks) run_check(check.name, check.argument, context);

@@ -8,7 +8,7 @@ PACKAGES=(
   build-essential cmake pkg-config
   # libraries
   libext2fs-dev libblkid-dev libfdisk-dev libarchive-dev libssl-dev libyaml-cpp-dev libcli11-dev
-  libgtest-dev libgmock-dev nlohmann-json3-dev libguestfs-dev libseccomp-dev
+  libgtest-dev libgmock-dev nlohmann-json3-dev libguestfs-dev libseccomp-dev libxml2-dev
   # the factory line's ledger: SQLite, and PostgreSQL (client library; the server for its tests)
   libsqlite3-dev sqlite3 libpqxx-dev postgresql-15
   # the factory station: label QR codes, the HTTP status page

@@ -498,12 +498,6 @@ TEST(FullFilesystem, PutIntoAFullPartitionLeavesItFsckClean) {
 // ---------------------------------------------------------------------------------------------
 // Paths of the wrong kind inside the image
 
-// debugfs -w on partition n of an image (the independent tool shapes the image).
-void debugfs_write(const std::string& image, int number, const std::string& command) {
-  const CommandResult result = run({"debugfs", "-w", "-R", command, ext_device(image, number)});
-  ASSERT_EQ(result.status, 0) << command << ": " << result.err;
-}
-
 const std::string kIdentity = "/usr/share/mender/identity/mender-device-identity";
 
 TEST(ImagePaths, StampRefusesADirectoryWhereItWritesAFile) {
@@ -540,7 +534,7 @@ TEST(ImagePaths, StampRefusesASymlinkOnTheWay) {
   TempDir dir;
   const std::string golden = copy_fixture("mbr.img", dir);
   ASSERT_EQ(run_imprint({"rm", "-r", golden + ":primary:/usr/share/mender/identity"}).status, 0);
-  debugfs_write(golden, 2, "symlink /usr/share/mender/identity /data/mender");
+  debugfs_write(ext_device(golden, 2), "symlink /usr/share/mender/identity /data/mender");
   const std::string golden_sha = file_sha256(golden);
   const std::string out_dir = dir / "out";
   fs::create_directory(out_dir);
@@ -557,7 +551,7 @@ TEST(ImagePaths, PutOverASymlinkReplacesTheLinkNotItsTarget) {
   TempDir dir;
   const std::string image = copy_fixture("mbr.img", dir);
   const std::string target_before = debugfs(image, 2, "cat /etc/hostname");
-  debugfs_write(image, 2, "symlink /etc/hostname-link /etc/hostname");
+  debugfs_write(ext_device(image, 2), "symlink /etc/hostname-link /etc/hostname");
   write_file(dir / "h", "replaced\n");
   const CommandResult result = run_imprint({"put", dir / "h", image + ":primary:/etc/hostname-link"});
   if (result.status == 0) {
@@ -576,8 +570,8 @@ TEST(ImagePaths, ReplacingAHardLinkedFileKeepsTheOtherLinksContent) {
   TempDir dir;
   const std::string image = copy_fixture("mbr.img", dir);
   const std::string before = debugfs(image, 2, "cat /etc/hostname");
-  debugfs_write(image, 2, "ln /etc/hostname /etc/hostname-twin");
-  debugfs_write(image, 2, "sif /etc/hostname links_count 2");
+  debugfs_write(ext_device(image, 2), "ln /etc/hostname /etc/hostname-twin");
+  debugfs_write(ext_device(image, 2), "sif /etc/hostname links_count 2");
   ASSERT_EQ(e2fsck(image, 2).status, 0) << "the hard link was not made cleanly";
   write_file(dir / "h", "new-name\n");
   const CommandResult result = run_imprint({"put", dir / "h", image + ":primary:/etc/hostname"});

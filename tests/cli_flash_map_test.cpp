@@ -65,7 +65,7 @@ std::string table_of(const std::string& disk) {
 }
 
 std::string fs_type(const std::string& disk, const Span& span) {
-  return shell("blkid -p -o value -s TYPE -O " + std::to_string(span.offset) + " '" + disk + "' || true");
+  return blkid_values(disk, span)["TYPE"];
 }
 
 // The bytes of one partition in their own file (for checkers that take no offset).

@@ -16,17 +16,6 @@ struct Expected {
   std::map<int, std::string> roles;
 };
 
-std::string blkid_value(const std::string& image, const Span& span, const std::string& key) {
-  CommandResult result = run({"blkid", "-p", "-o", "export", "-O", std::to_string(span.offset), "-S",
-                              std::to_string(span.size), image});
-  std::istringstream lines(result.out);
-  std::string line;
-  while (std::getline(lines, line)) {
-    if (line.rfind(key + "=", 0) == 0) return line.substr(key.size() + 1);
-  }
-  return "";
-}
-
 class InspectFixture : public ::testing::TestWithParam<Expected> {};
 
 TEST_P(InspectFixture, MatchesSfdiskAndBlkid) {
@@ -47,9 +36,9 @@ TEST_P(InspectFixture, MatchesSfdiskAndBlkid) {
     const auto role = expected.roles.find(number);
     EXPECT_EQ(partition.at("role"), role == expected.roles.end() ? "none" : role->second) << "p" << number;
     if (!partition.at("extended").get<bool>()) {
-      EXPECT_EQ(partition.at("fs_type"), blkid_value(image, span, "TYPE")) << "p" << number;
-      EXPECT_EQ(partition.at("label"), blkid_value(image, span, "LABEL")) << "p" << number;
-      EXPECT_EQ(partition.at("uuid"), blkid_value(image, span, "UUID")) << "p" << number;
+      EXPECT_EQ(partition.at("fs_type"), blkid_values(image, span)["TYPE"]) << "p" << number;
+      EXPECT_EQ(partition.at("label"), blkid_values(image, span)["LABEL"]) << "p" << number;
+      EXPECT_EQ(partition.at("uuid"), blkid_values(image, span)["UUID"]) << "p" << number;
     }
   }
   EXPECT_EQ(report.at("device_type"), "beaglebone");

@@ -18,6 +18,7 @@
 namespace imprint {
 namespace {
 
+using test::debugfs;
 using test::run;
 using test::TempDir;
 
@@ -35,12 +36,6 @@ std::string make_fs(const TempDir& dir, const std::vector<std::string>& extra = 
   const test::CommandResult made = run(argv);
   if (made.status != 0) throw std::runtime_error("mkfs.ext4 failed: " + made.err);
   return image;
-}
-
-std::string debugfs(const std::string& image, const std::string& command) {
-  const test::CommandResult result = run({"debugfs", "-R", command, image});
-  if (result.err.find("while trying to open") != std::string::npos) throw std::runtime_error(result.err);
-  return result.out;
 }
 
 // debugfs -w exits 0 even when a command fails: check what it printed. set_bg leaves the group

@@ -14,17 +14,10 @@
 namespace imprint {
 namespace {
 
+using test::debugfs;
+using test::debugfs_write;
 using test::run;
 using test::TempDir;
-
-std::string debugfs(const std::string& image, const std::string& command, bool write = false) {
-  std::vector<std::string> argv{"debugfs"};
-  if (write) argv.push_back("-w");
-  argv.insert(argv.end(), {"-R", command, image});
-  const test::CommandResult result = run(argv);
-  if (result.err.find("while") != std::string::npos) throw std::runtime_error("debugfs " + command + ": " + result.err);
-  return result.out;
-}
 
 // An 8 MiB ext4 (extra mkfs options) of the tree under dir/tree.
 std::string make_fs(const TempDir& dir, const std::vector<std::string>& extra = {}) {
@@ -65,7 +58,7 @@ TEST(Ext4Names, CasefoldDirectoryMatchesNamesCaseInsensitively) {
   test::write_file(dir / "tree/identity/MENDER-DEVICE-IDENTITY", "#!/bin/sh\necho mac=00\n");
   const std::string image = make_fs(dir, {"-O", "casefold"});
   // chattr +F needs a mounted filesystem; e2fsprogs' tests set the flag offline (extents | casefold).
-  debugfs(image, "set_inode_field /identity flags 0x40080000", true);
+  debugfs_write(image, "set_inode_field /identity flags 0x40080000");
   ASSERT_NE(debugfs(image, "stat /identity").find("Flags: 0x40080000"), std::string::npos);
   const std::string script = "#!/bin/sh\necho DeviceId=dev-0001\n";
   {
@@ -88,7 +81,7 @@ TEST(Ext4Names, EncryptedDirectoryIsRefused) {
   std::filesystem::create_directories(dir / "tree/secret");
   test::write_file(dir / "tree/secret/x", "x");
   const std::string image = make_fs(dir);
-  debugfs(image, "set_inode_field /secret flags 0x80800", true);  // extents | encrypt
+  debugfs_write(image, "set_inode_field /secret flags 0x80800");  // extents | encrypt
   const std::string before = test::file_sha256(image);
   {
     auto fs = open_fs(image, true);
@@ -105,7 +98,7 @@ TEST(Ext4Names, OneBrokenSymlinkDoesNotSpoilAListing) {
   test::write_file(dir / "tree/d/a", "a");
   std::filesystem::create_symlink(std::string(100, 't'), dir / "tree/d/link");  // a slow symlink (own block)
   const std::string image = make_fs(dir);
-  debugfs(image, "set_inode_field /d/link size 9000", true);  // longer than a block: unreadable target
+  debugfs_write(image, "set_inode_field /d/link size 9000");  // longer than a block: unreadable target
   auto fs = open_fs(image, false);
   const std::vector<DirEntry> entries = fs->list("/d");
   ASSERT_EQ(entries.size(), 2u);

@@ -14,6 +14,8 @@
 namespace imprint {
 namespace {
 
+using test::debugfs;
+using test::debugfs_write;
 using test::run;
 using test::TempDir;
 
@@ -37,24 +39,6 @@ std::string make_rootfs(const TempDir& dir) {
 std::unique_ptr<Filesystem> open_image(const std::string& image, bool writable, std::uint64_t offset = 0,
                                        std::uint64_t size = 0) {
   return open_ext4(Ext4OpenOptions{image, offset, size, writable, "rootfs (p2)"});
-}
-
-std::string debugfs(const std::string& device, const std::string& command) {
-  const test::CommandResult result = run({"debugfs", "-R", command, device});
-  if (result.err.find("while trying to open") != std::string::npos ||
-      result.err.find("opening filesystem") != std::string::npos) {
-    throw std::runtime_error("debugfs could not open " + device + ": " + result.err);
-  }
-  return result.out;
-}
-
-// debugfs -w -R COMMAND; returns what it printed (the "feature" command lists the features).
-std::string debugfs_write(const std::string& image, const std::string& command) {
-  const test::CommandResult result = run({"debugfs", "-w", "-R", command, image});
-  if (result.status != 0 || result.err.find("while") != std::string::npos) {
-    throw std::runtime_error("debugfs -w -R '" + command + "' failed: " + result.err);
-  }
-  return result.out;
 }
 
 void expect_fsck_clean(const std::string& device) {

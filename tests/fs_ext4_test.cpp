@@ -16,6 +16,7 @@
 namespace imprint {
 namespace {
 
+using test::debugfs;
 using test::run;
 using test::TempDir;
 using test::expect_error;
@@ -36,16 +37,6 @@ std::string make_ext4(const TempDir& dir, const std::string& size, std::vector<s
 
 std::unique_ptr<Filesystem> open_image(const std::string& image, bool writable) {
   return open_ext4(Ext4OpenOptions{image, 0, 0, writable, "test fs"});
-}
-
-// debugfs -R COMMAND; debugfs exits 0 even when it cannot open the filesystem, so check stderr.
-std::string debugfs(const std::string& device, const std::string& command) {
-  const test::CommandResult result = run({"debugfs", "-R", command, device});
-  if (result.err.find("while trying to open") != std::string::npos ||
-      result.err.find("opening filesystem") != std::string::npos) {
-    throw std::runtime_error("debugfs could not open " + device + ": " + result.err);
-  }
-  return result.out;
 }
 
 void expect_fsck_clean(const std::string& device) {

@@ -132,7 +132,7 @@ void expect_layout_mapped(const std::string& name) {
   for (const Part& part : parts) {
     const Extent span{part.offset, part.size};
     if (part.type == "5" || part.type == "f") continue;
-    const std::string fs = test::shell("blkid -p -o value -s TYPE -O " + std::to_string(part.offset) + " '" + image + "' || true");
+    const std::string fs = test::blkid_values(image, test::Span{part.offset, part.size})["TYPE"];
     if (fs.rfind("ext", 0) == 0) {
       expect_map_matches_filesystem(map.extents, image, part);
     } else {

@@ -14,20 +14,6 @@
 namespace imprint {
 namespace {
 
-std::map<std::string, std::string> blkid_values(const std::string& image, int number) {
-  const test::Span span = test::partition_span(image, number);
-  const test::CommandResult result = test::run({"blkid", "-p", "-o", "export", "-O", std::to_string(span.offset), "-S",
-                                                std::to_string(span.size), image});
-  std::map<std::string, std::string> values;
-  std::istringstream lines(result.out);
-  std::string line;
-  while (std::getline(lines, line)) {
-    const auto equals = line.find('=');
-    if (equals != std::string::npos) values[line.substr(0, equals)] = line.substr(equals + 1);
-  }
-  return values;
-}
-
 struct Expected {
   std::string name;
   TableType table;
@@ -55,7 +41,7 @@ TEST_P(ImageFixture, LayoutMatchesSfdiskAndBlkid) {
     EXPECT_EQ(partition.offset, span.offset);
     EXPECT_EQ(partition.size, span.size);
     if (partition.extended) continue;
-    const auto values = blkid_values(image, partition.number);
+    const auto values = test::blkid_values(image, partition.number);
     EXPECT_EQ(partition.fs_type, values.count("TYPE") ? values.at("TYPE") : "");
     EXPECT_EQ(partition.uuid, values.count("UUID") ? values.at("UUID") : "");
     EXPECT_EQ(partition.label, values.count("LABEL") ? values.at("LABEL") : "");

@@ -1,4 +1,4 @@
-// Path mapping: normalize_path, parse_path_spec, parse_image_target, resolve, describe; and
+// Path mapping: normalize_path and parse_path_spec (core/pathspec), parse_image_target, resolve, describe; and
 // parse_fstab on hand-made layouts.
 #include <gtest/gtest.h>
 

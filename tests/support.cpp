@@ -155,14 +155,41 @@ std::string ext_device(const std::string& image, int number) {
   return image + "?offset=" + std::to_string(partition_span(image, number).offset);
 }
 
-std::string debugfs(const std::string& image, int number, const std::string& command) {
+std::string debugfs(const std::string& device, const std::string& command) {
   // debugfs exits 0 even when it cannot open the filesystem: check its stderr instead.
-  CommandResult result = run({"debugfs", "-R", command, ext_device(image, number)});
-  if (result.err.find("debugfs: ") != std::string::npos && result.err.find("while ") != std::string::npos &&
-      result.err.find("opening filesystem") != std::string::npos) {
-    throw std::runtime_error("debugfs could not open partition " + std::to_string(number) + " of " + image + ": " + result.err);
+  const CommandResult result = run({"debugfs", "-R", command, device});
+  if (result.err.find("while trying to open") != std::string::npos || result.err.find("opening filesystem") != std::string::npos) {
+    throw std::runtime_error("debugfs could not open " + device + ": " + result.err);
   }
   return result.out;
+}
+
+std::string debugfs(const std::string& image, int number, const std::string& command) {
+  return debugfs(ext_device(image, number), command);
+}
+
+std::string debugfs_write(const std::string& device, const std::string& command) {
+  const CommandResult result = run({"debugfs", "-w", "-R", command, device});
+  if (result.status != 0 || result.err.find("while") != std::string::npos) {
+    throw std::runtime_error("debugfs -w -R '" + command + "' on " + device + " failed: " + result.err);
+  }
+  return result.out;
+}
+
+std::map<std::string, std::string> blkid_values(const std::string& image, const Span& span) {
+  const CommandResult result =
+      run({"blkid", "-p", "-o", "export", "-O", std::to_string(span.offset), "-S", std::to_string(span.size), image});
+  std::map<std::string, std::string> values;
+  std::istringstream lines(result.out);
+  for (std::string line; std::getline(lines, line);) {
+    const auto equals = line.find('=');
+    if (equals != std::string::npos) values[line.substr(0, equals)] = line.substr(equals + 1);
+  }
+  return values;
+}
+
+std::map<std::string, std::string> blkid_values(const std::string& image, int number) {
+  return blkid_values(image, partition_span(image, number));
 }
 
 bool debugfs_exists(const std::string& image, int number, const std::string& path) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -61,8 +62,17 @@ struct Span {
 Span partition_span(const std::string& image, int number);
 // "IMAGE?offset=N" for debugfs / e2fsck.
 std::string ext_device(const std::string& image, int number);
-// debugfs -R command on partition n; fails the test when debugfs could not open it.
+// debugfs -R command on a filesystem: an ext image file, or "IMAGE?offset=N" (ext_device). debugfs
+// exits 0 even when it cannot open the filesystem: that throws, naming it.
+std::string debugfs(const std::string& device, const std::string& command);
+// The same on partition n of an image.
 std::string debugfs(const std::string& image, int number, const std::string& command);
+// debugfs -w -R command (the independent tool shapes or damages a filesystem); throws when it fails
+// or prints an error ("... while ..."). Returns what it printed.
+std::string debugfs_write(const std::string& device, const std::string& command);
+// blkid -p's values (TYPE, LABEL, UUID, ...) for the bytes of one partition: the independent prober.
+std::map<std::string, std::string> blkid_values(const std::string& image, const Span& span);
+std::map<std::string, std::string> blkid_values(const std::string& image, int number);
 // Does path exist on partition n? (debugfs stat, which reports a missing file on stderr)
 bool debugfs_exists(const std::string& image, int number, const std::string& path);
 // Reads a file out of an image with `mender-artifact cp IMAGE:PATH` (its `cat` stops at 32 KiB in

@@ -27,10 +27,6 @@
 
 namespace imprint {
 
-enum class Compression { None, Gzip, Xz, Zstd };
-Compression parse_compression(const std::string& text);  // "none" | "gz" | "xz" | "zst"
-std::string compression_suffix(Compression compression);  // "", ".gz", ".xz", ".zst"
-
 // --shard K/N: row i of the CSV (0-based, in file order, blank lines not counted) belongs to shard
 // (i mod N) + 1. Deterministic for a given CSV; N shards together cover every row exactly once.
 struct Shard {
@@ -39,11 +35,6 @@ struct Shard {
   bool contains(std::size_t row_index) const { return row_index % count == index - 1; }
 };
 Shard parse_shard(const std::string& text);  // "K/N" with 1 <= K <= N; Error(Invalid) otherwise
-
-// Writes the image bytes of src (size bytes; only `extents` are read, the rest is zeros) to dst as
-// a single-member raw stream compressed by libarchive (gzip, xz or zstd; xz and zstd use `threads`).
-void write_compressed(int src_fd, std::uint64_t size, const std::vector<Extent>& extents, int dst_fd,
-                      Compression compression, unsigned threads, const std::string& name);
 
 struct BatchRequest {
   std::string profile_path;

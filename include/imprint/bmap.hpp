@@ -48,8 +48,10 @@ std::string sparse_image_sha256(int fd, std::uint64_t image_size, const std::vec
 // bmaptool's XML, byte for byte the layout BmapCreate writes, with BmapFileChecksum computed over
 // the text with the checksum field all "0" (as bmaptool checks it).
 std::string format_bmap(const Bmap& bmap);
-// Reads a bmap (version 2.x, sha256): Error(Corrupt) naming the file when its own checksum does
-// not match or the XML is not a block map.
+// Reads a bmap (version 2.x, sha256) with libxml2, as any XML (quotes, attribute order, elements
+// it does not know). Error(Corrupt) naming the file when the XML is not a block map, its own
+// checksum does not match, a range lacks its sha256 or lies outside the image, it lists no range,
+// or <MappedBlocksCount> disagrees with its ranges (bmaptool checks that too).
 Bmap parse_bmap(const std::string& text, const std::string& name);
 
 }  // namespace imprint

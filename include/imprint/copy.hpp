@@ -1,6 +1,6 @@
 // Copying images: reflink when the filesystem supports it, else a sparse copy that reads only the
 // allocated extents (SEEK_DATA/SEEK_HOLE) and writes holes for all-zero blocks; decompression of
-// compressed images through libarchive.
+// compressed images through libarchive (copy.cpp), and compression (compress.cpp).
 #pragma once
 
 #include <cstdint>
@@ -24,6 +24,15 @@ std::vector<Extent> decompress_image(const std::string& path, int dst_fd);
 
 // Copies or decompresses `path` into dst_fd, whichever it needs.
 std::vector<Extent> copy_image(const std::string& path, int dst_fd);
+
+enum class Compression { None, Gzip, Xz, Zstd };
+Compression parse_compression(const std::string& text);  // "none" | "gz" | "xz" | "zst"
+std::string compression_suffix(Compression compression);  // "", ".gz", ".xz", ".zst"
+
+// Writes the image bytes of src (size bytes; only `extents` are read, the rest is zeros) to dst as
+// a single-member raw stream compressed by libarchive (gzip, xz or zstd; xz and zstd use `threads`).
+void write_compressed(int src_fd, std::uint64_t size, const std::vector<Extent>& extents, int dst_fd,
+                      Compression compression, unsigned threads, const std::string& name);
 
 // The data extents of an open file (SEEK_DATA/SEEK_HOLE).
 std::vector<Extent> data_extents(int fd);

@@ -57,14 +57,22 @@ void write_all(int fd, std::string_view bytes, const std::string& what);
 // pwrite all bytes at offset; throws Error naming `what`.
 void pwrite_all(int fd, std::string_view bytes, std::uint64_t offset, const std::string& what);
 
+// $TMPDIR, else /tmp: where scratch files and directories go.
+std::string temp_directory();
+// "/proc/self/fd/N": a path for an open descriptor, for libraries that take paths.
+std::string fd_path(int fd);
+// An unnamed file (O_TMPFILE) in `directory`: it never has a name and vanishes with the process,
+// even on kill -9. An empty UniqueFd when that filesystem has no O_TMPFILE (vfat, NFS, ...), so the
+// caller picks its fallback; Error "FAILURE: <strerror>" for any other error.
+UniqueFd open_unnamed(const std::string& directory, const std::string& failure);
+// An unnamed scratch file in temp_directory() (a decompressed golden, a stamped image on its way to a
+// card); where that filesystem has no O_TMPFILE, a named one unlinked at once. Errors say
+// "cannot create a temp file in DIR for PURPOSE".
+UniqueFd unnamed_temp_file(const std::string& purpose);
+
 // A path another process (qemu, e2fsck) can open for the same file: "/proc/self/..." names our own
 // descriptors, so it becomes "/proc/<our pid>/..."; any other path is returned as it is.
 std::string path_for_another_process(const std::string& path);
-
-// A temp file in $TMPDIR (else /tmp) that never has a name (O_TMPFILE; where the filesystem has
-// none, a named one unlinked at once): it vanishes with the process, even on kill -9. `purpose`
-// completes the error message ("cannot create a temp file in DIR for PURPOSE").
-UniqueFd unnamed_temp(const std::string& purpose);
 
 // An output file created 0600 in the directory of its final path, unnamed (O_TMPFILE) where the
 // filesystem allows, else under a hidden temp name (".NAME.imprint-PID-XXXXXXXX"). commit() fsyncs,

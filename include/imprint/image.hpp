@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "imprint/device_view.hpp"
 #include "imprint/filesystem.hpp"
 #include "imprint/fileio.hpp"
 
@@ -55,12 +56,6 @@ struct Layout {
 // MBR in sector 0, and a file with no partition table. (libblkid itself drops GPT entries outside
 // the header's usable range.)
 Layout probe_layout(const std::string& image_path);
-
-// Where the device mounts what (read from the primary rootfs /etc/fstab).
-struct MountMap {
-  std::vector<std::string> boot_mounts;  // e.g. {"/uboot"} or {"/boot/efi"}
-  std::string data_mount = "/data";
-};
 
 enum class OpenMode { ReadOnly, ReadWrite };
 

@@ -1,9 +1,6 @@
-// Path mapping, the heart of the user model: a path names a file as the running device sees it.
-//   /data/...                        -> data partition (prefix stripped)
-//   the boot mount point (/uboot...) -> boot partition (prefix stripped)
-//   any other absolute path          -> both root filesystems
-// An explicit role overrides: primary:/x, secondary:/x, rootfs:/x (both), data:/x, boot:/x, pN:/x
-// (partition-relative paths).
+// Path mapping: paths (device view or ROLE:PATH, see device_view.hpp for the rule) resolved against
+// an image's partitions: primary:/x, secondary:/x, rootfs:/x (both), data:/x, boot:/x, pN:/x name
+// partition-relative paths; a device-view path lands where place_path puts it.
 #pragma once
 
 #include <optional>

@@ -10,6 +10,7 @@
 #include "imprint/image.hpp"
 #include "imprint/plan.hpp"
 #include "imprint/profile.hpp"
+#include "imprint/structure.hpp"
 
 namespace imprint {
 
@@ -53,6 +54,22 @@ void apply_plan(ImageView& image, const Plan& plan);
 // Ops whose bytes are not reproducible (a PFX built with a random salt) are compared by meaning:
 // the PFX in the image must open with the device's password and hold the device's key.
 std::vector<std::string> verify_plan(ImageView& image, const DevicePlan& device);
+
+// imprint verify: the device's plan (profile + device + variables, its checks run) against an image
+// or the card it was flashed to, opened read-only; with `structure`, the filesystems' own checks too.
+struct VerifyRequest {
+  std::string profile_path;
+  std::string device_id;
+  Variables overrides;
+  std::string image_path;
+  bool structure = false;
+  Backend backend = Backend::Auto;
+};
+struct VerifyResult {
+  std::vector<std::string> differences;      // verify_plan's, then the structure's problems; empty: a match
+  std::optional<StructureReport> structure;  // with request.structure
+};
+VerifyResult verify(const VerifyRequest& request);
 
 // The warning for a plan that edits a root filesystem of an image holding a bootstrap Artifact.
 std::optional<std::string> bootstrap_warning(ImageView& image, const Plan& plan);

@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <memory>
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
@@ -36,30 +37,30 @@ class Progress {
 
 void add_batch(CLI::App& app) {
   auto* command = app.add_subcommand("batch", "Stamp one image per row of a device CSV");
-  static BatchRequest request;
-  static VariableOptions variables;
-  static std::string shard = "1/1", compress = "none";
-  static bool json = false;
-  command->add_option("-p,--profile", request.profile_path, "Profile (YAML)")->required();
-  command->add_option("-i,--input", request.golden_path, "Golden image (raw or compressed; never modified)")->required();
-  command->add_option("--devices", request.devices_csv, "CSV with a header row: device_id, then template variables")->required();
-  command->add_option("-O,--output-dir", request.output_directory, "Output directory")->required();
-  command->add_option("-j,--jobs", request.jobs, "Devices in parallel (default: number of cores)");
-  command->add_option("--shard", shard, "K/N: stamp rows whose index (0-based, in CSV order) modulo N is K-1");
-  command->add_option("--manifest", request.manifest_path, "Manifest (JSON Lines; default OUTDIR/manifest.jsonl; CSV view beside it)");
-  command->add_option("--compress", compress, "none | gz | xz | zst");
-  command->add_flag("--bmap", request.bmap, "Write a bmaptool .bmap next to each image");
-  command->add_option("--name", request.name_template, "Output name template (default {{device_id}}.img)");
-  command->add_flag("--keep-going", request.keep_going, "Stamp the good rows even when some rows are bad");
-  command->add_flag("--json", json, "One JSON line per device on stdout");
-  variables.add_to(command);
-  static BackendOption backend;
-  backend.add_to(command);
-  command->callback([] {
-    request.backend = backend.get();
-    request.shard = parse_shard(shard);
-    request.compression = parse_compression(compress);
-    request.overrides = variables.collect();
+  struct Options : CommandOptions {
+    BatchRequest request;
+    std::string shard = "1/1", compress = "none";
+  };
+  auto o = std::make_shared<Options>();
+  command->add_option("-p,--profile", o->request.profile_path, "Profile (YAML)")->required();
+  command->add_option("-i,--input", o->request.golden_path, "Golden image (raw or compressed; never modified)")->required();
+  command->add_option("--devices", o->request.devices_csv, "CSV with a header row: device_id, then template variables")->required();
+  command->add_option("-O,--output-dir", o->request.output_directory, "Output directory")->required();
+  command->add_option("-j,--jobs", o->request.jobs, "Devices in parallel (default: number of cores)");
+  command->add_option("--shard", o->shard, "K/N: stamp rows whose index (0-based, in CSV order) modulo N is K-1");
+  command->add_option("--manifest", o->request.manifest_path, "Manifest (JSON Lines; default OUTDIR/manifest.jsonl; CSV view beside it)");
+  command->add_option("--compress", o->compress, "none | gz | xz | zst");
+  command->add_flag("--bmap", o->request.bmap, "Write a bmaptool .bmap next to each image");
+  command->add_option("--name", o->request.name_template, "Output name template (default {{device_id}}.img)");
+  command->add_flag("--keep-going", o->request.keep_going, "Stamp the good rows even when some rows are bad");
+  o->add_to(command, "One JSON line per device on stdout");
+  command->callback([o] {
+    BatchRequest& request = o->request;
+    const bool json = o->json;
+    request.backend = o->backend.get();
+    request.shard = parse_shard(o->shard);
+    request.compression = parse_compression(o->compress);
+    request.overrides = o->variables.collect();
     Progress progress;
     const BatchResult result = run_batch(request, [&](const DeviceOutcome& outcome, std::size_t done, std::size_t total) {
       if (json) {
@@ -97,38 +98,41 @@ void add_manifest(CLI::App& app) {
   auto* command = app.add_subcommand("manifest", "Work with batch manifests");
   command->require_subcommand(1);
   auto* merge = command->add_subcommand("merge", "Join manifests (e.g. of the shards of a batch) into one");
-  static std::vector<std::string> inputs;
-  static std::string output;
-  merge->add_option("MANIFEST", inputs, "Manifests (JSON Lines)")->required();
-  merge->add_option("-o,--output", output, "Merged manifest (its CSV view is written beside it)")->required();
-  merge->callback([] { merge_manifests(inputs, output); });
+  struct Options {
+    std::vector<std::string> inputs;
+    std::string output;
+  };
+  auto o = std::make_shared<Options>();
+  merge->add_option("MANIFEST", o->inputs, "Manifests (JSON Lines)")->required();
+  merge->add_option("-o,--output", o->output, "Merged manifest (its CSV view is written beside it)")->required();
+  merge->callback([o] { merge_manifests(o->inputs, o->output); });
 }
 
 void add_flash(CLI::App& app) {
   auto* command = app.add_subcommand("flash", "Write an image (or a device stamped on the fly) to a card, then verify it");
-  static FlashRequest request;
-  static VariableOptions variables;
-  static bool json = false;
-  command->add_option("IMAGE", request.image_path, "An existing image (raw or compressed; IMAGE.bmap is used when present)");
-  command->add_option("-p,--profile", request.profile_path, "Profile: stamp the device on the fly");
-  command->add_option("-i,--input", request.golden_path, "Golden image (with -p)");
-  command->add_option("--device", request.device_id, "Device id (with -p; else a label for the record)");
-  command->add_option("--bmap", request.bmap_path, "bmap of IMAGE (default IMAGE.bmap when present)");
-  command->add_option("--target", request.target, "Block device or regular file")->required();
-  command->add_flag("--force", request.force, "Write a non-removable disk; overwrite an existing file");
-  command->add_flag("--zero-unmapped", request.zero_unmapped, "Also zero the image's unmapped blocks on the target");
-  command->add_option("--manifest", request.manifest_path, "Append the flash record to this manifest");
-  command->add_flag("--json", json, "Machine-readable result");
-  variables.add_to(command);
-  static BackendOption backend;
-  backend.add_to(command);
-  command->callback([] {
-    request.backend = backend.get();
+  struct Options : CommandOptions {
+    FlashRequest request;
+  };
+  auto o = std::make_shared<Options>();
+  command->add_option("IMAGE", o->request.image_path, "An existing image (raw or compressed; IMAGE.bmap is used when present)");
+  command->add_option("-p,--profile", o->request.profile_path, "Profile: stamp the device on the fly");
+  command->add_option("-i,--input", o->request.golden_path, "Golden image (with -p)");
+  command->add_option("--device", o->request.device_id, "Device id (with -p; else a label for the record)");
+  command->add_option("--bmap", o->request.bmap_path, "bmap of IMAGE (default IMAGE.bmap when present)");
+  command->add_option("--target", o->request.target, "Block device or regular file")->required();
+  command->add_flag("--force", o->request.force, "Write a non-removable disk; overwrite an existing file");
+  command->add_flag("--zero-unmapped", o->request.zero_unmapped, "Also zero the image's unmapped blocks on the target");
+  command->add_option("--manifest", o->request.manifest_path, "Append the flash record to this manifest");
+  o->add_to(command, "Machine-readable result");
+  command->callback([o] {
+    FlashRequest& request = o->request;
+    const bool json = o->json;
+    request.backend = o->backend.get();
     if (request.profile_path.empty() == request.image_path.empty()) {
       throw Error("flash takes either IMAGE or -p PROFILE -i GOLDEN --device ID", ErrorCode::Invalid);
     }
     if (!request.profile_path.empty() && request.golden_path.empty()) throw Error("flash -p needs -i GOLDEN", ErrorCode::Invalid);
-    request.overrides = variables.collect();
+    request.overrides = o->variables.collect();
     const FlashResult result = flash(request);
     for (const auto& warning : result.warnings) warn(warning);
     if (json) {

@@ -34,6 +34,18 @@ std::pair<std::string, std::string> split_assignment(const std::string& item, co
 }
 }  // namespace
 
+std::string value_from_file(const std::string& path) {
+  std::string value = read_host_file(path);
+  if (!value.empty() && value.back() == '\n') value.pop_back();
+  return value;
+}
+
+std::string value_from_environment(const std::string& name, const std::string& what) {
+  const char* value = std::getenv(name.c_str());
+  if (value == nullptr) throw Error(what + ": environment variable " + name + " is not set", ErrorCode::Invalid);
+  return value;
+}
+
 void BackendOption::add_to(CLI::App* command) {
   command->add_option("--backend", value, "auto (libext2fs for ext2/3/4, libguestfs otherwise) | native | guestfs");
   command->add_flag_callback("--allow-dirty", [] { set_default_allow_dirty(true); },
@@ -41,6 +53,12 @@ void BackendOption::add_to(CLI::App* command) {
 }
 
 Backend BackendOption::get() const { return parse_backend(value); }
+
+void CommandOptions::add_to(CLI::App* command, const std::string& json_help) {
+  command->add_flag("--json", json, json_help);
+  variables.add_to(command);
+  backend.add_to(command);
+}
 
 void VariableOptions::add_to(CLI::App* command) {
   command->add_option("--set", set, "Set a profile variable (K=V)");
@@ -56,15 +74,11 @@ Variables VariableOptions::collect() const {
   }
   for (const auto& item : set_file) {
     auto [name, path] = split_assignment(item, "--set-file");
-    std::string value = read_host_file(path);
-    if (!value.empty() && value.back() == '\n') value.pop_back();
-    variables[name] = value;
+    variables[name] = value_from_file(path);
   }
   for (const auto& item : set_env) {
     auto [name, environment] = split_assignment(item, "--set-env");
-    const char* value = std::getenv(environment.c_str());
-    if (value == nullptr) throw Error("--set-env " + item + ": environment variable " + environment + " is not set", ErrorCode::Invalid);
-    variables[name] = value;
+    variables[name] = value_from_environment(environment, "--set-env " + item);
   }
   return variables;
 }

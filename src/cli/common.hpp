@@ -22,6 +22,12 @@ void warn(const std::string& message);
 // 6 reused" on stderr (bench/ measures the scan with it).
 void print_timing_if_asked();
 
+// A value from a host file, one trailing newline dropped (`echo secret > file` adds one); and one
+// from an environment variable, Error(Invalid) "WHAT: environment variable NAME is not set" when it
+// is not. How --set-file/--set-env and the secret options of certs read their values.
+std::string value_from_file(const std::string& path);
+std::string value_from_environment(const std::string& name, const std::string& what);
+
 // Variables from --set K=V, --set-file K=PATH and --set-env K=ENV (secrets never need argv).
 struct VariableOptions {
   std::vector<std::string> set, set_file, set_env;
@@ -35,6 +41,15 @@ struct BackendOption {
   std::string value = "auto";
   void add_to(CLI::App* command);
   Backend get() const;
+};
+
+// What most commands take besides their request: the variable options, --backend and --json. A
+// command's options derive from it and are owned by the command's callback.
+struct CommandOptions {
+  VariableOptions variables;
+  BackendOption backend;
+  bool json = false;
+  void add_to(CLI::App* command, const std::string& json_help = "Machine-readable output");
 };
 
 // Each group of subcommands registers itself.

@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <memory>
 
 #include "common.hpp"
 #include "imprint/bytes.hpp"
@@ -27,32 +28,48 @@ std::string escape_lines(const std::string& text) {
   return out;
 }
 
+// What every IMAGE:PATH command takes; a command's own options derive from it. Each command's
+// options are owned by its callback.
+struct PathOptions {
+  std::string target;
+  BackendOption backend;
+  void add_to(CLI::App* command, const std::string& example = "") {
+    command->add_option("IMAGE:PATH", target, example)->required();
+    backend.add_to(command);
+  }
+  DiskImage open(const ImageTarget& parsed, OpenMode mode) const { return DiskImage::open(parsed.image, mode, backend.get()); }
+};
+
 void add_inspect(CLI::App& app) {
   auto* command = app.add_subcommand("inspect", "Show partitions, roles, filesystems, free space, device_type, artifact name");
-  static std::string image;
-  static bool json = false;
-  command->add_option("IMAGE", image, "Disk image (raw or compressed)")->required();
-  command->add_flag("--json", json, "Machine-readable output");
-  static BackendOption backend;
-  backend.add_to(command);
-  command->callback([] {
-    DiskImage disk = DiskImage::open(image, OpenMode::ReadOnly, backend.get());
+  struct Options {
+    std::string image;
+    bool json = false;
+    BackendOption backend;
+  };
+  auto o = std::make_shared<Options>();
+  command->add_option("IMAGE", o->image, "Disk image (raw or compressed)")->required();
+  command->add_flag("--json", o->json, "Machine-readable output");
+  o->backend.add_to(command);
+  command->callback([o] {
+    DiskImage disk = DiskImage::open(o->image, OpenMode::ReadOnly, o->backend.get());
     const InspectReport report = inspect_image(disk);
-    write_stdout(json ? inspect_json(report) : escape_lines(format_inspect(report)));
+    write_stdout(o->json ? inspect_json(report) : escape_lines(format_inspect(report)));
   });
 }
 
 void add_ls(CLI::App& app) {
   auto* command = app.add_subcommand("ls", "List a directory or file inside an image");
-  static std::string target;
-  static bool long_format = false;
-  command->add_flag("-l", long_format, "Long listing (mode, owner, size, time)");
-  command->add_option("IMAGE:PATH", target, "e.g. disk.img:/data/mender or disk.img:primary:/etc")->required();
-  static BackendOption backend;
-  backend.add_to(command);
-  command->callback([] {
-    const ImageTarget parsed = parse_image_target(target);
-    DiskImage disk = DiskImage::open(parsed.image, OpenMode::ReadOnly, backend.get());
+  struct Options : PathOptions {
+    bool long_format = false;
+  };
+  auto o = std::make_shared<Options>();
+  command->add_flag("-l", o->long_format, "Long listing (mode, owner, size, time)");
+  o->add_to(command, "e.g. disk.img:/data/mender or disk.img:primary:/etc");
+  command->callback([o] {
+    const bool long_format = o->long_format;
+    const ImageTarget parsed = parse_image_target(o->target);
+    DiskImage disk = o->open(parsed, OpenMode::ReadOnly);
     const auto listed = list_path(disk, parsed.spec);
     // Names come from the image: a newline or an escape sequence in one must not reach the terminal raw.
     for (const ListedEntry& entry : listed) {
@@ -64,31 +81,31 @@ void add_ls(CLI::App& app) {
 
 void add_cat(CLI::App& app) {
   auto* command = app.add_subcommand("cat", "Print a file inside an image");
-  static std::string target;
-  command->add_option("IMAGE:PATH", target, "e.g. disk.img:/data/mender/mender.conf")->required();
-  static BackendOption backend;
-  backend.add_to(command);
-  command->callback([] {
-    const ImageTarget parsed = parse_image_target(target);
-    DiskImage disk = DiskImage::open(parsed.image, OpenMode::ReadOnly, backend.get());
+  auto o = std::make_shared<PathOptions>();
+  o->add_to(command, "e.g. disk.img:/data/mender/mender.conf");
+  command->callback([o] {
+    const ImageTarget parsed = parse_image_target(o->target);
+    DiskImage disk = o->open(parsed, OpenMode::ReadOnly);
     cat_path(disk, parsed.spec, write_stdout);
   });
 }
 
 void add_put(CLI::App& app) {
   auto* command = app.add_subcommand("put", "Write a host file (or - for stdin) into an image, creating parent directories");
-  static std::string source, target, mode = "0644", owner = "0:0";
-  command->add_option("-m,--mode", mode, "Octal mode (600 and 0600 both mean 0600)");
-  command->add_option("--owner", owner, "uid:gid, or user:group from the image's /etc/passwd");
-  command->add_option("HOSTFILE", source, "Host file, or - for standard input")->required();
-  command->add_option("IMAGE:PATH", target, "e.g. disk.img:/data/mender/mender-agent.pem")->required();
-  static BackendOption backend;
-  backend.add_to(command);
-  command->callback([] {
+  struct Options : PathOptions {
+    std::string source, mode = "0644", owner = "0:0";
+  };
+  auto o = std::make_shared<Options>();
+  command->add_option("-m,--mode", o->mode, "Octal mode (600 and 0600 both mean 0600)");
+  command->add_option("--owner", o->owner, "uid:gid, or user:group from the image's /etc/passwd");
+  command->add_option("HOSTFILE", o->source, "Host file, or - for standard input")->required();
+  o->add_to(command, "e.g. disk.img:/data/mender/mender-agent.pem");
+  command->callback([o] {
+    const std::string& source = o->source;
     PutOptions options;
-    options.mode = parse_octal_mode(mode, "-m");
-    options.owner = owner;
-    const ImageTarget parsed = parse_image_target(target);
+    options.mode = parse_octal_mode(o->mode, "-m");
+    options.owner = o->owner;
+    const ImageTarget parsed = parse_image_target(o->target);
     std::string buffered_stdin;
     if (source == "-") buffered_stdin = read_fd(STDIN_FILENO, "standard input", kSourceInputLimit);
     else if (::access(source.c_str(), R_OK) != 0) throw_errno("cannot read " + source);
@@ -98,7 +115,7 @@ void add_put(CLI::App& app) {
       current = open_read(source, InputKind::File);
       return std::make_unique<FdSource>(current.get(), source);
     };
-    DiskImage disk = DiskImage::open(parsed.image, OpenMode::ReadWrite, backend.get());
+    DiskImage disk = o->open(parsed, OpenMode::ReadWrite);
     put_path(disk, parsed.spec, open_source, options);
     disk.flush();
   });
@@ -106,33 +123,34 @@ void add_put(CLI::App& app) {
 
 void add_rm(CLI::App& app) {
   auto* command = app.add_subcommand("rm", "Remove a file or directory inside an image");
-  static std::string target;
-  static bool recursive = false;
-  command->add_flag("-r,--recursive", recursive, "Remove directories and their contents");
-  command->add_option("IMAGE:PATH", target)->required();
-  static BackendOption backend;
-  backend.add_to(command);
-  command->callback([] {
-    const ImageTarget parsed = parse_image_target(target);
-    DiskImage disk = DiskImage::open(parsed.image, OpenMode::ReadWrite, backend.get());
-    remove_path(disk, parsed.spec, recursive);
+  struct Options : PathOptions {
+    bool recursive = false;
+  };
+  auto o = std::make_shared<Options>();
+  command->add_flag("-r,--recursive", o->recursive, "Remove directories and their contents");
+  o->add_to(command);
+  command->callback([o] {
+    const ImageTarget parsed = parse_image_target(o->target);
+    DiskImage disk = o->open(parsed, OpenMode::ReadWrite);
+    remove_path(disk, parsed.spec, o->recursive);
     disk.flush();
   });
 }
 
 void add_mkdir(CLI::App& app) {
   auto* command = app.add_subcommand("mkdir", "Create a directory inside an image");
-  static std::string target, mode = "0755";
-  static bool parents = false;
-  command->add_flag("-p,--parents", parents, "Create missing parents; no error if it exists");
-  command->add_option("-m,--mode", mode, "Octal mode");
-  command->add_option("IMAGE:PATH", target)->required();
-  static BackendOption backend;
-  backend.add_to(command);
-  command->callback([] {
-    const ImageTarget parsed = parse_image_target(target);
-    DiskImage disk = DiskImage::open(parsed.image, OpenMode::ReadWrite, backend.get());
-    mkdir_path(disk, parsed.spec, parents, parse_octal_mode(mode, "-m"));
+  struct Options : PathOptions {
+    std::string mode = "0755";
+    bool parents = false;
+  };
+  auto o = std::make_shared<Options>();
+  command->add_flag("-p,--parents", o->parents, "Create missing parents; no error if it exists");
+  command->add_option("-m,--mode", o->mode, "Octal mode");
+  o->add_to(command);
+  command->callback([o] {
+    const ImageTarget parsed = parse_image_target(o->target);
+    DiskImage disk = o->open(parsed, OpenMode::ReadWrite);
+    mkdir_path(disk, parsed.spec, o->parents, parse_octal_mode(o->mode, "-m"));
     disk.flush();
   });
 }

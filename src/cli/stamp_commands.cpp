@@ -1,112 +1,118 @@
-// The main job: stamp, verify, profile check.
-#include <cstdlib>
+// The main job: stamp, verify, profile check, certs. Each command's options live in one struct,
+// owned by its callback (no function-level statics).
+#include <memory>
 
 #include <nlohmann/json.hpp>
 
 #include "common.hpp"
 #include "imprint/credentials.hpp"
 #include "imprint/error.hpp"
-#include "imprint/fileio.hpp"
 #include "imprint/profile.hpp"
 #include "imprint/stamp.hpp"
-#include "imprint/structure.hpp"
 
 namespace imprint::cli {
 
 namespace {
 
+struct StampOptions : CommandOptions {
+  StampRequest request;
+  bool bmap = false;
+  void run();
+};
+
 void add_stamp(CLI::App& app) {
   auto* command = app.add_subcommand("stamp", "Write one device's image from a golden image and a profile");
-  static StampRequest request;
-  static VariableOptions variables;
-  static bool json = false;
+  auto options = std::make_shared<StampOptions>();
+  StampRequest& request = options->request;
   command->add_option("-p,--profile", request.profile_path, "Profile (YAML)")->required();
   command->add_option("-i,--input", request.golden_path, "Golden image (raw or compressed; never modified)")->required();
   command->add_option("--device", request.device_id, "Device id ({{device_id}})")->required();
   command->add_option("-o,--output", request.output_path, "Output image (created 0600)");
   command->add_flag("--in-place", request.in_place, "Patch the input image itself (raw images; developer use)");
   command->add_flag("--dry-run", request.dry_run, "Print the plan; write nothing");
-  command->add_flag("--json", json, "Machine-readable output");
-  static bool bmap = false;
-  command->add_flag("--bmap", bmap, "Also write OUTPUT's bmap (OUT.bmap for OUT.img): its block map, for bmaptool copy");
+  command->add_flag("--bmap", options->bmap, "Also write OUTPUT's bmap (OUT.bmap for OUT.img): its block map, for bmaptool copy");
   command->add_option("--emit", request.emit_directory,
                       "Write the device's public key, preauthorization body, thumbprints and DPS enrollment here");
   command->add_option("--artifact-key", request.artifact_key, "Re-sign data:/mender/bootstrap.mender with this key once renewed");
-  variables.add_to(command);
-  static BackendOption backend;
-  backend.add_to(command);
-  command->callback([] {
-    if (request.output_path.empty() && !request.in_place && !request.dry_run) {
-      throw Error("stamp needs -o OUTPUT (or --in-place, or --dry-run)", ErrorCode::Invalid);
-    }
-    if (bmap) {
-      if (request.output_path.empty()) throw Error("stamp --bmap needs -o OUTPUT", ErrorCode::Invalid);
-      const std::string& out = request.output_path;
-      request.bmap_path = (out.ends_with(".img") ? out.substr(0, out.size() - 4) : out) + ".bmap";
-    }
-    request.overrides = variables.collect();
-    request.backend = backend.get();
-    const StampResult result = stamp(request);
-    for (const auto& warning : result.warnings) warn(warning);
-    if (request.dry_run) {
-      write_stdout(json ? plan_to_json(result.plan) + "\n" : format_plan(result.plan));
-    } else if (json) {
-      nlohmann::ordered_json out{{"device_id", request.device_id}, {"output", result.output_path}, {"warnings", result.warnings}};
-      write_stdout(out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
-    }
-  });
+  options->add_to(command);
+  command->callback([options] { options->run(); });
 }
+
+void StampOptions::run() {
+  if (request.output_path.empty() && !request.in_place && !request.dry_run) {
+    throw Error("stamp needs -o OUTPUT (or --in-place, or --dry-run)", ErrorCode::Invalid);
+  }
+  if (bmap) {
+    if (request.output_path.empty()) throw Error("stamp --bmap needs -o OUTPUT", ErrorCode::Invalid);
+    const std::string& out = request.output_path;
+    request.bmap_path = (out.ends_with(".img") ? out.substr(0, out.size() - 4) : out) + ".bmap";
+  }
+  request.overrides = variables.collect();
+  request.backend = backend.get();
+  const StampResult result = stamp(request);
+  for (const auto& warning : result.warnings) warn(warning);
+  if (request.dry_run) {
+    write_stdout(json ? plan_to_json(result.plan) + "\n" : format_plan(result.plan));
+  } else if (json) {
+    nlohmann::ordered_json out{{"device_id", request.device_id}, {"output", result.output_path}, {"warnings", result.warnings}};
+    write_stdout(out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  }
+}
+
+struct VerifyOptions : CommandOptions {
+  VerifyRequest request;
+  void run();
+};
 
 void add_verify(CLI::App& app) {
   auto* command = app.add_subcommand("verify", "Check an image (or a card) against a device's plan");
-  static std::string profile_path, device_id, image;
-  static VariableOptions variables;
-  static bool json = false, structure = false;
-  command->add_option("-p,--profile", profile_path, "Profile (YAML)")->required();
-  command->add_option("--device", device_id, "Device id")->required();
-  command->add_option("IMAGE", image, "Stamped image, or the card it was flashed to")->required();
-  command->add_flag("--structure", structure, "Also check every filesystem's structure (e2fsck -fn, fsck.fat -n)");
-  command->add_flag("--json", json, "Machine-readable output");
-  variables.add_to(command);
-  static BackendOption backend;
-  backend.add_to(command);
-  command->callback([] {
-    const Profile profile = load_profile(profile_path);
-    const DevicePlan device = prepare_device(profile, device_id, variables.collect());
-    DiskImage disk = DiskImage::open(image, OpenMode::ReadOnly, backend.get());
-    auto differences = verify_plan(disk, device);
-    StructureReport report;
-    if (structure) {
-      report = check_structure(disk);
-      differences.insert(differences.end(), report.problems.begin(), report.problems.end());
+  auto options = std::make_shared<VerifyOptions>();
+  VerifyRequest& request = options->request;
+  command->add_option("-p,--profile", request.profile_path, "Profile (YAML)")->required();
+  command->add_option("--device", request.device_id, "Device id")->required();
+  command->add_option("IMAGE", request.image_path, "Stamped image, or the card it was flashed to")->required();
+  command->add_flag("--structure", request.structure, "Also check every filesystem's structure (e2fsck -fn, fsck.fat -n)");
+  options->add_to(command);
+  command->callback([options] { options->run(); });
+}
+
+void VerifyOptions::run() {
+  request.overrides = variables.collect();
+  request.backend = backend.get();
+  const VerifyResult result = verify(request);
+  const std::vector<std::string>& differences = result.differences;
+  const std::string& image = request.image_path;
+  if (json) {
+    nlohmann::ordered_json out{{"device_id", request.device_id}, {"image", image}, {"ok", differences.empty()}, {"differences", differences}};
+    if (result.structure) {
+      out["structure"] = {{"checked", result.structure->checked}, {"skipped", result.structure->skipped}, {"problems", result.structure->problems}};
     }
-    if (json) {
-      nlohmann::ordered_json out{{"device_id", device_id}, {"image", image}, {"ok", differences.empty()}, {"differences", differences}};
-      if (structure) out["structure"] = {{"checked", report.checked}, {"skipped", report.skipped}, {"problems", report.problems}};
-      write_stdout(out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
-    } else {
-      for (const auto& difference : differences) write_stdout(difference + "\n");
+    write_stdout(out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  } else {
+    for (const auto& difference : differences) write_stdout(difference + "\n");
+  }
+  if (!differences.empty()) {
+    throw Error(image + " does not match the plan for " + request.device_id + ": " + std::to_string(differences.size()) +
+                    " difference(s)",
+                ErrorCode::CheckFailed);
+  }
+  if (!json) {
+    if (result.structure) {
+      for (const auto& line : result.structure->checked) write_stdout(line + "\n");
     }
-    if (!differences.empty()) {
-      throw Error(image + " does not match the plan for " + device_id + ": " + std::to_string(differences.size()) + " difference(s)",
-                  ErrorCode::CheckFailed);
-    }
-    if (!json) {
-      for (const auto& line : report.checked) write_stdout(line + "\n");
-      write_stdout(image + ": matches the plan for " + device_id + (structure ? ", filesystems clean" : "") + "\n");
-    }
-  });
+    write_stdout(image + ": matches the plan for " + request.device_id + (result.structure ? ", filesystems clean" : "") + "\n");
+  }
 }
 
 void add_profile(CLI::App& app) {
   auto* command = app.add_subcommand("profile", "Work with profiles");
   command->require_subcommand(1);
   auto* check = command->add_subcommand("check", "Validate a profile without an image; list the variables it needs");
-  static std::string profile_path;
-  check->add_option("PROFILE", profile_path)->required();
-  check->callback([] {
-    const Profile profile = load_profile(profile_path);
-    write_stdout(profile_path + ": ok\nvariables:\n");
+  auto profile_path = std::make_shared<std::string>();
+  check->add_option("PROFILE", *profile_path)->required();
+  check->callback([profile_path] {
+    const Profile profile = load_profile(*profile_path);
+    write_stdout(*profile_path + ": ok\nvariables:\n");
     for (const auto& name : required_variables(profile)) {
       const auto found = profile.variables.find(name);
       const bool defaulted = found != profile.variables.end();
@@ -118,47 +124,47 @@ void add_profile(CLI::App& app) {
 // A secret from a file or an environment variable, never from argv; `fallback` when neither is given.
 std::string secret_from(const std::string& file, const std::string& environment, const std::string& fallback,
                         const std::string& what) {
-  if (!file.empty()) {
-    std::string value = read_host_file(file);
-    if (!value.empty() && value.back() == '\n') value.pop_back();
-    return value;
-  }
-  if (!environment.empty()) {
-    const char* value = std::getenv(environment.c_str());
-    if (value == nullptr) throw Error(what + ": environment variable " + environment + " is not set", ErrorCode::Invalid);
-    return value;
-  }
+  if (!file.empty()) return value_from_file(file);
+  if (!environment.empty()) return value_from_environment(environment, what);
   return fallback;
 }
 
+struct CertsOptions {
+  std::string ca_cert, ca_key, ca_pass_file, ca_pass_env, device_id, directory, key_type = "rsa:4096";
+  std::string pfx_pass_file, pfx_pass_env, key_format = "pkcs1", pfx_encryption = "compat";
+  int days = 365;
+  bool force = false;
+  void run() const;
+};
+
 void add_certs(CLI::App& app) {
   auto* command = app.add_subcommand("certs", "Make a device key, certificate (signed by a CA), full chain and PFX");
-  static std::string ca_cert, ca_key, ca_pass_file, ca_pass_env, device_id, directory, key_type = "rsa:4096";
-  static std::string pfx_pass_file, pfx_pass_env, key_format = "pkcs1", pfx_encryption = "compat";
-  static int days = 365;
-  static bool force = false;
-  command->add_option("--ca-cert", ca_cert, "CA certificate (PEM; further certificates in the file form the chain)")->required();
-  command->add_option("--ca-key", ca_key, "CA private key (PEM, optionally encrypted)")->required();
-  command->add_option("--ca-key-pass-file", ca_pass_file, "File holding the CA key's password");
-  command->add_option("--ca-key-pass-env", ca_pass_env, "Environment variable holding the CA key's password");
-  command->add_option("--device", device_id, "Device id: the certificate's CN")->required();
-  command->add_option("-O,--output-dir", directory, "Where to write <id>.key.pem, .cert.pem, .fullchain.cert.pem, .cert.pfx")->required();
-  command->add_option("--key", key_type, "rsa:2048 | rsa:3072 | rsa:4096 | ec:p256");
-  command->add_option("--days", days, "Validity in days, 1 to 36500, within the CA's own validity");
-  command->add_option("--key-format", key_format, "pkcs1 (Mender clients up to 2.4) | pkcs8");
-  command->add_option("--pfx-pass-file", pfx_pass_file, "File holding the PFX password (default: 1234, the DPS client's)");
-  command->add_option("--pfx-pass-env", pfx_pass_env, "Environment variable holding the PFX password");
-  command->add_option("--pfx-encryption", pfx_encryption, "compat (3DES + SHA-1 MAC) | aes");
-  command->add_flag("--force", force, "Replace an existing key, certificate and PFX of this device");
-  command->callback([] {
-    const std::string ca_password = secret_from(ca_pass_file, ca_pass_env, "", "--ca-key-pass-env");
-    const std::string pfx_password = secret_from(pfx_pass_file, pfx_pass_env, "1234", "--pfx-pass-env");
-    const DeviceCredentials credentials = DeviceCredentials::generate(ca_cert, ca_key, ca_password, device_id, key_type, days);
-    for (const auto& path : credentials.write_certs_dir(directory, pfx_password, parse_key_format(key_format),
-                                                        parse_pfx_encryption(pfx_encryption), force)) {
-      write_stdout(path + "\n");
-    }
-  });
+  auto options = std::make_shared<CertsOptions>();
+  CertsOptions& o = *options;
+  command->add_option("--ca-cert", o.ca_cert, "CA certificate (PEM; further certificates in the file form the chain)")->required();
+  command->add_option("--ca-key", o.ca_key, "CA private key (PEM, optionally encrypted)")->required();
+  command->add_option("--ca-key-pass-file", o.ca_pass_file, "File holding the CA key's password");
+  command->add_option("--ca-key-pass-env", o.ca_pass_env, "Environment variable holding the CA key's password");
+  command->add_option("--device", o.device_id, "Device id: the certificate's CN")->required();
+  command->add_option("-O,--output-dir", o.directory, "Where to write <id>.key.pem, .cert.pem, .fullchain.cert.pem, .cert.pfx")->required();
+  command->add_option("--key", o.key_type, "rsa:2048 | rsa:3072 | rsa:4096 | ec:p256");
+  command->add_option("--days", o.days, "Validity in days, 1 to 36500, within the CA's own validity");
+  command->add_option("--key-format", o.key_format, "pkcs1 (Mender clients up to 2.4) | pkcs8");
+  command->add_option("--pfx-pass-file", o.pfx_pass_file, "File holding the PFX password (default: 1234, the DPS client's)");
+  command->add_option("--pfx-pass-env", o.pfx_pass_env, "Environment variable holding the PFX password");
+  command->add_option("--pfx-encryption", o.pfx_encryption, "compat (3DES + SHA-1 MAC) | aes");
+  command->add_flag("--force", o.force, "Replace an existing key, certificate and PFX of this device");
+  command->callback([options] { options->run(); });
+}
+
+void CertsOptions::run() const {
+  const std::string ca_password = secret_from(ca_pass_file, ca_pass_env, "", "--ca-key-pass-env");
+  const std::string pfx_password = secret_from(pfx_pass_file, pfx_pass_env, "1234", "--pfx-pass-env");
+  const DeviceCredentials credentials = DeviceCredentials::generate(ca_cert, ca_key, ca_password, device_id, key_type, days);
+  for (const auto& path : credentials.write_certs_dir(directory, pfx_password, parse_key_format(key_format),
+                                                      parse_pfx_encryption(pfx_encryption), force)) {
+    write_stdout(path + "\n");
+  }
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "imprint/error.hpp"
 
+#include "imprint/symlink_error.hpp"
+
 #include <cerrno>
 #include <cstring>
 
@@ -24,6 +26,10 @@ void throw_errno(const std::string& context) { throw_errno(context, errno); }
 
 void throw_errno(const std::string& context, int error_number) {
   throw Error(context + ": " + std::strerror(error_number), error_code_for_errno(error_number));
+}
+
+void throw_symlink(const std::string& where, const std::string& link_target, const std::string& suffix) {
+  throw SymlinkError(where + " is a symlink to " + link_target + suffix, link_target);
 }
 
 }  // namespace imprint

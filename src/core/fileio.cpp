@@ -157,13 +157,11 @@ PendingFile::PendingFile(std::string final_path) : final_path_(std::move(final_p
   remove_stale_partials(directory, name);
   // An unnamed file (O_TMPFILE) vanishes by itself if the process dies, even by kill -9; it gets a
   // name only in commit(). Filesystems without O_TMPFILE get a hidden temp name instead.
-  const int unnamed = ::open(directory.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-  if (unnamed >= 0) {
-    fd_.reset(unnamed);
-    temp_path_ = "/proc/self/fd/" + std::to_string(unnamed);
+  fd_ = open_unnamed(directory, "cannot create " + final_path_);
+  if (fd_) {
+    temp_path_ = fd_path(fd_.get());
     return;
   }
-  if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) throw_errno("cannot create " + final_path_);
   create_named_temp(directory, name);
 }
 
@@ -280,22 +278,34 @@ std::int64_t reproducible_now() {
   return static_cast<std::int64_t>(std::time(nullptr));
 }
 
+std::string temp_directory() {
+  const char* directory = std::getenv("TMPDIR");
+  return directory != nullptr && *directory != '\0' ? directory : "/tmp";
+}
+
+std::string fd_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
+
+UniqueFd open_unnamed(const std::string& directory, const std::string& failure) {
+  UniqueFd fd(::open(directory.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+  // The errors a filesystem without O_TMPFILE gives (EISDIR: a kernel that predates it).
+  if (!fd && errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) throw_errno(failure);
+  return fd;
+}
+
+UniqueFd unnamed_temp_file(const std::string& purpose) {
+  const std::string directory = temp_directory();
+  const std::string failure = "cannot create a temp file in " + directory + " for " + purpose;
+  if (UniqueFd fd = open_unnamed(directory, failure)) return fd;
+  std::string pattern = directory + "/imprint-XXXXXX";
+  UniqueFd named(::mkostemp(pattern.data(), O_CLOEXEC));
+  if (!named) throw_errno(failure);
+  ::unlink(pattern.c_str());  // unnamed from here on
+  return named;
+}
+
 std::string path_for_another_process(const std::string& path) {
   if (!path.starts_with("/proc/self/")) return path;
   return "/proc/" + std::to_string(::getpid()) + path.substr(10);
-}
-
-UniqueFd unnamed_temp(const std::string& purpose) {
-  const char* env = std::getenv("TMPDIR");
-  const std::string directory = env != nullptr && *env != '\0' ? env : "/tmp";
-  UniqueFd fd(::open(directory.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
-  if (fd) return fd;
-  if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) throw_errno("cannot create a temp file in " + directory + " for " + purpose);
-  std::string pattern = directory + "/imprint-XXXXXX";
-  UniqueFd named(::mkostemp(pattern.data(), O_CLOEXEC));
-  if (!named) throw_errno("cannot create a temp file in " + directory + " for " + purpose);
-  ::unlink(pattern.c_str());  // unnamed from here on
-  return named;
 }
 
 }  // namespace imprint

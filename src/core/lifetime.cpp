@@ -22,6 +22,7 @@
 #include <mutex>
 
 #include "imprint/error.hpp"
+#include "imprint/fileio.hpp"
 
 namespace imprint {
 
@@ -288,8 +289,7 @@ void PathRegistration::release() noexcept {
 namespace {
 
 std::string make_temp_dir(const std::string& prefix) {
-  const char* tmp = std::getenv("TMPDIR");
-  std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/" + prefix + "XXXXXX";
+  std::string pattern = temp_directory() + "/" + prefix + "XXXXXX";
   if (::mkdtemp(pattern.data()) == nullptr) throw_errno("cannot create a temporary directory " + pattern);
   return pattern;
 }

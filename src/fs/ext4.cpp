@@ -25,6 +25,7 @@ extern "C" {  // com_err.h has no C++ linkage guard
 #include <vector>
 
 #include "imprint/error.hpp"
+#include "imprint/symlink_error.hpp"
 #include "imprint/fileio.hpp"
 #include "ext4_overlay.hpp"
 #include "ext4_scan.hpp"
@@ -411,7 +412,7 @@ std::optional<ext2_ino_t> Ext4Filesystem::walk(const std::vector<std::string>& c
     ext2_inode_large inode = read_inode(*next, prefix);
     if (LINUX_S_ISLNK(inode.i_mode)) {
       // Never followed: the link may point into another partition on the running device.
-      throw Error(at(prefix) + " is a symlink to " + link_target(*next, inode, prefix), ErrorCode::Symlink);
+      throw_symlink(at(prefix), link_target(*next, inode, prefix));
     }
     if (!LINUX_S_ISDIR(inode.i_mode)) throw Error(at(prefix) + " is not a directory", ErrorCode::NotDirectory);
     current = *next;
@@ -476,7 +477,7 @@ void Ext4Filesystem::read(const std::string& path, const ByteSink& sink) {
   ext2_inode_large inode = read_inode(ino, path);
   if (LINUX_S_ISDIR(inode.i_mode)) throw Error(at(path) + " is a directory", ErrorCode::IsDirectory);
   if (LINUX_S_ISLNK(inode.i_mode)) {
-    throw Error(at(path) + " is a symlink to " + link_target(ino, inode, path), ErrorCode::Symlink);
+    throw_symlink(at(path), link_target(ino, inode, path));
   }
   if (!LINUX_S_ISREG(inode.i_mode)) throw Error(at(path) + " is not a regular file", ErrorCode::Invalid);
 
@@ -670,8 +671,7 @@ void Ext4Filesystem::write(const std::string& path, ByteSource& content, const A
     ext2_inode_large old = read_inode(*location.ino, path);
     if (LINUX_S_ISDIR(old.i_mode)) throw Error(at(path) + " is a directory", ErrorCode::IsDirectory);
     if (LINUX_S_ISLNK(old.i_mode)) {
-      throw Error(at(path) + " is a symlink to " + link_target(*location.ino, old, path) + "; not replacing it",
-                  ErrorCode::Symlink);
+      throw_symlink(at(path), link_target(*location.ino, old, path), "; not replacing it");
     }
     if (!LINUX_S_ISREG(old.i_mode)) throw Error(at(path) + " exists and is not a regular file", ErrorCode::Exists);
   }

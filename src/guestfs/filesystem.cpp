@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "imprint/error.hpp"
+#include "imprint/symlink_error.hpp"
 #include "imprint/fileio.hpp"
 #include "imprint/guestfs.hpp"
 #include "imprint/pathspec.hpp"
@@ -189,7 +190,7 @@ void GuestfsFilesystem::walk(const std::vector<std::string>& components, std::si
     }
     if (S_ISLNK(found->st_mode)) {
       // Never followed: the link may point into another partition on the running device.
-      throw Error(at(prefix) + " is a symlink to " + readlink(prefix), ErrorCode::Symlink);
+      throw_symlink(at(prefix), readlink(prefix));
     }
     if (!S_ISDIR(found->st_mode)) throw Error(at(prefix) + " is not a directory", ErrorCode::NotDirectory);
   }
@@ -270,7 +271,7 @@ std::vector<DirEntry> GuestfsFilesystem::list(const std::string& directory) {
 void GuestfsFilesystem::read(const std::string& path, const ByteSink& sink) {
   const Statns entry = existing(path);
   if (S_ISDIR(entry.st_mode)) throw Error(at(path) + " is a directory", ErrorCode::IsDirectory);
-  if (S_ISLNK(entry.st_mode)) throw Error(at(path) + " is a symlink to " + readlink(path), ErrorCode::Symlink);
+  if (S_ISLNK(entry.st_mode)) throw_symlink(at(path), readlink(path));
   if (!S_ISREG(entry.st_mode)) throw Error(at(path) + " is not a regular file", ErrorCode::Invalid);
   const std::string inside = guest(path);
   std::int64_t offset = 0;
@@ -372,7 +373,7 @@ void GuestfsFilesystem::write(const std::string& path, ByteSource& content, cons
   if (location->entry) {
     const std::int64_t mode = location->entry->st_mode;
     if (S_ISDIR(mode)) throw Error(at(path) + " is a directory", ErrorCode::IsDirectory);
-    if (S_ISLNK(mode)) throw Error(at(path) + " is a symlink to " + readlink(path) + "; not replacing it", ErrorCode::Symlink);
+    if (S_ISLNK(mode)) throw_symlink(at(path), readlink(path), "; not replacing it");
     if (!S_ISREG(mode)) throw Error(at(path) + " exists and is not a regular file", ErrorCode::Exists);
   }
   require_representable(path, attributes.mode, attributes.uid, attributes.gid, false);
@@ -433,7 +434,7 @@ void GuestfsFilesystem::chmod(const std::string& path, unsigned mode) {
   const Statns entry = existing(path);
   if (S_ISLNK(entry.st_mode)) {
     // chmod(2) follows links; a link's own mode means nothing on Linux.
-    throw Error(at(path) + " is a symlink to " + readlink(path) + "; not changing its target's mode", ErrorCode::Symlink);
+    throw_symlink(at(path), readlink(path), "; not changing its target's mode");
   }
   if (!keeps_permissions(options_.fs_type)) {
     require_representable(path, mode, 0, 0, S_ISDIR(entry.st_mode));

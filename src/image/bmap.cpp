@@ -3,9 +3,15 @@
 
 #include <unistd.h>
 
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
-#include <regex>
+#include <limits>
+#include <memory>
+#include <optional>
 
 #include "imprint/bytes.hpp"
 #include "imprint/error.hpp"
@@ -83,6 +89,107 @@ std::string hash_image(int fd, std::uint64_t image_size, const std::vector<Exten
   }
   hash_zeros(whole, image_size - position);
   return whole.hex_digest();
+}
+
+// A bmap parsed by libxml2: no network, no entity expansion, no DTD loading (the defaults, with
+// NONET spelled out), so a bmap from anywhere is only ever read as data.
+// A bmap parsed by libxml2: no network, no entity expansion, no DTD loading (libxml2's defaults,
+// NONET spelled out), so a bmap from anywhere is only ever read as data.
+xmlDoc* read_xml(const std::string& text, const std::string& name) {
+  if (text.size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) throw Error(name + ": too large for a bmap", ErrorCode::Corrupt);
+  xmlDoc* document = xmlReadMemory(text.data(), static_cast<int>(text.size()), name.c_str(), nullptr,
+                                   XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+  if (document != nullptr) return document;
+  const xmlError* error = xmlGetLastError();
+  std::string why = error != nullptr && error->message != nullptr ? error->message : "not XML";
+  while (!why.empty() && why.back() == '\n') why.pop_back();
+  throw Error(name + ": not a bmap file (" + why + (error != nullptr ? " at line " + std::to_string(error->line) : "") + ")",
+              ErrorCode::Corrupt);
+}
+
+using XmlDocument = std::unique_ptr<xmlDoc, decltype(&xmlFreeDoc)>;
+
+bool is_element(const xmlNode* node, const char* tag) {
+  return node->type == XML_ELEMENT_NODE && xmlStrcmp(node->name, reinterpret_cast<const xmlChar*>(tag)) == 0;
+}
+
+std::string attribute(const xmlNode* node, const char* name) {
+  xmlChar* value = xmlGetProp(node, reinterpret_cast<const xmlChar*>(name));
+  if (value == nullptr) return "";
+  std::string result(reinterpret_cast<const char*>(value));
+  xmlFree(value);
+  return result;
+}
+
+// An element's text without the blanks bmaptool puts around it ("<ImageSize> 4096 </ImageSize>").
+std::string trimmed_text(const xmlNode* node) {
+  xmlChar* content = xmlNodeGetContent(node);
+  std::string text = content != nullptr ? reinterpret_cast<const char*>(content) : "";
+  xmlFree(content);
+  const auto first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) return "";
+  return text.substr(first, text.find_last_not_of(" \t\r\n") - first + 1);
+}
+
+std::optional<std::uint64_t> parse_number(std::string_view text) {
+  std::uint64_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size() || text.empty()) return std::nullopt;
+  return value;
+}
+
+// The fields under <bmap>, by tag; elements the reader does not know are left alone (a later
+// minor version may add some).
+struct Fields {
+  const xmlNode* root;
+  const std::string& name;
+
+  const xmlNode* element(const char* tag) const {
+    for (const xmlNode* child = root->children; child != nullptr; child = child->next) {
+      if (is_element(child, tag)) return child;
+    }
+    throw Error(name + ": not a bmap file (no <" + tag + ">)", ErrorCode::Corrupt);
+  }
+  std::string text(const char* tag) const { return trimmed_text(element(tag)); }
+  std::uint64_t number(const char* tag) const {
+    const std::string value = text(tag);
+    if (const auto parsed = parse_number(value)) return *parsed;
+    throw Error(name + ": <" + tag + "> '" + value + "' is not a number", ErrorCode::Corrupt);
+  }
+};
+
+// bmaptool checks the file's checksum over its text with the checksum's digits all "0".
+void require_own_checksum(const std::string& text, const std::string& checksum, const std::string& name) {
+  const auto at = checksum.empty() ? std::string::npos : text.find(checksum);
+  std::string zeroed = text;
+  if (at != std::string::npos) zeroed.replace(at, checksum.size(), std::string(checksum.size(), '0'));
+  if (at == std::string::npos || sha256_hex(zeroed) != checksum) {
+    throw Error(name + ": the bmap's own checksum does not match its content", ErrorCode::Corrupt);
+  }
+}
+
+bool is_sha256_hex(const std::string& text) {
+  return text.size() == 64 && text.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+// <Range chksum="..."> FIRST[-LAST] </Range>, each with its sha256 (imprint checks a card against it).
+std::vector<BmapRange> read_ranges(const xmlNode* block_map, std::uint64_t blocks_count, const std::string& name) {
+  std::vector<BmapRange> ranges;
+  for (const xmlNode* node = block_map->children; node != nullptr; node = node->next) {
+    if (!is_element(node, "Range")) continue;
+    const std::string text = trimmed_text(node);
+    const auto dash = text.find('-');
+    const auto first = parse_number(text.substr(0, dash));
+    const auto last = dash == std::string::npos ? first : parse_number(text.substr(dash + 1));
+    if (!first || !last) throw Error(name + ": <Range> '" + text + "' is not FIRST or FIRST-LAST", ErrorCode::Corrupt);
+    if (*last < *first || *last >= blocks_count) throw Error(name + ": range " + text + " lies outside the image", ErrorCode::Corrupt);
+    std::string sha256 = attribute(node, "chksum");
+    if (!is_sha256_hex(sha256)) {
+      throw Error(name + ": range " + text + " has no sha256 chksum (imprint checks every range against one)", ErrorCode::Corrupt);
+    }
+    ranges.push_back(BmapRange{*first, *last, std::move(sha256)});
+  }
+  return ranges;
 }
 
 std::string template_head(const Bmap& bmap) {
@@ -206,34 +313,26 @@ std::string format_bmap(const Bmap& bmap) {
 }
 
 Bmap parse_bmap(const std::string& text, const std::string& name) {
-  const auto field = [&](const char* tag) {
-    const std::regex pattern(std::string("<") + tag + ">\\s*([^<\\s]+)\\s*</" + tag + ">");
-    std::smatch match;
-    if (!std::regex_search(text, match, pattern)) throw Error(name + ": not a bmap file (no <" + tag + ">)", ErrorCode::Corrupt);
-    return match[1].str();
-  };
-  if (!std::regex_search(text, std::regex("<bmap version=\"2\\.[0-9]+\">"))) {
-    throw Error(name + ": not a bmap file of version 2.x", ErrorCode::Corrupt);
+  const XmlDocument document(read_xml(text, name), &xmlFreeDoc);
+  const xmlNode* root = xmlDocGetRootElement(document.get());
+  if (root == nullptr || !is_element(root, "bmap")) throw Error(name + ": not a bmap file (its root element is not <bmap>)", ErrorCode::Corrupt);
+  if (!attribute(root, "version").starts_with("2.")) throw Error(name + ": not a bmap file of version 2.x", ErrorCode::Corrupt);
+  const Fields fields{root, name};
+  if (fields.text("ChecksumType") != "sha256") throw Error(name + ": only sha256 bmap files are supported", ErrorCode::Unsupported);
+  if (fields.text("BlockSize") != std::to_string(kBmapBlockSize)) {
+    throw Error(name + ": block size " + fields.text("BlockSize") + " is not supported (4096 only)", ErrorCode::Unsupported);
   }
-  if (field("ChecksumType") != "sha256") throw Error(name + ": only sha256 bmap files are supported", ErrorCode::Unsupported);
-  if (field("BlockSize") != std::to_string(kBmapBlockSize)) {
-    throw Error(name + ": block size " + field("BlockSize") + " is not supported (4096 only)", ErrorCode::Unsupported);
-  }
-  const std::string checksum = field("BmapFileChecksum");
-  std::string zeroed = text;
-  const auto at = zeroed.find(checksum);
-  zeroed.replace(at, checksum.size(), std::string(checksum.size(), '0'));
-  if (sha256_hex(zeroed) != checksum) throw Error(name + ": the bmap's own checksum does not match its content", ErrorCode::Corrupt);
+  require_own_checksum(text, fields.text("BmapFileChecksum"), name);
 
   Bmap bmap;
-  bmap.image_size = std::stoull(field("ImageSize"));
-  const std::regex range_pattern("<Range chksum=\"([0-9a-f]{64})\">\\s*([0-9]+)(?:-([0-9]+))?\\s*</Range>");
-  for (auto it = std::sregex_iterator(text.begin(), text.end(), range_pattern); it != std::sregex_iterator(); ++it) {
-    const std::smatch& match = *it;
-    const std::uint64_t first = std::stoull(match[2].str());
-    const std::uint64_t last = match[3].matched ? std::stoull(match[3].str()) : first;
-    if (last < first || last >= bmap.blocks_count()) throw Error(name + ": range " + match[0].str() + " lies outside the image", ErrorCode::Corrupt);
-    bmap.ranges.push_back(BmapRange{first, last, match[1].str()});
+  bmap.image_size = fields.number("ImageSize");
+  bmap.ranges = read_ranges(fields.element("BlockMap"), bmap.blocks_count(), name);
+  if (bmap.ranges.empty()) throw Error(name + ": the bmap lists no ranges: it would write nothing", ErrorCode::Corrupt);
+  const std::uint64_t listed = fields.number("MappedBlocksCount");
+  if (listed != bmap.mapped_blocks()) {
+    throw Error(name + ": <MappedBlocksCount> says " + std::to_string(listed) + " blocks, but its ranges hold " +
+                    std::to_string(bmap.mapped_blocks()),
+                ErrorCode::Corrupt);
   }
   return bmap;
 }

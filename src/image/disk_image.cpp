@@ -69,9 +69,9 @@ DiskImage DiskImage::open(const std::string& path, OpenMode mode, Backend backen
       throw Error(path + " is compressed; write commands need a raw image (decompress it first, or use stamp)",
                   ErrorCode::Unsupported);
     }
-    image.fd_ = unnamed_temp("decompressing " + path);
+    image.fd_ = unnamed_temp_file("decompressing " + path);
     decompress_image(path, image.fd_.get());
-    image.io_path_ = "/proc/self/fd/" + std::to_string(image.fd_.get());
+    image.io_path_ = fd_path(image.fd_.get());
   } else {
     image.fd_ = open_image(path, mode);
     image.io_path_ = path;

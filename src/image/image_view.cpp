@@ -1,4 +1,5 @@
 // ImageView: what every image offers on top of its layout and filesystems.
+#include "imprint/device_view.hpp"
 #include "imprint/error.hpp"
 #include "imprint/image.hpp"
 
@@ -25,7 +26,7 @@ const MountMap& ImageView::mounts() {
     fstab = read_all(filesystem(partition(Role::Primary)), "/etc/fstab");
   } catch (const Error&) {
     // No readable fstab (not a mender image, or a rootfs we cannot open): mender-convert's mounts.
-    mounts_ = MountMap{{"/uboot", "/boot/efi"}, "/data"};
+    mounts_ = mender_convert_mounts();
     return *mounts_;
   }
   try {

@@ -1,25 +1,12 @@
 // Path mapping: device-view paths and explicit roles to (partition, partition path).
 #include "imprint/pathmap.hpp"
 
-#include <algorithm>
-#include <cctype>
-
+#include "imprint/device_view.hpp"
 #include "imprint/error.hpp"
 
 namespace imprint {
 
 namespace {
-
-bool is_under(std::string_view path, std::string_view mount) {
-  if (mount == "/") return true;
-  return path == mount || (path.size() > mount.size() && path.substr(0, mount.size()) == mount && path[mount.size()] == '/');
-}
-
-// "/data/mender/x" under "/data" -> "/mender/x"; "/data" -> "/".
-std::string strip_mount(const std::string& path, const std::string& mount) {
-  if (mount == "/" || path.size() == mount.size()) return mount == "/" ? path : "/";
-  return path.substr(mount.size());
-}
 
 std::string join(const std::string& mount, const std::string& path) {
   if (mount == "/") return path;
@@ -53,16 +40,16 @@ std::vector<Location> rootfs(const Layout& layout, const std::string& path, cons
   return locations;
 }
 
+// A device-view path by the one rule (place_path), leaving out the mount points of partitions this
+// image lacks: a plain image without a data partition keeps /data/x on its root filesystem.
 std::vector<Location> device_view(const std::string& path, const Layout& layout, const MountMap& mounts,
                                   const std::string& image) {
   const Partition* data = find_role(layout, Role::Data);
-  if (data != nullptr && is_under(path, mounts.data_mount)) {
-    return {locate(*data, strip_mount(path, mounts.data_mount), path)};
-  }
   const Partition* boot = find_role(layout, Role::Boot);
-  for (const std::string& mount : mounts.boot_mounts) {
-    if (boot != nullptr && is_under(path, mount)) return {locate(*boot, strip_mount(path, mount), path)};
-  }
+  MountMap present{boot != nullptr ? mounts.boot_mounts : std::vector<std::string>{}, data != nullptr ? mounts.data_mount : ""};
+  const RolePath placed = place_path(PathSpec{"", path}, present);
+  if (placed.role == "data") return {locate(*data, placed.path, path)};
+  if (placed.role == "boot") return {locate(*boot, placed.path, path)};
   return rootfs(layout, path, image);
 }
 

@@ -101,7 +101,7 @@ Checked check_vfat(const DiskImage& image, const Partition& partition) {
     pwrite_all(copy.get(), std::string_view(buffer.data(), static_cast<std::size_t>(got)), done, "the in-memory copy");
     done += static_cast<std::uint64_t>(got);
   }
-  return run_checker({"fsck.fat", "-n", path_for_another_process("/proc/self/fd/" + std::to_string(copy.get()))});
+  return run_checker({"fsck.fat", "-n", path_for_another_process(fd_path(copy.get()))});
 }
 
 }  // namespace

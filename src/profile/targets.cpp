@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "imprint/device_view.hpp"
 #include "imprint/error.hpp"
 #include "imprint/pathspec.hpp"
 
@@ -9,30 +10,16 @@ namespace imprint::profile_detail {
 
 namespace {
 
-// Under `prefix` ("/data"): the rest of the path ("/mender/x", "/" for the prefix itself).
-std::optional<std::string> strip_mount(const std::string& path, std::string_view prefix) {
-  if (path == prefix) return std::string("/");
-  if (path.size() > prefix.size() && path.compare(0, prefix.size(), prefix) == 0 && path[prefix.size()] == '/') {
-    return path.substr(prefix.size());
-  }
-  return std::nullopt;
-}
-
-// The partitions a path may land on, as "role:partition-relative path" keys. Without the image
-// the boot mount point is taken to be one of mender-convert's usual ones (/uboot, /boot/efi).
+// The partitions a path may land on, as "role:partition-relative path" keys. Without the image the
+// mount points are taken to be mender-convert's (place_path's default).
 std::vector<std::string> target_keys(const std::string& text) {
   const SplitPath split = split_role(text);
   const auto normalized = split.path.starts_with('/') ? lexically_normal(split.path) : std::nullopt;
   // A path that is not absolute yet (it starts with a template) compares by its text only.
   if (!normalized) return {"?" + split.role + ":" + split.path};
-  const std::string& path = *normalized;
-  if (split.role == "rootfs") return {"primary:" + path, "secondary:" + path};
-  if (!split.role.empty()) return {split.role + ":" + path};
-  if (auto rest = strip_mount(path, "/data")) return {"data:" + *rest};
-  for (std::string_view boot : {"/uboot", "/boot/efi"}) {
-    if (auto rest = strip_mount(path, boot)) return {"boot:" + *rest};
-  }
-  return {"primary:" + path, "secondary:" + path};
+  const RolePath placed = place_path(PathSpec{split.role, *normalized});
+  if (placed.role == "rootfs") return {"primary:" + placed.path, "secondary:" + placed.path};
+  return {placed.role + ":" + placed.path};
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "imprint/device_view.hpp"
 #include "imprint/edit.hpp"
 #include "imprint/elf.hpp"
 #include "imprint/error.hpp"
@@ -21,16 +22,12 @@ namespace {
 
 constexpr const char* kDefaultPfxPassword = "1234";  // hard-coded in the reference DPS client
 
-// The data-partition path of a target, by the device view (/data/...) or an explicit data: role.
-std::optional<std::string> data_path_of(const PathSpec& target) {
-  if (target.role == "data") return target.path;
-  if (target.role.empty() && target.path.rfind("/data/", 0) == 0) return target.path.substr(5);
-  return std::nullopt;
-}
+// Where a plan target lands, before an image is known: mender-convert's mount points.
+RolePath place_target(const PathSpec& target) { return place_path(PathSpec{target.role, normalize_path(target.path)}); }
 
-bool lands_on_rootfs(const PathSpec& target) {
-  if (target.role == "primary" || target.role == "secondary" || target.role == "rootfs") return true;
-  return target.role.empty() && !data_path_of(target);
+bool is_identity_script(const RolePath& placed) {
+  const bool rootfs = placed.role == "primary" || placed.role == "secondary" || placed.role == "rootfs";
+  return rootfs && placed.path == kMenderIdentityScript;
 }
 
 class CredentialSource {
@@ -93,15 +90,12 @@ class CredentialSource {
   const Variables& variables_;
 };
 
-// Marks the ops that carry credentials, so verify knows a freshly built PFX differs in bytes.
-void mark_credential_ops(const Profile& profile, const DevicePlan& device, Plan& plan) {
-  for (const FileSpec& file : profile.files) {
-    if (file.kind != ContentKind::Credential) continue;
-    for (PlanOp& op : plan.ops) {
-      if (op.origin != file.where.str()) continue;
-      op.credential = file.value;
-      op.reproducible = !(file.value == "pfx" && device.credentials && !device.credentials->loaded_pfx());
-    }
+// A PFX built here (not loaded from a file) has a random salt: verify compares it by meaning, not
+// bytes. build_plan has set op.credential on every op that carries a credential.
+void mark_built_pfx(const DevicePlan& device, Plan& plan) {
+  const bool built = device.credentials && !device.credentials->loaded_pfx();
+  for (PlanOp& op : plan.ops) {
+    if (op.credential == "pfx") op.reproducible = !built;
   }
 }
 
@@ -109,8 +103,9 @@ void mark_credential_ops(const Profile& profile, const DevicePlan& device, Plan&
 void add_plan_files(const Plan& plan, CheckContext& context) {
   for (const PlanOp& op : plan.ops) {
     if (op.kind != OpKind::File) continue;
-    if (lands_on_rootfs(op.target) && normalize_path(op.target.path) == kMenderIdentityScript) context.identity_script = op.bytes;
-    if (auto data_path = data_path_of(op.target)) context.data_files[normalize_path(*data_path)] = op.bytes;
+    const RolePath placed = place_target(op.target);
+    if (is_identity_script(placed)) context.identity_script = op.bytes;
+    if (placed.role == "data") context.data_files[placed.path] = op.bytes;
   }
 }
 
@@ -120,7 +115,7 @@ void add_plan_files(const Plan& plan, CheckContext& context) {
 void require_runnable(const Profile& profile, const Plan& plan) {
   for (const PlanOp& op : plan.ops) {
     if (op.kind != OpKind::File || starts_like_an_executable(op.bytes)) continue;
-    const bool identity = lands_on_rootfs(op.target) && normalize_path(op.target.path) == kMenderIdentityScript;
+    const bool identity = is_identity_script(place_target(op.target));
     const bool inline_executable = (op.mode & 0111) != 0 && std::any_of(profile.files.begin(), profile.files.end(), [&](const FileSpec& file) {
       return file.kind == ContentKind::Content && file.where.str() == op.origin;
     });
@@ -233,7 +228,7 @@ DevicePlan prepare_device(const Profile& profile, const std::string& device_id, 
   device.plan = build_plan(profile, device.variables, [&](const std::string& name, const std::string& format) {
     return source.bytes(credentials, name, format);
   });
-  mark_credential_ops(profile, device, device.plan);
+  mark_built_pfx(device, device.plan);
   require_runnable(profile, device.plan);
   const CheckContext context = check_context(device, source);
   for (const CheckSpec& check : profile.checks) run_check(check.name, check.argument, context);

@@ -185,6 +185,19 @@ void apply_plan(ImageView& image, const Plan& plan) {
   }
 }
 
+VerifyResult verify(const VerifyRequest& request) {
+  const Profile profile = load_profile(request.profile_path);
+  const DevicePlan device = prepare_device(profile, request.device_id, request.overrides);
+  DiskImage disk = DiskImage::open(request.image_path, OpenMode::ReadOnly, request.backend);
+  VerifyResult result;
+  result.differences = verify_plan(disk, device);
+  if (request.structure) {
+    result.structure = check_structure(disk);
+    result.differences.insert(result.differences.end(), result.structure->problems.begin(), result.structure->problems.end());
+  }
+  return result;
+}
+
 std::vector<std::string> verify_plan(ImageView& image, const DevicePlan& device) {
   OwnerCache owners(image);
   std::vector<std::string> differences;

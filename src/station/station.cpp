@@ -188,7 +188,7 @@ void Station::Impl::check_inputs() const {
 void Station::Impl::prepare_golden() {
   golden_ = options_.golden_path;
   if (is_compressed_image(options_.golden_path)) {
-    golden_fd_ = unnamed_temp("the decompressed golden image " + options_.golden_path);
+    golden_fd_ = unnamed_temp_file("the decompressed golden image " + options_.golden_path);
     decompress_image(options_.golden_path, golden_fd_.get());
     golden_ = "/proc/self/fd/" + std::to_string(golden_fd_.get());
   }

@@ -4,13 +4,12 @@
 #include <filesystem>
 
 #include "imprint/error.hpp"
+#include "imprint/symlink_error.hpp"
 #include "imprint/fileio.hpp"
 
 namespace imprint {
 
 namespace {
-
-const std::string& data_mount_of(ImageView& image) { return image.mounts().data_mount; }
 
 // A symlink error gets a hint when the link leads into the data partition: that is how a write to
 // /var/lib/mender/... would otherwise silently land in the rootfs.
@@ -19,13 +18,11 @@ std::string with_hint(ImageView& image, const Location& location, const Error& e
   const std::string where = describe(location);
   std::string message = error.what();
   if (message.rfind(where, 0) != 0) message = where + ": " + message;
-  if (error.code() != ErrorCode::Symlink) return message;
-  const std::string& data = data_mount_of(image);
-  const auto arrow = message.rfind(" is a symlink to ");
-  if (arrow == std::string::npos) return message;
-  const std::string target = message.substr(arrow + 17);
-  if (target.rfind(data + "/", 0) == 0 || target == data) {
-    message += "; write " + target + "/... instead";
+  const auto* link = dynamic_cast<const SymlinkError*>(&error);
+  if (link == nullptr) return message;
+  const MountMap& mounts = image.mounts();
+  if (place_path(PathSpec{"", link->link_target()}, MountMap{{}, mounts.data_mount}).role == "data") {
+    message += "; write " + link->link_target() + "/... instead";
   }
   return message;
 }

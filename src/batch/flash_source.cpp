@@ -1,0 +1,122 @@
+// flash's source: the image to write, stamped on the fly or read from a file, and its block map.
+#include <filesystem>
+#include <future>
+
+#include "flash_internal.hpp"
+#include "imprint/block_map.hpp"
+#include "imprint/bytes.hpp"
+#include "imprint/copy.hpp"
+#include "imprint/device.hpp"
+#include "imprint/error.hpp"
+#include "imprint/image.hpp"
+#include "imprint/profile.hpp"
+#include "imprint/stamp.hpp"
+#include "record.hpp"
+
+namespace imprint::flash_detail {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// The ranges to write: the image's own block map (never the file's non-hole parts alone).
+void map_source(Source& source) {
+  source.size = fd_size(source.fd.get(), source.name);
+  source.data = data_extents(source.fd.get());
+  const BlockMap map = image_block_map(fd_path(source.fd.get()), source.name);
+  source.ranges = map.extents;
+  for (const std::string& note : map.notes) source.warnings.push_back(source.name + ": " + note);
+}
+
+std::string default_bmap(const std::string& image) {
+  std::string stem = image;
+  for (const char* suffix : {".gz", ".xz", ".zst", ".bz2", ".zip"}) {
+    if (stem.ends_with(suffix)) stem.resize(stem.size() - std::string(suffix).size());
+  }
+  for (const std::string& candidate : {image + ".bmap", (stem.ends_with(".img") ? stem.substr(0, stem.size() - 4) : stem) + ".bmap"}) {
+    if (fs::exists(candidate)) return candidate;
+  }
+  return "";
+}
+
+std::string image_stem(const std::string& image) {
+  std::string name = fs::path(image).filename().string();
+  for (const char* suffix : {".gz", ".xz", ".zst", ".bz2", ".zip", ".img"}) {
+    if (name.ends_with(suffix)) name.resize(name.size() - std::string(suffix).size());
+  }
+  return name;
+}
+
+// A bmap is trusted for its checksums, never for what it leaves out: a bmap made from the file's
+// holes (bmaptool create, older imprint) misses zero blocks the filesystems need. The union is written.
+void apply_bmap(Source& source, const std::string& bmap_path) {
+  Bmap bmap = parse_bmap(read_host_file(bmap_path, kListInputLimit), bmap_path);
+  if (bmap.image_size != source.size) {
+    throw Error(bmap_path + ": describes an image of " + std::to_string(bmap.image_size) + " bytes, but " + source.name +
+                    " has " + std::to_string(source.size),
+                ErrorCode::Invalid);
+  }
+  BmapRanges joined = ranges_with_bmap(source.ranges, bmap.extents(), source.size);
+  const std::vector<Extent>& missing = joined.missing;
+  if (!missing.empty()) {
+    std::uint64_t bytes = 0;
+    for (const Extent& extent : missing) bytes += extent.length;
+    source.warnings.push_back(bmap_path + " leaves out " + std::to_string(bytes / kBmapBlockSize) +
+                              " block(s) the image's partition table and filesystems need (first at byte " +
+                              std::to_string(missing.front().offset) + "); writing them too");
+  }
+  source.ranges = std::move(joined.ranges);
+  source.bmap = std::move(bmap);
+}
+
+}  // namespace
+
+Source stamped_source(const FlashRequest& request) {
+  if (request.device_id.empty()) throw Error("flash -p needs --device ID", ErrorCode::Invalid);
+  const Profile profile = load_profile(request.profile_path);
+  const DevicePlan device = prepare_device(profile, request.device_id, request.overrides);
+  // The golden image's digest (for the record) is a read of the whole image: on the other core,
+  // while this one copies and stamps.
+  auto golden_sha256 = std::async(std::launch::async, [&] { return detail::sparse_file_sha256(request.golden_path); });
+  Source source;
+  source.name = "the image stamped for " + request.device_id;
+  source.device_id = request.device_id;
+  source.fd = unnamed_temp_file(source.name);
+  copy_image(request.golden_path, source.fd.get());
+  {
+    DiskImage image = DiskImage::open(fd_path(source.fd.get()), OpenMode::ReadWrite, request.backend, request.golden_path);
+    StampResult stamped;
+    stamped.plan = device.plan;
+    stamp_open_image(image, stamped);
+    source.warnings = stamped.warnings;
+  }
+  for (auto& warning : renew_bootstrap_artifact(fd_path(source.fd.get()), device.plan, request.backend, "")) source.warnings.push_back(warning);
+  map_source(source);
+  source.record = detail::device_record(device, device_exports(device));
+  source.record["profile_sha256"] = sha256_hex(read_host_file(request.profile_path));
+  source.record["golden_sha256"] = golden_sha256.get();
+  return source;
+}
+
+Source image_source(const FlashRequest& request) {
+  Source source;
+  source.name = request.image_path;
+  source.device_id = request.device_id.empty() ? image_stem(request.image_path) : request.device_id;
+  if (is_compressed_image(request.image_path)) {
+    source.fd = unnamed_temp_file("decompressing " + request.image_path);
+    decompress_image(request.image_path, source.fd.get());
+  } else {
+    source.fd = open_read(request.image_path);
+  }
+  map_source(source);
+  const std::string bmap_path = request.bmap_path.empty() ? default_bmap(request.image_path) : request.bmap_path;
+  if (!bmap_path.empty()) {
+    apply_bmap(source, bmap_path);
+    source.record["bmap"] = bmap_path;
+  }
+  source.record["device_id"] = source.device_id;
+  source.record["image"] = request.image_path;
+  return source;
+}
+
+}  // namespace imprint::flash_detail

@@ -6,6 +6,7 @@
 
 #include "imprint/error.hpp"
 #include "imprint/fileio.hpp"
+#include "imprint/symlink_error.hpp"
 
 namespace imprint {
 
@@ -106,7 +107,7 @@ MemoryFilesystem::Node* MemoryFilesystem::walk(const std::vector<std::string>& c
     }
     const Node& node = *next->second;
     // Never followed: on the device the link may point into another partition.
-    if (node.type == FileType::Symlink) throw Error(at(prefix) + " is a symlink to " + node.bytes, ErrorCode::Symlink);
+    if (node.type == FileType::Symlink) throw_symlink(at(prefix), node.bytes);
     if (node.type != FileType::Directory) throw Error(at(prefix) + " is not a directory", ErrorCode::NotDirectory);
     current = next->second.get();
   }
@@ -172,7 +173,7 @@ std::vector<DirEntry> MemoryFilesystem::list(const std::string& directory) {
 void MemoryFilesystem::read(const std::string& path, const ByteSink& sink) {
   const Node& node = existing(path);
   if (node.type == FileType::Directory) throw Error(at(path) + " is a directory", ErrorCode::IsDirectory);
-  if (node.type == FileType::Symlink) throw Error(at(path) + " is a symlink to " + node.bytes, ErrorCode::Symlink);
+  if (node.type == FileType::Symlink) throw_symlink(at(path), node.bytes);
   if (node.type != FileType::Regular) throw Error(at(path) + " is not a regular file", ErrorCode::Invalid);
   for (std::size_t offset = 0; offset < node.bytes.size(); offset += kChunkBytes) {
     sink(std::string_view(node.bytes).substr(offset, kChunkBytes));
@@ -186,7 +187,7 @@ void MemoryFilesystem::write(const std::string& path, ByteSource& content, const
   if (const Node* old = location.entry) {
     if (old->type == FileType::Directory) throw Error(at(path) + " is a directory", ErrorCode::IsDirectory);
     if (old->type == FileType::Symlink) {
-      throw Error(at(path) + " is a symlink to " + old->bytes + "; not replacing it", ErrorCode::Symlink);
+      throw_symlink(at(path), old->bytes, "; not replacing it");
     }
     if (old->type != FileType::Regular) throw Error(at(path) + " exists and is not a regular file", ErrorCode::Exists);
   }

@@ -226,7 +226,7 @@ TEST_P(LedgerStates, ExportWritesTheRecordsOfFlashedDevices) {
   const auto records = read_manifest(dir / "out/manifest.jsonl");
   ASSERT_EQ(records.size(), 1u);
   EXPECT_EQ(records[0], record_for("dev-002"));
-  EXPECT_EQ(nlohmann::json::parse(read_file(dir / "out/dev-002.preauth.json")), record_for("dev-002")["credentials"]["preauth"]);
+  EXPECT_EQ(ManifestRecord::parse(read_file(dir / "out/dev-002.preauth.json")), record_for("dev-002")["credentials"]["preauth"]);
   EXPECT_EQ(nlohmann::json::parse(read_file(dir / "out/dev-002.enrollment.json"))["registrationId"], "dev-002");
   EXPECT_FALSE(std::filesystem::exists(dir / "out/dev-001.preauth.json"));
   EXPECT_TRUE(std::filesystem::exists(dir / "out/manifest.csv"));

@@ -5,8 +5,8 @@
 #include <string>
 #include <string_view>
 
-#include "imprint/elf.hpp"
-#include "imprint/error.hpp"
+#include "imprint/credentials/elf.hpp"
+#include "imprint/core/error.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace imprint;

@@ -6,8 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "imprint/error.hpp"
-#include "imprint/identity.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/credentials/identity.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace imprint;

@@ -6,9 +6,9 @@
 #include <cstdint>
 
 #include "fuzz_input.hpp"
-#include "imprint/copy.hpp"
-#include "imprint/error.hpp"
-#include "imprint/image.hpp"
+#include "imprint/image/copy.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/image/image.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace imprint;

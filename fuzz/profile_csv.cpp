@@ -3,8 +3,8 @@
 #include <cstdint>
 
 #include "fuzz_input.hpp"
-#include "imprint/csv.hpp"
-#include "imprint/error.hpp"
+#include "imprint/profile/csv.hpp"
+#include "imprint/core/error.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   imprint::fuzz::MemoryFile file(data, size);

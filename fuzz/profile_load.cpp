@@ -5,9 +5,9 @@
 #include <cstdint>
 #include <string>
 
-#include "imprint/error.hpp"
-#include "imprint/plan.hpp"
-#include "imprint/profile.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/profile/plan.hpp"
+#include "imprint/profile/profile.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace imprint;

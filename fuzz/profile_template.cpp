@@ -5,8 +5,8 @@
 #include <string>
 #include <string_view>
 
-#include "imprint/error.hpp"
-#include "imprint/template.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/profile/template.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace imprint;

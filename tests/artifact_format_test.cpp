@@ -4,10 +4,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "imprint/artifact.hpp"
-#include "imprint/bytes.hpp"
-#include "imprint/error.hpp"
-#include "imprint/fileio.hpp"
+#include "imprint/artifact/artifact.hpp"
+#include "imprint/core/bytes.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/core/fileio.hpp"
 #include "support.hpp"
 
 using namespace imprint;

@@ -5,8 +5,8 @@
 #include <filesystem>
 #include <stdexcept>
 
-#include "imprint/batch.hpp"
-#include "imprint/error.hpp"
+#include "imprint/batch/batch.hpp"
+#include "imprint/core/error.hpp"
 #include "support.hpp"
 
 using namespace imprint;

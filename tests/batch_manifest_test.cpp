@@ -6,12 +6,12 @@
 
 #include <filesystem>
 
-#include "imprint/batch.hpp"
-#include "imprint/bmap.hpp"
-#include "imprint/bytes.hpp"
-#include "imprint/error.hpp"
-#include "imprint/fileio.hpp"
-#include "imprint/manifest.hpp"
+#include "imprint/batch/batch.hpp"
+#include "imprint/image/bmap.hpp"
+#include "imprint/core/bytes.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/core/fileio.hpp"
+#include "imprint/batch/manifest.hpp"
 #include "support.hpp"
 
 using namespace imprint;

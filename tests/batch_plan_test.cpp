@@ -2,9 +2,9 @@
 // which each device applies on its copy; and the shards that split a CSV between machines.
 #include <gtest/gtest.h>
 
-#include "imprint/batch.hpp"
+#include "imprint/batch/batch.hpp"
 #include "imprint/batch/shared_ops.hpp"
-#include "imprint/error.hpp"
+#include "imprint/core/error.hpp"
 #include "support.hpp"
 
 namespace imprint {

@@ -11,11 +11,11 @@
 #include <stdexcept>
 #include <thread>
 
-#include "imprint/batch.hpp"
+#include "imprint/batch/batch.hpp"
 #include "imprint/batch/pool.hpp"
-#include "imprint/device.hpp"
-#include "imprint/image.hpp"
-#include "imprint/stamp.hpp"
+#include "imprint/stamp/device.hpp"
+#include "imprint/image/image.hpp"
+#include "imprint/stamp/stamp.hpp"
 #include "support.hpp"
 
 namespace imprint {

@@ -5,8 +5,8 @@
 
 #include <filesystem>
 
-#include "imprint/batch.hpp"
-#include "imprint/ext4.hpp"
+#include "imprint/batch/batch.hpp"
+#include "imprint/fs/ext4.hpp"
 #include "support.hpp"
 
 using namespace imprint;

@@ -17,7 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "imprint/credentials.hpp"
+#include "imprint/credentials/credentials.hpp"
 #include "support.hpp"
 
 extern char** environ;

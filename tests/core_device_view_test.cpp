@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "imprint/device_view.hpp"
+#include "imprint/core/device_view.hpp"
 
 namespace imprint {
 namespace {

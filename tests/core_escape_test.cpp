@@ -1,7 +1,7 @@
 // escape_control: what untrusted bytes look like once they reach a terminal.
 #include <gtest/gtest.h>
 
-#include "imprint/bytes.hpp"
+#include "imprint/core/bytes.hpp"
 
 using imprint::escape_control;
 

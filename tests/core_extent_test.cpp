@@ -4,7 +4,7 @@
 #include <random>
 #include <vector>
 
-#include "imprint/extent.hpp"
+#include "imprint/core/extent.hpp"
 
 namespace imprint {
 namespace {

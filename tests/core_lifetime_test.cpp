@@ -14,8 +14,8 @@
 #include <sstream>
 #include <thread>
 
-#include "imprint/error.hpp"
-#include "imprint/lifetime.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/core/lifetime.hpp"
 #include "support.hpp"
 
 namespace imprint {

@@ -8,8 +8,8 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "imprint/credentials.hpp"
-#include "imprint/error.hpp"
+#include "imprint/credentials/credentials.hpp"
+#include "imprint/core/error.hpp"
 #include "credentials_support.hpp"
 #include "support.hpp"
 

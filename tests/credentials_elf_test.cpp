@@ -9,8 +9,8 @@
 #include <set>
 #include <sstream>
 
-#include "imprint/elf.hpp"
-#include "imprint/error.hpp"
+#include "imprint/credentials/elf.hpp"
+#include "imprint/core/error.hpp"
 #include "credentials_support.hpp"
 #include "support.hpp"
 

@@ -9,9 +9,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "imprint/credentials.hpp"
-#include "imprint/identity.hpp"
-#include "imprint/error.hpp"
+#include "imprint/credentials/credentials.hpp"
+#include "imprint/credentials/identity.hpp"
+#include "imprint/core/error.hpp"
 #include "credentials_support.hpp"
 #include "support.hpp"
 

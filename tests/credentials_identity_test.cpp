@@ -12,8 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "imprint/error.hpp"
-#include "imprint/identity.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/credentials/identity.hpp"
 #include "support.hpp"
 
 namespace imprint {

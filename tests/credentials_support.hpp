@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "imprint/credentials.hpp"
+#include "imprint/credentials/credentials.hpp"
 #include "support.hpp"
 
 namespace imprint::test {

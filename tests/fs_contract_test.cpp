@@ -9,9 +9,9 @@
 #include <functional>
 #include <memory>
 
-#include "imprint/bytes.hpp"
-#include "imprint/error.hpp"
-#include "imprint/ext4.hpp"
+#include "imprint/core/bytes.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/fs/ext4.hpp"
 #include "imprint/fs/memory_filesystem.hpp"
 #include "support.hpp"
 

@@ -10,9 +10,9 @@
 #include <set>
 #include <sstream>
 
-#include "imprint/bytes.hpp"
-#include "imprint/error.hpp"
-#include "imprint/ext4.hpp"
+#include "imprint/core/bytes.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/fs/ext4.hpp"
 #include "support.hpp"
 
 namespace imprint {

@@ -6,9 +6,9 @@
 #include <filesystem>
 #include <random>
 
-#include "imprint/bytes.hpp"
-#include "imprint/error.hpp"
-#include "imprint/ext4.hpp"
+#include "imprint/core/bytes.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/fs/ext4.hpp"
 #include "support.hpp"
 
 namespace imprint {

@@ -6,8 +6,8 @@
 
 #include <filesystem>
 
-#include "imprint/error.hpp"
-#include "imprint/guestfs.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/guestfs/guestfs.hpp"
 #include "support.hpp"
 
 using namespace imprint;

@@ -8,9 +8,9 @@
 #include <functional>
 #include <map>
 
-#include "imprint/error.hpp"
-#include "imprint/ext4.hpp"
-#include "imprint/guestfs.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/fs/ext4.hpp"
+#include "imprint/guestfs/guestfs.hpp"
 #include "support.hpp"
 
 using namespace imprint;

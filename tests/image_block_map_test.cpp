@@ -8,9 +8,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "imprint/block_map.hpp"
-#include "imprint/copy.hpp"
-#include "imprint/fileio.hpp"
+#include "imprint/image/block_map.hpp"
+#include "imprint/image/copy.hpp"
+#include "imprint/core/fileio.hpp"
 #include "support.hpp"
 
 namespace imprint {

@@ -7,9 +7,9 @@
 
 #include <string>
 
-#include "imprint/bmap.hpp"
-#include "imprint/bytes.hpp"
-#include "imprint/fileio.hpp"
+#include "imprint/image/bmap.hpp"
+#include "imprint/core/bytes.hpp"
+#include "imprint/core/fileio.hpp"
 #include "support.hpp"
 
 namespace imprint {

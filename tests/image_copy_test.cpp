@@ -4,9 +4,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include "imprint/copy.hpp"
-#include "imprint/error.hpp"
-#include "imprint/fileio.hpp"
+#include "imprint/image/copy.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/core/fileio.hpp"
 #include "support.hpp"
 
 namespace imprint {

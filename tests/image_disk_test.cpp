@@ -5,9 +5,9 @@
 
 #include <filesystem>
 
-#include "imprint/error.hpp"
-#include "imprint/filesystem.hpp"
-#include "imprint/image.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/fs/filesystem.hpp"
+#include "imprint/image/image.hpp"
 #include "support.hpp"
 
 namespace imprint {

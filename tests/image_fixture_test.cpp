@@ -7,8 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "imprint/image.hpp"
-#include "imprint/pathmap.hpp"
+#include "imprint/image/image.hpp"
+#include "imprint/image/pathmap.hpp"
 #include "support.hpp"
 
 namespace imprint {

@@ -12,10 +12,10 @@
 #include <fstream>
 #include <vector>
 
-#include "imprint/copy.hpp"
-#include "imprint/error.hpp"
-#include "imprint/fileio.hpp"
-#include "imprint/image.hpp"
+#include "imprint/image/copy.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/core/fileio.hpp"
+#include "imprint/image/image.hpp"
 #include "support.hpp"
 
 namespace imprint {

@@ -8,8 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "imprint/error.hpp"
-#include "imprint/image.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/image/image.hpp"
 #include "support.hpp"
 
 namespace imprint {

@@ -4,9 +4,9 @@
 
 #include <functional>
 
-#include "imprint/error.hpp"
-#include "imprint/image.hpp"
-#include "imprint/pathmap.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/image/image.hpp"
+#include "imprint/image/pathmap.hpp"
 
 namespace imprint {
 namespace {

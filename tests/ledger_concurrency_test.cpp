@@ -14,7 +14,7 @@
 #include <set>
 #include <sstream>
 
-#include "imprint/error.hpp"
+#include "imprint/core/error.hpp"
 #include "ledger_support.hpp"
 
 namespace imprint::test {

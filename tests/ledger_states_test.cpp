@@ -7,7 +7,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "imprint/error.hpp"
+#include "imprint/core/error.hpp"
 #include "ledger_support.hpp"
 
 namespace imprint::test {

@@ -5,10 +5,10 @@
 
 #include <string>
 
-#include "imprint/bytes.hpp"
+#include "imprint/core/bytes.hpp"
 #include "imprint/image/memory_image.hpp"
-#include "imprint/pathspec.hpp"
-#include "imprint/plan.hpp"
+#include "imprint/core/pathspec.hpp"
+#include "imprint/profile/plan.hpp"
 
 namespace imprint::test {
 

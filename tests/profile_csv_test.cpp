@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
-#include "imprint/csv.hpp"
-#include "imprint/error.hpp"
+#include "imprint/profile/csv.hpp"
+#include "imprint/core/error.hpp"
 #include "support.hpp"
 
 using namespace imprint;

@@ -2,8 +2,8 @@
 
 #include <filesystem>
 
-#include "imprint/error.hpp"
-#include "imprint/profile.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/profile/profile.hpp"
 #include "support.hpp"
 
 using namespace imprint;

@@ -2,9 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "imprint/bytes.hpp"
-#include "imprint/error.hpp"
-#include "imprint/profile.hpp"
+#include "imprint/core/bytes.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/profile/profile.hpp"
 #include "support.hpp"
 
 using namespace imprint;

@@ -1,8 +1,8 @@
 #include <gtest/gtest.h>
 
-#include "imprint/error.hpp"
-#include "imprint/profile.hpp"
-#include "imprint/template.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/profile/profile.hpp"
+#include "imprint/profile/template.hpp"
 
 using namespace imprint;
 

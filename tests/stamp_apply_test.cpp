@@ -4,8 +4,8 @@
 // partition), naming the op's profile line and the partition.
 #include <gtest/gtest.h>
 
-#include "imprint/error.hpp"
-#include "imprint/stamp.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/stamp/stamp.hpp"
 #include "memory_image_support.hpp"
 #include "support.hpp"
 

@@ -5,9 +5,9 @@
 
 #include <filesystem>
 
-#include "imprint/device.hpp"
-#include "imprint/error.hpp"
-#include "imprint/stamp.hpp"
+#include "imprint/stamp/device.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/stamp/stamp.hpp"
 #include "memory_image_support.hpp"
 #include "support.hpp"
 

@@ -3,8 +3,8 @@
 // and the refusals with the partition and, for a symlink into the data partition, the path to use.
 #include <gtest/gtest.h>
 
-#include "imprint/edit.hpp"
-#include "imprint/error.hpp"
+#include "imprint/edit/edit.hpp"
+#include "imprint/core/error.hpp"
 #include "memory_image_support.hpp"
 #include "support.hpp"
 

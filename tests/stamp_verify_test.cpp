@@ -3,9 +3,9 @@
 // its plan. A PFX rebuilt on every stamp (random salt) is compared by meaning.
 #include <gtest/gtest.h>
 
-#include "imprint/device.hpp"
-#include "imprint/error.hpp"
-#include "imprint/stamp.hpp"
+#include "imprint/stamp/device.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/stamp/stamp.hpp"
 #include "memory_image_support.hpp"
 #include "support.hpp"
 

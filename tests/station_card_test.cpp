@@ -3,7 +3,7 @@
 // (ID_SERIAL / ID_PATH) never matches, nor does one of another size or CID.
 #include <gtest/gtest.h>
 
-#include "imprint/error.hpp"
+#include "imprint/core/error.hpp"
 #include "imprint/station/station.hpp"
 #include "support.hpp"
 

@@ -6,7 +6,7 @@
 
 #include <gtest/gtest.h>
 
-#include "imprint/error.hpp"
+#include "imprint/core/error.hpp"
 #include "imprint/station/http_view.hpp"
 #include "support.hpp"
 

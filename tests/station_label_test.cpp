@@ -8,7 +8,7 @@
 
 #include <gtest/gtest.h>
 
-#include "imprint/error.hpp"
+#include "imprint/core/error.hpp"
 #include "imprint/station/label.hpp"
 #include "support.hpp"
 

@@ -14,7 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "imprint/bytes.hpp"
+#include "imprint/core/bytes.hpp"
 #include "test_paths.hpp"
 
 extern char** environ;

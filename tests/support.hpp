@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "imprint/error.hpp"
+#include "imprint/core/error.hpp"
 
 namespace imprint::test {
 

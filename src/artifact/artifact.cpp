@@ -1,4 +1,4 @@
-#include "imprint/artifact.hpp"
+#include "imprint/artifact/artifact.hpp"
 
 #include <archive.h>
 #include <sys/stat.h>
@@ -13,9 +13,9 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
-#include "imprint/bytes.hpp"
-#include "imprint/error.hpp"
-#include "imprint/fileio.hpp"
+#include "imprint/core/bytes.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/core/fileio.hpp"
 
 namespace imprint {
 

@@ -4,11 +4,11 @@
 
 #include <algorithm>
 
-#include "imprint/artifact.hpp"
-#include "imprint/bytes.hpp"
-#include "imprint/error.hpp"
-#include "imprint/fileio.hpp"
-#include "imprint/filesystem.hpp"
+#include "imprint/artifact/artifact.hpp"
+#include "imprint/core/bytes.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/core/fileio.hpp"
+#include "imprint/fs/filesystem.hpp"
 
 namespace imprint {
 

@@ -1,6 +1,6 @@
 // imprint batch: prepare every row, build the shared base once, stamp devices in parallel,
 // resume what is already done, record everything in the manifest.
-#include "imprint/batch.hpp"
+#include "imprint/batch/batch.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,17 +15,17 @@
 
 #include "imprint/batch/pool.hpp"
 #include "imprint/batch/shared_ops.hpp"
-#include "imprint/block_map.hpp"
-#include "imprint/bmap.hpp"
-#include "imprint/bytes.hpp"
-#include "imprint/copy.hpp"
-#include "imprint/csv.hpp"
-#include "imprint/device.hpp"
-#include "imprint/error.hpp"
-#include "imprint/fileio.hpp"
-#include "imprint/image.hpp"
-#include "imprint/profile.hpp"
-#include "imprint/stamp.hpp"
+#include "imprint/image/block_map.hpp"
+#include "imprint/image/bmap.hpp"
+#include "imprint/core/bytes.hpp"
+#include "imprint/image/copy.hpp"
+#include "imprint/profile/csv.hpp"
+#include "imprint/stamp/device.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/core/fileio.hpp"
+#include "imprint/image/image.hpp"
+#include "imprint/profile/profile.hpp"
+#include "imprint/stamp/stamp.hpp"
 #include "record.hpp"
 
 namespace imprint {

@@ -1,6 +1,6 @@
 // imprint flash: stamp (or take) an image (flash_source.cpp), refuse or open the target
 // (flash_target.cpp), write its mapped blocks and read them back (flash_write.cpp), record it.
-#include "imprint/flash.hpp"
+#include "imprint/batch/flash.hpp"
 
 #include <unistd.h>
 
@@ -8,9 +8,9 @@
 #include <future>
 
 #include "flash_internal.hpp"
-#include "imprint/bmap.hpp"
-#include "imprint/error.hpp"
-#include "imprint/manifest.hpp"
+#include "imprint/image/bmap.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/batch/manifest.hpp"
 #include "record.hpp"
 
 namespace imprint {

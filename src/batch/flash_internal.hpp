@@ -9,11 +9,11 @@
 #include <vector>
 
 #include "imprint/batch/flash_ranges.hpp"
-#include "imprint/bmap.hpp"
-#include "imprint/extent.hpp"
-#include "imprint/fileio.hpp"
-#include "imprint/flash.hpp"
-#include "imprint/manifest.hpp"
+#include "imprint/image/bmap.hpp"
+#include "imprint/core/extent.hpp"
+#include "imprint/core/fileio.hpp"
+#include "imprint/batch/flash.hpp"
+#include "imprint/batch/manifest.hpp"
 
 namespace imprint::flash_detail {
 

@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "imprint/block_map.hpp"
+#include "imprint/image/block_map.hpp"
 
 namespace imprint {
 

@@ -3,14 +3,14 @@
 #include <future>
 
 #include "flash_internal.hpp"
-#include "imprint/block_map.hpp"
-#include "imprint/bytes.hpp"
-#include "imprint/copy.hpp"
-#include "imprint/device.hpp"
-#include "imprint/error.hpp"
-#include "imprint/image.hpp"
-#include "imprint/profile.hpp"
-#include "imprint/stamp.hpp"
+#include "imprint/image/block_map.hpp"
+#include "imprint/core/bytes.hpp"
+#include "imprint/image/copy.hpp"
+#include "imprint/stamp/device.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/image/image.hpp"
+#include "imprint/profile/profile.hpp"
+#include "imprint/stamp/stamp.hpp"
 #include "record.hpp"
 
 namespace imprint::flash_detail {

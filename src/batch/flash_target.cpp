@@ -13,7 +13,7 @@
 #include <sstream>
 
 #include "flash_internal.hpp"
-#include "imprint/error.hpp"
+#include "imprint/core/error.hpp"
 
 namespace imprint {
 

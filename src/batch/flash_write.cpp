@@ -11,8 +11,8 @@
 #include <memory>
 
 #include "flash_internal.hpp"
-#include "imprint/bytes.hpp"
-#include "imprint/error.hpp"
+#include "imprint/core/bytes.hpp"
+#include "imprint/core/error.hpp"
 
 namespace imprint::flash_detail {
 

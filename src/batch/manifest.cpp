@@ -1,5 +1,5 @@
 // Manifest files: JSON Lines appended while a batch runs, compacted atomically at its end.
-#include "imprint/manifest.hpp"
+#include "imprint/batch/manifest.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <map>
 
-#include "imprint/error.hpp"
-#include "imprint/fileio.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/core/fileio.hpp"
 
 namespace imprint {
 

@@ -4,10 +4,10 @@
 
 #include <ctime>
 
-#include "imprint/bmap.hpp"
-#include "imprint/bytes.hpp"
-#include "imprint/error.hpp"
-#include "imprint/fileio.hpp"
+#include "imprint/image/bmap.hpp"
+#include "imprint/core/bytes.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/core/fileio.hpp"
 
 namespace imprint::detail {
 

@@ -5,8 +5,8 @@
 #include <optional>
 #include <string>
 
-#include "imprint/device.hpp"
-#include "imprint/manifest.hpp"
+#include "imprint/stamp/device.hpp"
+#include "imprint/batch/manifest.hpp"
 
 namespace imprint::detail {
 

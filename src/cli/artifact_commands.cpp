@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common.hpp"
-#include "imprint/artifact_update.hpp"
+#include "imprint/stamp/artifact_update.hpp"
 
 namespace imprint::cli {
 

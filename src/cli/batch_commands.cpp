@@ -8,10 +8,10 @@
 #include <nlohmann/json.hpp>
 
 #include "common.hpp"
-#include "imprint/batch.hpp"
-#include "imprint/error.hpp"
-#include "imprint/flash.hpp"
-#include "imprint/manifest.hpp"
+#include "imprint/batch/batch.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/batch/flash.hpp"
+#include "imprint/batch/manifest.hpp"
 
 namespace imprint::cli {
 

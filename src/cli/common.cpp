@@ -3,10 +3,10 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "imprint/bytes.hpp"
-#include "imprint/error.hpp"
-#include "imprint/ext4.hpp"
-#include "imprint/fileio.hpp"
+#include "imprint/core/bytes.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/fs/ext4.hpp"
+#include "imprint/core/fileio.hpp"
 
 namespace imprint::cli {
 

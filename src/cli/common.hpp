@@ -7,8 +7,8 @@
 
 #include <CLI/CLI.hpp>
 
-#include "imprint/image.hpp"
-#include "imprint/template.hpp"
+#include "imprint/image/image.hpp"
+#include "imprint/profile/template.hpp"
 
 namespace imprint::cli {
 

@@ -5,12 +5,12 @@
 #include <memory>
 
 #include "common.hpp"
-#include "imprint/bytes.hpp"
-#include "imprint/edit.hpp"
-#include "imprint/error.hpp"
-#include "imprint/fileio.hpp"
-#include "imprint/inspect.hpp"
-#include "imprint/pathmap.hpp"
+#include "imprint/core/bytes.hpp"
+#include "imprint/edit/edit.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/core/fileio.hpp"
+#include "imprint/inspect/inspect.hpp"
+#include "imprint/image/pathmap.hpp"
 
 namespace imprint::cli {
 

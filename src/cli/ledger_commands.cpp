@@ -9,8 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include "common.hpp"
-#include "imprint/csv.hpp"
-#include "imprint/error.hpp"
+#include "imprint/profile/csv.hpp"
+#include "imprint/core/error.hpp"
 #include "imprint/ledger/ledger.hpp"
 
 namespace imprint::cli {

@@ -7,7 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "common.hpp"
-#include "imprint/error.hpp"
+#include "imprint/core/error.hpp"
 
 int main(int argc, char** argv) {
   using imprint::Error;

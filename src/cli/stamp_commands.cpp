@@ -5,10 +5,10 @@
 #include <nlohmann/json.hpp>
 
 #include "common.hpp"
-#include "imprint/credentials.hpp"
-#include "imprint/error.hpp"
-#include "imprint/profile.hpp"
-#include "imprint/stamp.hpp"
+#include "imprint/credentials/credentials.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/profile/profile.hpp"
+#include "imprint/stamp/stamp.hpp"
 
 namespace imprint::cli {
 

@@ -8,8 +8,8 @@
 #include <optional>
 
 #include "common.hpp"
-#include "imprint/bytes.hpp"
-#include "imprint/error.hpp"
+#include "imprint/core/bytes.hpp"
+#include "imprint/core/error.hpp"
 #include "imprint/station/http_view.hpp"
 #include "imprint/station/label.hpp"
 #include "imprint/station/signals.hpp"

@@ -1,4 +1,4 @@
-#include "imprint/bytes.hpp"
+#include "imprint/core/bytes.hpp"
 
 #include <openssl/evp.h>
 #include <unistd.h>
@@ -9,8 +9,8 @@
 #include <cstring>
 #include <vector>
 
-#include "imprint/error.hpp"
-#include "imprint/fileio.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/core/fileio.hpp"
 
 namespace imprint {
 

@@ -13,7 +13,7 @@
 #include <cstring>
 #include <mutex>
 
-#include "imprint/fileio.hpp"
+#include "imprint/core/fileio.hpp"
 
 namespace imprint {
 

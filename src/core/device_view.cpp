@@ -1,4 +1,4 @@
-#include "imprint/device_view.hpp"
+#include "imprint/core/device_view.hpp"
 
 #include <optional>
 #include <string_view>

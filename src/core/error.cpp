@@ -1,6 +1,6 @@
-#include "imprint/error.hpp"
+#include "imprint/core/error.hpp"
 
-#include "imprint/symlink_error.hpp"
+#include "imprint/fs/symlink_error.hpp"
 
 #include <cerrno>
 #include <cstring>

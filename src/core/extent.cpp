@@ -1,5 +1,5 @@
 // Extent arithmetic on merged, sorted lists: a linear sweep, no per-block sets.
-#include "imprint/extent.hpp"
+#include "imprint/core/extent.hpp"
 
 #include <algorithm>
 

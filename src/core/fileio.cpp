@@ -1,4 +1,4 @@
-#include "imprint/fileio.hpp"
+#include "imprint/core/fileio.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -12,7 +12,7 @@
 #include <random>
 #include <utility>
 
-#include "imprint/error.hpp"
+#include "imprint/core/error.hpp"
 
 namespace imprint {
 

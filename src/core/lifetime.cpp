@@ -4,7 +4,7 @@
 // allocation; registering takes a free slot by compare-and-swap. Guarded entries are also sent to
 // the guardian, a forked process that reads fixed-size records from a socket and acts when the
 // socket ends, which happens only when imprint (and every child that did not exec) is gone.
-#include "imprint/lifetime.hpp"
+#include "imprint/core/lifetime.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -21,8 +21,8 @@
 #include <cstring>
 #include <mutex>
 
-#include "imprint/error.hpp"
-#include "imprint/fileio.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/core/fileio.hpp"
 
 namespace imprint {
 

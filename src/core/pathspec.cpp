@@ -1,10 +1,10 @@
-#include "imprint/pathspec.hpp"
+#include "imprint/core/pathspec.hpp"
 
 #include <algorithm>
 #include <cctype>
 #include <vector>
 
-#include "imprint/error.hpp"
+#include "imprint/core/error.hpp"
 
 namespace imprint {
 

@@ -1,12 +1,12 @@
 // Byte progress on a terminal (see progress.hpp).
-#include "imprint/progress.hpp"
+#include "imprint/core/progress.hpp"
 
 #include <unistd.h>
 
 #include <cstdio>
 #include <utility>
 
-#include "imprint/bytes.hpp"
+#include "imprint/core/bytes.hpp"
 
 namespace imprint {
 

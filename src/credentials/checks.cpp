@@ -12,9 +12,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "imprint/credentials.hpp"
-#include "imprint/error.hpp"
-#include "imprint/identity.hpp"
+#include "imprint/credentials/credentials.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/credentials/identity.hpp"
 #include "openssl_util.hpp"
 
 namespace imprint {

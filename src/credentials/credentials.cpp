@@ -1,5 +1,5 @@
 // DeviceCredentials: load, generate and write the device key, certificate, chain and PFX.
-#include "imprint/credentials.hpp"
+#include "imprint/credentials/credentials.hpp"
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -14,8 +14,8 @@
 #include <ctime>
 #include <filesystem>
 
-#include "imprint/error.hpp"
-#include "imprint/fileio.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/core/fileio.hpp"
 #include "openssl_util.hpp"
 
 namespace imprint {

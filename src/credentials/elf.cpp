@@ -1,6 +1,6 @@
 // ELF reading with <elf.h> structures. The input is untrusted (a user's binary, maybe truncated):
 // every read goes through Reader, which bounds-checks and byte-swaps for big-endian files.
-#include "imprint/elf.hpp"
+#include "imprint/credentials/elf.hpp"
 
 #include <elf.h>
 
@@ -12,7 +12,7 @@
 #include <optional>
 #include <type_traits>
 
-#include "imprint/error.hpp"
+#include "imprint/core/error.hpp"
 
 namespace imprint {
 

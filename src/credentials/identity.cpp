@@ -1,9 +1,9 @@
 // Identity script output, parsed and encoded as the Mender client does it.
-#include "imprint/identity.hpp"
+#include "imprint/credentials/identity.hpp"
 
 #include <nlohmann/json.hpp>
 
-#include "imprint/error.hpp"
+#include "imprint/core/error.hpp"
 
 namespace imprint {
 

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "imprint/error.hpp"
+#include "imprint/core/error.hpp"
 
 namespace imprint::ossl {
 

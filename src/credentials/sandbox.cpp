@@ -42,10 +42,10 @@
 #include <memory>
 #include <set>
 
-#include "imprint/error.hpp"
-#include "imprint/fileio.hpp"
-#include "imprint/identity.hpp"
-#include "imprint/lifetime.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/core/fileio.hpp"
+#include "imprint/credentials/identity.hpp"
+#include "imprint/core/lifetime.hpp"
 
 namespace imprint {
 

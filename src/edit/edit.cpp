@@ -1,11 +1,11 @@
-#include "imprint/edit.hpp"
+#include "imprint/edit/edit.hpp"
 
 #include <ctime>
 #include <filesystem>
 
-#include "imprint/error.hpp"
-#include "imprint/symlink_error.hpp"
-#include "imprint/fileio.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/fs/symlink_error.hpp"
+#include "imprint/core/fileio.hpp"
 
 namespace imprint {
 

@@ -1,4 +1,4 @@
-#include "imprint/owners.hpp"
+#include "imprint/edit/owners.hpp"
 
 #include <charconv>
 #include <optional>
@@ -6,7 +6,7 @@
 #include <string_view>
 #include <vector>
 
-#include "imprint/error.hpp"
+#include "imprint/core/error.hpp"
 
 namespace imprint {
 

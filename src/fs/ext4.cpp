@@ -4,7 +4,7 @@
 // Every change goes through the library, which keeps bitmaps, counters and checksums consistent.
 // A writable filesystem is checked before the library trusts it (ext4_scan.cpp) and written through
 // an in-memory overlay (ext4_overlay.cpp) that reaches the image only when flush() succeeds.
-#include "imprint/ext4.hpp"
+#include "imprint/fs/ext4.hpp"
 
 #include <ext2fs/ext2fs.h>
 extern "C" {  // com_err.h has no C++ linkage guard
@@ -24,9 +24,9 @@ extern "C" {  // com_err.h has no C++ linkage guard
 #include <utility>
 #include <vector>
 
-#include "imprint/error.hpp"
-#include "imprint/symlink_error.hpp"
-#include "imprint/fileio.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/fs/symlink_error.hpp"
+#include "imprint/core/fileio.hpp"
 #include "ext4_overlay.hpp"
 #include "ext4_scan.hpp"
 

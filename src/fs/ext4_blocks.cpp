@@ -1,11 +1,11 @@
 // The in-use blocks of an ext2/3/4 filesystem from its block bitmap (see ext4_blocks.hpp).
-#include "imprint/ext4_blocks.hpp"
+#include "imprint/fs/ext4_blocks.hpp"
 
 #include <ext2fs/ext2fs.h>
 
 #include <memory>
 
-#include "imprint/error.hpp"
+#include "imprint/core/error.hpp"
 
 namespace imprint {
 

@@ -4,7 +4,7 @@
 
 #include <memory>
 
-#include "imprint/error.hpp"
+#include "imprint/core/error.hpp"
 
 namespace imprint::ext4 {
 

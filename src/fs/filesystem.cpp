@@ -1,9 +1,9 @@
 // Helpers over the Filesystem interface, shared by every backend.
-#include "imprint/filesystem.hpp"
+#include "imprint/fs/filesystem.hpp"
 
 #include <algorithm>
 
-#include "imprint/error.hpp"
+#include "imprint/core/error.hpp"
 
 namespace imprint {
 

@@ -4,9 +4,9 @@
 
 #include <algorithm>
 
-#include "imprint/error.hpp"
-#include "imprint/fileio.hpp"
-#include "imprint/symlink_error.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/core/fileio.hpp"
+#include "imprint/fs/symlink_error.hpp"
 
 namespace imprint {
 

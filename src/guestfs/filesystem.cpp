@@ -11,11 +11,11 @@
 #include <cstring>
 #include <vector>
 
-#include "imprint/error.hpp"
-#include "imprint/symlink_error.hpp"
-#include "imprint/fileio.hpp"
-#include "imprint/guestfs.hpp"
-#include "imprint/pathspec.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/fs/symlink_error.hpp"
+#include "imprint/core/fileio.hpp"
+#include "imprint/guestfs/guestfs.hpp"
+#include "imprint/core/pathspec.hpp"
 
 namespace imprint {
 

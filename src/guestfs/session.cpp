@@ -2,7 +2,7 @@
 // chunk). Launched lazily, retried once with TCG (these machines expose /dev/kvm but qemu aborts
 // with it), partitions mounted by device path under their own mount points (/sda1, /sda2...), so
 // several partitions of one image are open at the same time.
-#include "imprint/guestfs.hpp"
+#include "imprint/guestfs/guestfs.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -26,8 +26,8 @@
 #include <set>
 #include <thread>
 
-#include "imprint/error.hpp"
-#include "imprint/lifetime.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/core/lifetime.hpp"
 
 namespace imprint {
 

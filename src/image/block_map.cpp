@@ -1,6 +1,6 @@
 // The image's block map (see block_map.hpp): partition table areas from libblkid's layout and
 // libfdisk's GPT geometry, in-use blocks of ext filesystems from libext2fs, the rest whole.
-#include "imprint/block_map.hpp"
+#include "imprint/image/block_map.hpp"
 
 #include <libfdisk/libfdisk.h>
 #include <sys/stat.h>
@@ -8,10 +8,10 @@
 #include <algorithm>
 #include <memory>
 
-#include "imprint/copy.hpp"
-#include "imprint/error.hpp"
-#include "imprint/ext4_blocks.hpp"
-#include "imprint/fileio.hpp"
+#include "imprint/image/copy.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/fs/ext4_blocks.hpp"
+#include "imprint/core/fileio.hpp"
 #include "layout_internal.hpp"
 
 namespace imprint {

@@ -1,5 +1,5 @@
 // bmaptool-format block maps (see yoctoproject/bmaptool BmapCreate.py for the layout reproduced).
-#include "imprint/bmap.hpp"
+#include "imprint/image/bmap.hpp"
 
 #include <unistd.h>
 
@@ -13,8 +13,8 @@
 #include <memory>
 #include <optional>
 
-#include "imprint/bytes.hpp"
-#include "imprint/error.hpp"
+#include "imprint/core/bytes.hpp"
+#include "imprint/core/error.hpp"
 
 namespace imprint {
 

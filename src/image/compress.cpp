@@ -7,8 +7,8 @@
 #include <algorithm>
 #include <memory>
 
-#include "imprint/copy.hpp"
-#include "imprint/error.hpp"
+#include "imprint/image/copy.hpp"
+#include "imprint/core/error.hpp"
 
 namespace imprint {
 

@@ -1,6 +1,6 @@
 // Sparse image copies (reflink, else SEEK_DATA/SEEK_HOLE with zero-block holes) and decompression
 // through libarchive.
-#include "imprint/copy.hpp"
+#include "imprint/image/copy.hpp"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -18,9 +18,9 @@
 #include <optional>
 #include <string_view>
 
-#include "imprint/error.hpp"
-#include "imprint/fileio.hpp"
-#include "imprint/progress.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/core/fileio.hpp"
+#include "imprint/core/progress.hpp"
 #include "layout_internal.hpp"
 
 namespace imprint {

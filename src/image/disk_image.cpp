@@ -7,12 +7,12 @@
 #include <cerrno>
 #include <cstdlib>
 
-#include "imprint/copy.hpp"
-#include "imprint/error.hpp"
-#include "imprint/ext4.hpp"
-#include "imprint/guestfs.hpp"
-#include "imprint/image.hpp"
-#include "imprint/pathmap.hpp"
+#include "imprint/image/copy.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/fs/ext4.hpp"
+#include "imprint/guestfs/guestfs.hpp"
+#include "imprint/image/image.hpp"
+#include "imprint/image/pathmap.hpp"
 #include "layout_internal.hpp"
 
 namespace imprint {

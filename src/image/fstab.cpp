@@ -6,8 +6,8 @@
 #include <string>
 #include <string_view>
 
-#include "imprint/error.hpp"
-#include "imprint/image.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/image/image.hpp"
 
 namespace imprint {
 

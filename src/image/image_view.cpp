@@ -1,7 +1,7 @@
 // ImageView: what every image offers on top of its layout and filesystems.
-#include "imprint/device_view.hpp"
-#include "imprint/error.hpp"
-#include "imprint/image.hpp"
+#include "imprint/core/device_view.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/image/image.hpp"
 
 namespace imprint {
 

@@ -8,9 +8,9 @@
 #include <cstring>
 #include <memory>
 
-#include "imprint/error.hpp"
-#include "imprint/fileio.hpp"
-#include "imprint/image.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/core/fileio.hpp"
+#include "imprint/image/image.hpp"
 #include "layout_internal.hpp"
 
 namespace imprint {

@@ -6,7 +6,7 @@
 #include <optional>
 #include <string>
 
-#include "imprint/image.hpp"
+#include "imprint/image/image.hpp"
 
 namespace imprint::detail {
 

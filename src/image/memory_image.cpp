@@ -1,7 +1,7 @@
 // MemoryImage: a layout made up as partitions are added, each with its own MemoryFilesystem.
 #include "imprint/image/memory_image.hpp"
 
-#include "imprint/error.hpp"
+#include "imprint/core/error.hpp"
 
 namespace imprint {
 

@@ -1,8 +1,8 @@
 // Path mapping: device-view paths and explicit roles to (partition, partition path).
-#include "imprint/pathmap.hpp"
+#include "imprint/image/pathmap.hpp"
 
-#include "imprint/device_view.hpp"
-#include "imprint/error.hpp"
+#include "imprint/core/device_view.hpp"
+#include "imprint/core/error.hpp"
 
 namespace imprint {
 

@@ -1,5 +1,5 @@
 // Filesystem structure checks with e2fsck and fsck.fat, read-only (see structure.hpp).
-#include "imprint/structure.hpp"
+#include "imprint/image/structure.hpp"
 
 #include <fcntl.h>
 #include <spawn.h>
@@ -10,8 +10,8 @@
 #include <cstdlib>
 #include <sstream>
 
-#include "imprint/error.hpp"
-#include "imprint/fileio.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/core/fileio.hpp"
 
 extern char** environ;
 

@@ -1,11 +1,11 @@
-#include "imprint/inspect.hpp"
+#include "imprint/inspect/inspect.hpp"
 
 #include <cstdio>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
-#include "imprint/error.hpp"
+#include "imprint/core/error.hpp"
 
 namespace imprint {
 

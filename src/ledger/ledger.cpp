@@ -3,8 +3,8 @@
 
 #include <filesystem>
 
-#include "imprint/error.hpp"
-#include "imprint/fileio.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/core/fileio.hpp"
 #include "sql.hpp"
 
 namespace imprint {

@@ -6,7 +6,7 @@
 
 #include <pqxx/pqxx>
 
-#include "imprint/error.hpp"
+#include "imprint/core/error.hpp"
 #include "sql.hpp"
 
 namespace imprint::detail {

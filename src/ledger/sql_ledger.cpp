@@ -6,7 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "imprint/error.hpp"
+#include "imprint/core/error.hpp"
 #include "schema.hpp"
 #include "sql.hpp"
 

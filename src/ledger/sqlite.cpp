@@ -6,7 +6,7 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 
-#include "imprint/error.hpp"
+#include "imprint/core/error.hpp"
 #include "sql.hpp"
 
 namespace imprint::detail {

@@ -1,12 +1,12 @@
 // A small RFC 4180 reader (no C++ CSV library is packaged in Debian): quoted fields, "" inside
 // quotes, commas and newlines inside quotes, CRLF or LF records.
-#include "imprint/csv.hpp"
+#include "imprint/profile/csv.hpp"
 
 #include <map>
 #include <string_view>
 
-#include "imprint/error.hpp"
-#include "imprint/fileio.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/core/fileio.hpp"
 
 namespace imprint {
 

@@ -1,13 +1,13 @@
 // Printing plans. File bytes are never printed (a key or PFX is a secret): only sizes, and digests
 // of the files that are not secret (a digest of a 4-digit PIN gives the PIN back in a second).
-#include "imprint/plan.hpp"
+#include "imprint/profile/plan.hpp"
 
 #include <algorithm>
 #include <array>
 #include <nlohmann/json.hpp>
 
-#include "imprint/bytes.hpp"
-#include "imprint/fileio.hpp"
+#include "imprint/core/bytes.hpp"
+#include "imprint/core/fileio.hpp"
 
 namespace imprint {
 

@@ -8,10 +8,10 @@
 #include <initializer_list>
 #include <set>
 
-#include "imprint/error.hpp"
-#include "imprint/fileio.hpp"
-#include "imprint/profile.hpp"
-#include "imprint/pathspec.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/core/fileio.hpp"
+#include "imprint/profile/profile.hpp"
+#include "imprint/core/pathspec.hpp"
 #include "targets.hpp"
 
 namespace imprint {

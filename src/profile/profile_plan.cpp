@@ -4,10 +4,10 @@
 #include <filesystem>
 #include <set>
 
-#include "imprint/error.hpp"
-#include "imprint/fileio.hpp"
-#include "imprint/profile.hpp"
-#include "imprint/pathspec.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/core/fileio.hpp"
+#include "imprint/profile/profile.hpp"
+#include "imprint/core/pathspec.hpp"
 #include "targets.hpp"
 
 namespace imprint {

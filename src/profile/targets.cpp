@@ -2,9 +2,9 @@
 
 #include <algorithm>
 
-#include "imprint/device_view.hpp"
-#include "imprint/error.hpp"
-#include "imprint/pathspec.hpp"
+#include "imprint/core/device_view.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/core/pathspec.hpp"
 
 namespace imprint::profile_detail {
 

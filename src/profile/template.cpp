@@ -1,8 +1,8 @@
-#include "imprint/template.hpp"
+#include "imprint/profile/template.hpp"
 
 #include <functional>
 
-#include "imprint/error.hpp"
+#include "imprint/core/error.hpp"
 
 namespace imprint {
 

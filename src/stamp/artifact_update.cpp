@@ -1,19 +1,19 @@
-#include "imprint/artifact_update.hpp"
+#include "imprint/stamp/artifact_update.hpp"
 
 #include <sys/stat.h>
 
 #include <regex>
 #include <string_view>
 
-#include "imprint/artifact.hpp"
-#include "imprint/copy.hpp"
-#include "imprint/device.hpp"
-#include "imprint/error.hpp"
-#include "imprint/fileio.hpp"
-#include "imprint/inspect.hpp"
-#include "imprint/pathmap.hpp"
-#include "imprint/profile.hpp"
-#include "imprint/stamp.hpp"
+#include "imprint/artifact/artifact.hpp"
+#include "imprint/image/copy.hpp"
+#include "imprint/stamp/device.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/core/fileio.hpp"
+#include "imprint/inspect/inspect.hpp"
+#include "imprint/image/pathmap.hpp"
+#include "imprint/profile/profile.hpp"
+#include "imprint/stamp/stamp.hpp"
 
 namespace imprint {
 

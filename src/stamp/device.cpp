@@ -1,4 +1,4 @@
-#include "imprint/device.hpp"
+#include "imprint/stamp/device.hpp"
 
 #include <sys/stat.h>
 
@@ -8,13 +8,13 @@
 #include <set>
 #include <sstream>
 
-#include "imprint/device_view.hpp"
-#include "imprint/edit.hpp"
-#include "imprint/elf.hpp"
-#include "imprint/error.hpp"
-#include "imprint/fileio.hpp"
-#include "imprint/identity.hpp"
-#include "imprint/pathmap.hpp"
+#include "imprint/core/device_view.hpp"
+#include "imprint/edit/edit.hpp"
+#include "imprint/credentials/elf.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/core/fileio.hpp"
+#include "imprint/credentials/identity.hpp"
+#include "imprint/image/pathmap.hpp"
 
 namespace imprint {
 

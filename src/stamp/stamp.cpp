@@ -1,18 +1,18 @@
-#include "imprint/stamp.hpp"
+#include "imprint/stamp/stamp.hpp"
 
 #include <sys/stat.h>
 
 #include <filesystem>
 #include <map>
 
-#include "imprint/artifact.hpp"
-#include "imprint/block_map.hpp"
-#include "imprint/bmap.hpp"
-#include "imprint/bytes.hpp"
-#include "imprint/copy.hpp"
-#include "imprint/edit.hpp"
-#include "imprint/error.hpp"
-#include "imprint/fileio.hpp"
+#include "imprint/artifact/artifact.hpp"
+#include "imprint/image/block_map.hpp"
+#include "imprint/image/bmap.hpp"
+#include "imprint/core/bytes.hpp"
+#include "imprint/image/copy.hpp"
+#include "imprint/edit/edit.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/core/fileio.hpp"
 
 namespace imprint {
 

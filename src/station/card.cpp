@@ -13,8 +13,8 @@
 #include <fstream>
 #include <memory>
 
-#include "imprint/error.hpp"
-#include "imprint/fileio.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/core/fileio.hpp"
 #include "imprint/station/station.hpp"
 #include "station_internal.hpp"
 

@@ -14,8 +14,8 @@
 #include <set>
 #include <thread>
 
-#include "imprint/bytes.hpp"
-#include "imprint/error.hpp"
+#include "imprint/core/bytes.hpp"
+#include "imprint/core/error.hpp"
 #include "markup.hpp"
 
 namespace imprint {

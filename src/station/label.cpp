@@ -19,11 +19,11 @@
 #include <memory>
 #include <sstream>
 
-#include "imprint/bytes.hpp"
-#include "imprint/device.hpp"
-#include "imprint/error.hpp"
+#include "imprint/core/bytes.hpp"
+#include "imprint/stamp/device.hpp"
+#include "imprint/core/error.hpp"
 #include "markup.hpp"
-#include "imprint/fileio.hpp"
+#include "imprint/core/fileio.hpp"
 
 extern char** environ;
 

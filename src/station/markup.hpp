@@ -4,7 +4,7 @@
 #include <string>
 #include <string_view>
 
-#include "imprint/bytes.hpp"
+#include "imprint/core/bytes.hpp"
 
 namespace imprint {
 

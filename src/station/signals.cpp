@@ -12,8 +12,8 @@
 #include <cerrno>
 #include <iterator>
 
-#include "imprint/error.hpp"
-#include "imprint/lifetime.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/core/lifetime.hpp"
 #include "imprint/station/station.hpp"
 
 namespace imprint {

@@ -18,11 +18,11 @@
 #include <set>
 #include <thread>
 
-#include "imprint/copy.hpp"
-#include "imprint/csv.hpp"
-#include "imprint/error.hpp"
-#include "imprint/fileio.hpp"
-#include "imprint/flash.hpp"
+#include "imprint/image/copy.hpp"
+#include "imprint/profile/csv.hpp"
+#include "imprint/core/error.hpp"
+#include "imprint/core/fileio.hpp"
+#include "imprint/batch/flash.hpp"
 #include "station_internal.hpp"
 
 namespace imprint {

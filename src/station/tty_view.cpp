@@ -10,7 +10,7 @@
 #include <cstring>
 #include <map>
 
-#include "imprint/bytes.hpp"
+#include "imprint/core/bytes.hpp"
 
 namespace imprint {
 

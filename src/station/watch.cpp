@@ -12,7 +12,7 @@
 #include <vector>
 #include <filesystem>
 
-#include "imprint/error.hpp"
+#include "imprint/core/error.hpp"
 #include "station_internal.hpp"
 
 namespace imprint {

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "imprint/extent.hpp"
+#include "imprint/core/extent.hpp"
 
 namespace imprint {
 

@@ -4,7 +4,7 @@
 
 #include <vector>
 
-#include "imprint/plan.hpp"
+#include "imprint/profile/plan.hpp"
 
 namespace imprint {
 

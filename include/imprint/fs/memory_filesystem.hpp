@@ -11,7 +11,7 @@
 #include <memory>
 #include <string>
 
-#include "imprint/filesystem.hpp"
+#include "imprint/fs/filesystem.hpp"
 
 namespace imprint {
 

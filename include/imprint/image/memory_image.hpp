@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "imprint/fs/memory_filesystem.hpp"
-#include "imprint/image.hpp"
+#include "imprint/image/image.hpp"
 
 namespace imprint {
 

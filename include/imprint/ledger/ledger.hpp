@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "imprint/manifest.hpp"
-#include "imprint/template.hpp"
+#include "imprint/batch/manifest.hpp"
+#include "imprint/profile/template.hpp"
 
 namespace imprint {
 

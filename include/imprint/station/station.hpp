@@ -21,11 +21,11 @@
 #include <string>
 #include <vector>
 
-#include "imprint/image.hpp"
+#include "imprint/image/image.hpp"
 #include "imprint/ledger/ledger.hpp"
-#include "imprint/manifest.hpp"
+#include "imprint/batch/manifest.hpp"
 #include "imprint/station/status.hpp"
-#include "imprint/template.hpp"
+#include "imprint/profile/template.hpp"
 
 namespace imprint {
 

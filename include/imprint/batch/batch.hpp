@@ -20,10 +20,10 @@
 #include <string>
 #include <vector>
 
-#include "imprint/copy.hpp"
-#include "imprint/image.hpp"
-#include "imprint/manifest.hpp"
-#include "imprint/template.hpp"
+#include "imprint/image/copy.hpp"
+#include "imprint/image/image.hpp"
+#include "imprint/batch/manifest.hpp"
+#include "imprint/profile/template.hpp"
 
 namespace imprint {
 

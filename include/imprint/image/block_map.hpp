@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "imprint/extent.hpp"
+#include "imprint/core/extent.hpp"
 
 namespace imprint {
 

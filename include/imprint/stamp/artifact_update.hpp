@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "imprint/image.hpp"
-#include "imprint/plan.hpp"
-#include "imprint/template.hpp"
+#include "imprint/image/image.hpp"
+#include "imprint/profile/plan.hpp"
+#include "imprint/profile/template.hpp"
 
 namespace imprint {
 

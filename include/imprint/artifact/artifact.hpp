@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "imprint/image.hpp"
+#include "imprint/image/image.hpp"
 
 namespace imprint {
 

@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "imprint/bytes.hpp"
-#include "imprint/image.hpp"
-#include "imprint/owners.hpp"
-#include "imprint/pathmap.hpp"
+#include "imprint/core/bytes.hpp"
+#include "imprint/image/image.hpp"
+#include "imprint/edit/owners.hpp"
+#include "imprint/image/pathmap.hpp"
 
 namespace imprint {
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "imprint/pathspec.hpp"
+#include "imprint/core/pathspec.hpp"
 
 namespace imprint {
 

@@ -6,11 +6,11 @@
 #include <string>
 #include <vector>
 
-#include "imprint/device.hpp"
-#include "imprint/image.hpp"
-#include "imprint/plan.hpp"
-#include "imprint/profile.hpp"
-#include "imprint/structure.hpp"
+#include "imprint/stamp/device.hpp"
+#include "imprint/image/image.hpp"
+#include "imprint/profile/plan.hpp"
+#include "imprint/profile/profile.hpp"
+#include "imprint/image/structure.hpp"
 
 namespace imprint {
 

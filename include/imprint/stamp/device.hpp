@@ -8,11 +8,11 @@
 #include <string>
 #include <vector>
 
-#include "imprint/credentials.hpp"
-#include "imprint/fileio.hpp"
-#include "imprint/image.hpp"
-#include "imprint/plan.hpp"
-#include "imprint/profile.hpp"
+#include "imprint/credentials/credentials.hpp"
+#include "imprint/core/fileio.hpp"
+#include "imprint/image/image.hpp"
+#include "imprint/profile/plan.hpp"
+#include "imprint/profile/profile.hpp"
 
 namespace imprint {
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "imprint/pathspec.hpp"
+#include "imprint/core/pathspec.hpp"
 
 namespace imprint {
 

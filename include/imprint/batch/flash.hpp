@@ -16,9 +16,9 @@
 #include <string>
 #include <vector>
 
-#include "imprint/image.hpp"
-#include "imprint/manifest.hpp"
-#include "imprint/template.hpp"
+#include "imprint/image/image.hpp"
+#include "imprint/batch/manifest.hpp"
+#include "imprint/profile/template.hpp"
 
 namespace imprint {
 

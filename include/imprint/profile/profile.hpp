@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "imprint/plan.hpp"
-#include "imprint/template.hpp"
+#include "imprint/profile/plan.hpp"
+#include "imprint/profile/template.hpp"
 
 namespace imprint {
 

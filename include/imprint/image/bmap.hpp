@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "imprint/block_map.hpp"
-#include "imprint/bytes.hpp"
-#include "imprint/copy.hpp"
+#include "imprint/image/block_map.hpp"
+#include "imprint/core/bytes.hpp"
+#include "imprint/image/copy.hpp"
 
 namespace imprint {
 

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "imprint/bytes.hpp"
+#include "imprint/core/bytes.hpp"
 
 namespace imprint {
 

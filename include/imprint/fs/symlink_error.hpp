@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "imprint/error.hpp"
+#include "imprint/core/error.hpp"
 
 namespace imprint {
 

@@ -5,8 +5,8 @@
 
 #include <vector>
 
-#include "imprint/ext4.hpp"
-#include "imprint/extent.hpp"
+#include "imprint/fs/ext4.hpp"
+#include "imprint/core/extent.hpp"
 
 namespace imprint {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "imprint/template.hpp"
+#include "imprint/profile/template.hpp"
 
 namespace imprint {
 

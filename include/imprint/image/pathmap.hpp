@@ -8,8 +8,8 @@
 #include <string_view>
 #include <vector>
 
-#include "imprint/image.hpp"
-#include "imprint/pathspec.hpp"
+#include "imprint/image/image.hpp"
+#include "imprint/core/pathspec.hpp"
 
 namespace imprint {
 

@@ -9,9 +9,9 @@
 #include <string_view>
 #include <vector>
 
-#include "imprint/device_view.hpp"
-#include "imprint/filesystem.hpp"
-#include "imprint/fileio.hpp"
+#include "imprint/core/device_view.hpp"
+#include "imprint/fs/filesystem.hpp"
+#include "imprint/core/fileio.hpp"
 
 namespace imprint {
 

@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "imprint/filesystem.hpp"
-#include "imprint/lifetime.hpp"
+#include "imprint/fs/filesystem.hpp"
+#include "imprint/core/lifetime.hpp"
 
 struct guestfs_h;  // guestfs.h: typedef struct guestfs_h guestfs_h
 

@@ -101,6 +101,7 @@ class PlanBuilder {
       case ContentKind::Content:
         op.bytes = expand_content(spec.value, spec.where, label + ".content");
         op.secret = holds_variables(spec.value);
+        op.inline_content = true;
         break;
       case ContentKind::Source: op.bytes = source_bytes(spec, label, op.secret, op.source); break;
       case ContentKind::Credential:

@@ -112,13 +112,11 @@ void add_plan_files(const Plan& plan, CheckContext& context) {
 // The Mender client executes the identity script directly: without "#!" (or an ELF header) it fails
 // with "exec format error" and the device never authorizes, whatever the profile's checks list says.
 // The same holds for inline content given an execute bit. Checked on the expanded bytes.
-void require_runnable(const Profile& profile, const Plan& plan) {
+void require_runnable(const Plan& plan) {
   for (const PlanOp& op : plan.ops) {
     if (op.kind != OpKind::File || starts_like_an_executable(op.bytes)) continue;
     const bool identity = is_identity_script(place_target(op.target));
-    const bool inline_executable = (op.mode & 0111) != 0 && std::any_of(profile.files.begin(), profile.files.end(), [&](const FileSpec& file) {
-      return file.kind == ContentKind::Content && file.where.str() == op.origin;
-    });
+    const bool inline_executable = op.inline_content && (op.mode & 0111) != 0;
     if (!identity && !inline_executable) continue;
     throw Error(op.origin + ": " + op.target.path + " does not start with #! (or an ELF header): the device " +
                     (identity ? "(the Mender client) " : "") + "would fail to run it with 'exec format error'; start it with a line such as #!/bin/sh",
@@ -229,7 +227,7 @@ DevicePlan prepare_device(const Profile& profile, const std::string& device_id, 
     return source.bytes(credentials, name, format);
   });
   mark_built_pfx(device, device.plan);
-  require_runnable(profile, device.plan);
+  require_runnable(device.plan);
   const CheckContext context = check_context(device, source);
   for (const CheckSpec& check : profile.checks) run_check(check.name, check.argument, context);
   return device;

@@ -33,6 +33,8 @@ struct PlanOp {
   std::string origin;                 // where it came from, for messages: "profile.yaml:14:5"
   std::string source;                 // File from `source:`: the host file (its size is checked
                                       // against the target partition once the image is open)
+  bool inline_content = false;        // File from `content:` in the profile (not a source file or a
+                                      // credential): an inline script must itself be runnable
 };
 
 struct Plan {

@@ -17,16 +17,6 @@ using namespace imprint::test;
 
 namespace {
 
-const char* kProfile = R"(version: 1
-files:
-  - path: /data/mender/device-id
-    content: "{{device_id}}\n"
-    mode: "0644"
-  - path: /etc/device-id
-    content: "{{device_id}}\n"
-    mode: "0644"
-)";
-
 enum class Fill { Ones, Random };
 
 std::string fill_name(Fill fill) { return fill == Fill::Ones ? "0xFF" : "random"; }
@@ -111,7 +101,7 @@ class FlashMap : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir();
-    write_file(*dir_ / "profile.yaml", kProfile);
+    write_file(*dir_ / "profile.yaml", kDeviceIdProfile);
     // U-Boot-like bytes between the MBR and the first partition (mender-convert's U-Boot layouts).
     const std::string uboot = *dir_ / "mbr-uboot-golden.img";
     shell("cp --sparse=always '" + fixture("mbr.img") + "' '" + uboot + "'");
@@ -297,7 +287,7 @@ TEST_F(FlashMap, ATargetThatIsAnInputIsRefusedHoweverItIsNamed) {
                                              path("profile.yaml"), "--force"});
   EXPECT_NE(profile.err.find("it is the profile"), std::string::npos) << profile.err;
   EXPECT_EQ(file_sha256(golden), before);
-  EXPECT_EQ(read_file(path("profile.yaml")), kProfile);
+  EXPECT_EQ(read_file(path("profile.yaml")), kDeviceIdProfile);
 }
 
 }  // namespace

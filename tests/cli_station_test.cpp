@@ -36,16 +36,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const char* kProfile = R"(version: 1
-files:
-  - path: /data/mender/device-id
-    content: "{{device_id}}\n"
-    mode: "0644"
-  - path: /etc/device-id
-    content: "{{device_id}}\n"
-    mode: "0644"
-)";
-
 constexpr auto kPatience = std::chrono::seconds(120);
 
 // A card: a sparse backing file of the golden's size on a loop device, detached at the end.
@@ -152,7 +142,7 @@ std::vector<PoolEntry> entries(const std::string& ledger) { return imprint::open
 class Station : public ::testing::Test {
  protected:
   void SetUp() override {
-    write_file(dir_ / "profile.yaml", kProfile);
+    write_file(dir_ / "profile.yaml", kDeviceIdProfile);
     golden_ = fixture("mbr.img.zst");
     size_ = fs::file_size(fixture("mbr.img"));
   }

@@ -8,6 +8,7 @@
 
 #include "imprint/core/error.hpp"
 #include "imprint/station/http_view.hpp"
+#include "station_support.hpp"
 #include "support.hpp"
 
 namespace imprint {
@@ -16,18 +17,8 @@ namespace {
 StationStatus sample() {
   StationStatus status;
   status.station = "line-1";
-  SlotStatus writing;
-  writing.slot = writing.target = "/dev/sdb";
-  writing.device_id = "dev-<b>&001";
-  writing.phase = SlotPhase::Writing;
-  writing.bytes_done = 300;
-  writing.bytes_total = 1000;
-  writing.mib_per_s = 42.25;
-  SlotStatus idle;
-  idle.slot = idle.target = "/dev/sdc";
-  idle.result = "dev-000: read-back verify failed";
-  idle.result_failed = true;
-  status.slots = {writing, idle};
+  status.slots = {test::slot_status("/dev/sdb", "dev-<b>&001", SlotPhase::Writing, 300, 1000, 42.25),
+                  test::slot_status("/dev/sdc", "", SlotPhase::Idle, 0, 0, 0, "dev-000: read-back verify failed", true)};
   status.flashed = 5;
   status.failed = 1;
   status.pool_left = 4;

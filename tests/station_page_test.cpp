@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "browser_support.hpp"
+#include "station_support.hpp"
 #include "imprint/station/http_view.hpp"
 
 namespace imprint {
@@ -14,25 +15,10 @@ namespace {
 StationStatus three_busy_slots() {
   StationStatus status;
   status.station = "line-1";
-  const struct {
-    const char* slot;
-    const char* device_id;
-    SlotPhase phase;
-    std::uint64_t done;
-  } rows[] = {{"/dev/sdb", "acme-0001", SlotPhase::Writing, 300}, {"/dev/sdc", "acme-0002", SlotPhase::Verifying, 800},
-              {"/dev/sdd", "acme-0003", SlotPhase::Stamping, 0}};
-  for (const auto& row : rows) {
-    SlotStatus slot;
-    slot.slot = slot.target = row.slot;
-    slot.device_id = row.device_id;
-    slot.phase = row.phase;
-    slot.bytes_done = row.done;
-    slot.bytes_total = 1000;
-    slot.mib_per_s = 23.5;
-    status.slots.push_back(slot);
-  }
-  status.slots[2].result = "acme-0000: read-back verify failed";
-  status.slots[2].result_failed = true;
+  status.slots = {test::slot_status("/dev/sdb", "acme-0001", SlotPhase::Writing, 300, 1000, 23.5),
+                  test::slot_status("/dev/sdc", "acme-0002", SlotPhase::Verifying, 800, 1000, 23.5),
+                  test::slot_status("/dev/sdd", "acme-0003", SlotPhase::Stamping, 0, 1000, 23.5,
+                                    "acme-0000: read-back verify failed", true)};
   status.flashed = 7;
   status.failed = 1;
   status.pool_left = 2;

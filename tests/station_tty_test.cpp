@@ -11,32 +11,20 @@
 #include <gtest/gtest.h>
 
 #include "imprint/station/tty_view.hpp"
+#include "station_support.hpp"
 #include "support.hpp"
 
 namespace imprint {
 namespace {
 
-SlotStatus slot(std::string name, std::string device_id, SlotPhase phase, std::uint64_t done = 0, std::uint64_t total = 0,
-                double rate = 0, std::string result = "", bool failed = false) {
-  SlotStatus status;
-  status.slot = name;
-  status.target = std::move(name);
-  status.device_id = std::move(device_id);
-  status.phase = phase;
-  status.bytes_done = done;
-  status.bytes_total = total;
-  status.mib_per_s = rate;
-  status.result = std::move(result);
-  status.result_failed = failed;
-  return status;
-}
+using test::slot_status;
 
 StationStatus three_slots() {
   StationStatus status;
   status.station = "line-1";
-  status.slots = {slot("/dev/sdb", "dev-001", SlotPhase::Writing, 450, 1000, 21.5),
-                  slot("/dev/sdc", "dev-002", SlotPhase::Done, 1000, 1000, 0, "flashed dev-002"),
-                  slot("/dev/sdd", "", SlotPhase::Idle, 0, 0, 0, "dev-000: read-back verify failed", true)};
+  status.slots = {slot_status("/dev/sdb", "dev-001", SlotPhase::Writing, 450, 1000, 21.5),
+                  slot_status("/dev/sdc", "dev-002", SlotPhase::Done, 1000, 1000, 0, "flashed dev-002"),
+                  slot_status("/dev/sdd", "", SlotPhase::Idle, 0, 0, 0, "dev-000: read-back verify failed", true)};
   status.flashed = 3;
   status.failed = 1;
   status.pool_left = 6;
@@ -84,7 +72,7 @@ TEST(StationTty, ResultsAndPhasesInColour) {
 
 TEST(StationTty, NoLineIsWiderThanTheTerminalAtAnyWidth) {
   StationStatus status = three_slots();
-  status.slots.push_back(slot("/dev/disk/by-path/pci-0000:00:14.0-usb-0:3:1.0-scsi-0:0:0:0", std::string(60, 'x'),
+  status.slots.push_back(slot_status("/dev/disk/by-path/pci-0000:00:14.0-usb-0:3:1.0-scsi-0:0:0:0", std::string(60, 'x'),
                               SlotPhase::Verifying, 5, 10, 99.9, std::string(200, 'r'), true));
   for (std::size_t width : {20, 40, 60, 79, 100, 200}) {
     for (bool colour : {false, true}) {
@@ -97,7 +85,7 @@ TEST(StationTty, NoLineIsWiderThanTheTerminalAtAnyWidth) {
 
 TEST(StationTty, DeviceIdsAndResultsCannotSendTerminalControls) {
   StationStatus status;
-  status.slots = {slot("/dev/sdb", "dev\x1b[2J\nfake", SlotPhase::Writing, 1, 2, 1, "x\rflashed\x1b]0;t\x07", true)};
+  status.slots = {slot_status("/dev/sdb", "dev\x1b[2J\nfake", SlotPhase::Writing, 1, 2, 1, "x\rflashed\x1b]0;t\x07", true)};
   status.last_results = {"id\x1b[31m"};
   status.flashed = 1;
   for (const auto& line : render_status_lines(status, 200, false)) {
@@ -114,7 +102,7 @@ TEST(StationTty, ThePlainLogHasOneLinePerEvent) {
   StationStatus during;
   during.station = "s";
   during.pool_left = 2;
-  during.slots = {slot("/dev/sdb", "dev-1", SlotPhase::Writing, 10, 100, 5)};
+  during.slots = {slot_status("/dev/sdb", "dev-1", SlotPhase::Writing, 10, 100, 5)};
   EXPECT_EQ(status_events(before, during), (std::vector<std::string>{"slot /dev/sdb added", "/dev/sdb: dev-1 writing"}));
   EXPECT_TRUE(status_events(during, during).empty()) << "progress alone is no event";
   StationStatus later = during;
@@ -123,7 +111,7 @@ TEST(StationTty, ThePlainLogHasOneLinePerEvent) {
   EXPECT_EQ(status_events(during, later), (std::vector<std::string>{"/dev/sdb: dev-1 verifying"}));
   // Two cards finished between two snapshots: both results, oldest first, then the totals.
   StationStatus after = later;
-  after.slots[0] = slot("/dev/sdb", "", SlotPhase::Idle, 0, 0, 0, "flashed dev-2");
+  after.slots[0] = slot_status("/dev/sdb", "", SlotPhase::Idle, 0, 0, 0, "flashed dev-2");
   after.flashed = 2;
   after.pool_left = 0;
   after.last_results = {"flashed dev-2", "flashed dev-1", "an older one"};
@@ -153,8 +141,8 @@ class MovingStation {
     status.pool_left = 10 - std::min<std::size_t>(calls_ / 5, 10);
     status.flashed = std::min<std::size_t>(calls_ / 5, 10);
     for (std::size_t i = status.flashed; i-- > 0 && status.last_results.size() < 3;) status.last_results.push_back("flashed dev-" + std::to_string(i));
-    status.slots.push_back(slot("/dev/sdb", "dev-" + std::to_string(status.flashed), SlotPhase::Writing, calls_ % 5, 4, 30));
-    if (calls_ > 8) status.slots.push_back(slot("/dev/sdc", "dev-x", SlotPhase::Verifying, 1, 2, 12.5));
+    status.slots.push_back(slot_status("/dev/sdb", "dev-" + std::to_string(status.flashed), SlotPhase::Writing, calls_ % 5, 4, 30));
+    if (calls_ > 8) status.slots.push_back(slot_status("/dev/sdc", "dev-x", SlotPhase::Verifying, 1, 2, 12.5));
     return status;
   }
   std::size_t calls() {

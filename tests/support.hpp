@@ -19,6 +19,18 @@ std::string fixture(const std::string& name);
 std::string source_dir();   // $IMPRINT_SOURCE_DIR
 std::string imprint_bin();  // $IMPRINT_BIN
 
+// The smallest profile that shows which device a card or image is: the id on the data partition
+// and on the root filesystem (what the flash, station and card tests read back with debugfs).
+inline constexpr const char* kDeviceIdProfile = R"(version: 1
+files:
+  - path: /data/mender/device-id
+    content: "{{device_id}}\n"
+    mode: "0644"
+  - path: /etc/device-id
+    content: "{{device_id}}\n"
+    mode: "0644"
+)";
+
 struct CommandResult {
   int status = -1;  // exit status, or 128+signal
   std::string out;

@@ -145,6 +145,7 @@ class Station : public ::testing::Test {
     write_file(dir_ / "profile.yaml", kDeviceIdProfile);
     golden_ = fixture("mbr.img.zst");
     size_ = fs::file_size(fixture("mbr.img"));
+    golden_digest_ = shell("sha256sum '" + golden_ + "' | cut -d' ' -f1 | tr -d '\\n'");
   }
 
   std::vector<std::unique_ptr<Card>> cards(int count, const std::string& prefix = "card", bool attach = true) {
@@ -180,6 +181,8 @@ class Station : public ::testing::Test {
       if (!entry.card || !entry.record) continue;
       EXPECT_EQ(entry.record->at("verified"), true);
       EXPECT_EQ(entry.record->at("card").at("serial"), entry.card->serial);
+      // The golden as the operator named it (its compressed bytes), as batch and flash -p record it.
+      EXPECT_EQ(entry.record->at("golden_sha256"), golden_digest_);
       const std::string backing = entry.card->serial.substr(std::string("loop:").size());
       EXPECT_EQ(by_backing[backing], entry.device_id) << backing;
       for (int partition : {2, 3, 4}) {
@@ -192,6 +195,7 @@ class Station : public ::testing::Test {
 
   TempDir dir_;
   std::string golden_;
+  std::string golden_digest_;  // sha256sum of golden_
   std::uint64_t size_ = 0;
 };
 

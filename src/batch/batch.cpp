@@ -13,6 +13,7 @@
 #include <optional>
 #include <thread>
 
+#include "imprint/batch/flash.hpp"
 #include "imprint/batch/pool.hpp"
 #include "imprint/batch/shared_ops.hpp"
 #include "imprint/image/block_map.hpp"
@@ -427,7 +428,7 @@ BatchResult run_batch(const BatchRequest& request, const BatchObserver& observer
   }
 
   Context context{request, out_dir, sha256_hex(read_host_file(request.profile_path)),
-                  detail::sparse_file_sha256(request.golden_path), base.fd(), {}, 1, scan_key};
+                  golden_digest(request.golden_path), base.fd(), {}, 1, scan_key};
   const std::vector<ManifestRecord> previous = read_manifest(result.manifest_path, CutOff::Drop);
   for (const ManifestRecord& record : compact_records(previous)) context.previous[record["device_id"].get<std::string>()] = record;
   // Compression threads share the cores with the device threads actually running.

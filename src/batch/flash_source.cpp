@@ -77,7 +77,9 @@ Source stamped_source(const FlashRequest& request) {
   const DevicePlan device = prepare_device(profile, request.device_id, request.overrides);
   // The golden image's digest (for the record) is a read of the whole image: on the other core,
   // while this one copies and stamps.
-  auto golden_sha256 = std::async(std::launch::async, [&] { return detail::sparse_file_sha256(request.golden_path); });
+  auto golden_sha256 = std::async(std::launch::async, [&] {
+    return request.golden_sha256.empty() ? golden_digest(request.golden_path) : request.golden_sha256;
+  });
   Source source;
   source.name = "the image stamped for " + request.device_id;
   source.device_id = request.device_id;

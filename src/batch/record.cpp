@@ -4,6 +4,7 @@
 
 #include <ctime>
 
+#include "imprint/batch/flash.hpp"
 #include "imprint/image/bmap.hpp"
 #include "imprint/core/bytes.hpp"
 #include "imprint/core/error.hpp"
@@ -57,3 +58,9 @@ std::string sparse_file_sha256(const std::string& path) {
 }
 
 }  // namespace imprint::detail
+
+namespace imprint {
+
+std::string golden_digest(const std::string& path) { return detail::sparse_file_sha256(path); }
+
+}  // namespace imprint

@@ -169,6 +169,7 @@ class Station::Impl {
   UniqueFd golden_fd_;  // the decompressed golden, when it was compressed
   std::string golden_;
   std::uint64_t golden_size_ = 0;
+  std::string golden_sha256_;  // of the golden as named (compressed or not), as batch and flash -p record it
 };
 
 void Station::Impl::check_inputs() const {
@@ -187,6 +188,7 @@ void Station::Impl::check_inputs() const {
 // A compressed golden is decompressed once, into an unnamed temp file every writer reads.
 void Station::Impl::prepare_golden() {
   golden_ = options_.golden_path;
+  golden_sha256_ = golden_digest(options_.golden_path);
   if (is_compressed_image(options_.golden_path)) {
     golden_fd_ = unnamed_temp_file("the decompressed golden image " + options_.golden_path);
     decompress_image(options_.golden_path, golden_fd_.get());
@@ -324,6 +326,7 @@ void Station::Impl::flash_card(const CardJob& job, const PoolEntry& entry, const
   FlashRequest request;
   request.profile_path = options_.profile_path;
   request.golden_path = golden_;
+  request.golden_sha256 = golden_sha256_;
   request.device_id = entry.device_id;
   request.overrides = options_.overrides;
   for (const auto& [key, value] : entry.variables) {

@@ -43,6 +43,10 @@ struct FlashRequest {
   std::string manifest_path;   // when set, the flash record is appended to it
   Backend backend = Backend::Auto;  // stamp mode: which Filesystem implementation opens each partition
   FlashProgress progress;           // optional (the factory station's operator view)
+  // Stamp mode: the record's golden_sha256 when the caller already has it (golden_digest of the
+  // golden as the user named it: the station hashes it once, not per card, and hands flash the
+  // decompressed copy); empty: flash computes it from golden_path.
+  std::string golden_sha256;
 };
 
 struct FlashResult {
@@ -63,6 +67,10 @@ struct FlashResult {
 // Writes and verifies; a read-back mismatch gives verified == false (the record says so too).
 // Refusals and write errors throw Error naming the target.
 FlashResult flash(const FlashRequest& request);
+
+// The golden_sha256 of records: SHA-256 of the golden file as named (a compressed one's compressed
+// bytes), read sparse-aware. batch, flash -p and the station record the same digest for one file.
+std::string golden_digest(const std::string& path);
 
 // The refusals for a block device: mounted (itself or a partition of it; "/" makes it "the running
 // system"), used as swap or by device-mapper, smaller than the image, not removable (unless

@@ -151,7 +151,8 @@ TEST(Messages, BadRowsThatStopABatchAreOneErrorGroupedByReason) {
   const CommandResult missing = run_imprint(batch_arguments(dir, csv, profile));
   EXPECT_EQ(missing.status, 1);
   EXPECT_EQ(missing.err, "imprint: " + dir / "devices.csv" + ": lines 2-21 (20 devices): " + dir / "profile.yaml" +
-                             ":6:5: files[1].content: undefined variable 'key_file'; nothing written (20 bad row(s); --keep-going stamps the good rows)\n");
+                             ": no value for variable 'key_file': set it with --set NAME=... or a column of the devices CSV; nothing "
+                             "written (20 bad row(s); --keep-going stamps the good rows)\n");
   EXPECT_FALSE(std::filesystem::exists(dir / "out/d1.img"));
 
   // One bad row: its own line, as an error, not a warning followed by a summary.

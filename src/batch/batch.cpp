@@ -162,9 +162,22 @@ ManifestRecord stamp_device(const Context& context, const Prepared& prepared) {
   return record;
 }
 
+// A column the profile never uses (every row has the same columns): a warning naming the closest
+// known variable, an error with strict_variables.
+void check_columns(const BatchRequest& request, const Profile& profile, const DeviceRow& row, BatchResult& result) {
+  for (const auto& [name, value] : row.columns) {
+    const std::string problem = unused_variable_problem(profile, name);
+    if (problem.empty()) continue;
+    const std::string message = request.devices_csv + ": column '" + name + "': " + problem;
+    if (request.strict_variables) throw Error(message, ErrorCode::Invalid);
+    result.warnings.push_back(message + "; ignored");
+  }
+}
+
 // Prepares every row; bad ones go to result.bad_rows.
 std::vector<Prepared> prepare_rows(const BatchRequest& request, const Profile& profile, BatchResult& result) {
   const std::vector<DeviceRow> rows = read_devices_csv(request.devices_csv);
+  if (!rows.empty()) check_columns(request, profile, rows.front(), result);
   std::vector<Prepared> prepared;
   std::map<std::string, int> names;  // output name -> line
   for (std::size_t index = 0; index < rows.size(); ++index) {

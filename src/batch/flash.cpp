@@ -21,7 +21,7 @@ using flash_detail::WritePass;
 
 FlashResult flash(const FlashRequest& request) {
   const auto started = std::chrono::system_clock::now();
-  if (request.target.empty()) throw Error("flash needs --target DEVICE|FILE", ErrorCode::Invalid);
+  if (request.target.empty()) throw Error("flash needs --target DEVICE|FILE", ErrorCode::Usage);
   flash_detail::refuse_input_targets(request);
   flash_detail::Meter meter(request.progress);
   meter.start(FlashPhase::Stamping, 0);

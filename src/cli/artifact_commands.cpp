@@ -24,7 +24,7 @@ void add_artifact_commands(CLI::App& app) {
   command->callback([o] {
     ArtifactRequest& request = o->request;
     const bool json = o->json;
-    request.overrides = o->variables.collect();
+    request.overrides = o->variables.collect(request.profile_path);
     request.backend = o->backend.get();
     const ArtifactResult result = write_rootfs_update(request);
     if (json) {

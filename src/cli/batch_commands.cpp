@@ -46,7 +46,7 @@ void add_batch(CLI::App& app) {
   command->add_option("-i,--input", o->request.golden_path, "Golden image (raw or compressed; never modified)")->required();
   command->add_option("--devices", o->request.devices_csv, "CSV with a header row: device_id, then template variables")->required();
   command->add_option("-O,--output-dir", o->request.output_directory, "Output directory")->required();
-  command->add_option("-j,--jobs", o->request.jobs, "Devices in parallel (default: number of cores)");
+  command->add_option("-j,--jobs", o->request.jobs, "Devices in parallel")->default_str("number of cores");
   command->add_option("--shard", o->shard, "K/N: stamp rows whose index (0-based, in CSV order) modulo N is K-1");
   command->add_option("--manifest", o->request.manifest_path, "Manifest (JSON Lines; default OUTDIR/manifest.jsonl; CSV view beside it)");
   command->add_option("--compress", o->compress, "none | gz | xz | zst");
@@ -58,9 +58,10 @@ void add_batch(CLI::App& app) {
     BatchRequest& request = o->request;
     const bool json = o->json;
     request.backend = o->backend.get();
-    request.shard = parse_shard(o->shard);
-    request.compression = parse_compression(o->compress);
-    request.overrides = o->variables.collect();
+    request.shard = option_value([&] { return parse_shard(o->shard); });
+    request.compression = option_value([&] { return parse_compression(o->compress); });
+    request.overrides = o->variables.collect(request.profile_path);
+    request.strict_variables = o->variables.strict;
     Progress progress;
     const BatchResult result = run_batch(request, [&](const DeviceOutcome& outcome, std::size_t done, std::size_t total) {
       if (json) {
@@ -129,10 +130,10 @@ void add_flash(CLI::App& app) {
     const bool json = o->json;
     request.backend = o->backend.get();
     if (request.profile_path.empty() == request.image_path.empty()) {
-      throw Error("flash takes either IMAGE or -p PROFILE -i GOLDEN --device ID", ErrorCode::Invalid);
+      usage_error("flash takes either IMAGE or -p PROFILE -i GOLDEN --device ID");
     }
-    if (!request.profile_path.empty() && request.golden_path.empty()) throw Error("flash -p needs -i GOLDEN", ErrorCode::Invalid);
-    request.overrides = o->variables.collect();
+    if (!request.profile_path.empty() && request.golden_path.empty()) usage_error("flash -p needs -i GOLDEN");
+    request.overrides = o->variables.collect(request.profile_path);
     const FlashResult result = flash(request);
     for (const auto& warning : result.warnings) warn(warning);
     if (json) {

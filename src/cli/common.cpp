@@ -7,6 +7,7 @@
 #include "imprint/core/error.hpp"
 #include "imprint/fs/ext4.hpp"
 #include "imprint/core/fileio.hpp"
+#include "imprint/profile/profile.hpp"
 
 namespace imprint::cli {
 
@@ -26,10 +27,12 @@ void print_timing_if_asked() {
                scans.reused);
 }
 
+void usage_error(const std::string& message) { throw Error(message, ErrorCode::Usage); }
+
 namespace {
 std::pair<std::string, std::string> split_assignment(const std::string& item, const std::string& option) {
   const auto equals = item.find('=');
-  if (equals == std::string::npos || equals == 0) throw Error(option + " " + item + ": expected NAME=VALUE", ErrorCode::Invalid);
+  if (equals == std::string::npos || equals == 0) usage_error(option + " " + item + ": expected NAME=VALUE");
   return {item.substr(0, equals), item.substr(equals + 1)};
 }
 }  // namespace
@@ -52,7 +55,9 @@ void BackendOption::add_to(CLI::App* command) {
                              "Write into a damaged ext2/3/4 filesystem, only where its scan proves it safe");
 }
 
-Backend BackendOption::get() const { return parse_backend(value); }
+Backend BackendOption::get() const {
+  return option_value([&] { return parse_backend(value); });
+}
 
 void CommandOptions::add_to(CLI::App* command, const std::string& json_help) {
   command->add_flag("--json", json, json_help);
@@ -64,9 +69,33 @@ void VariableOptions::add_to(CLI::App* command) {
   command->add_option("--set", set, "Set a profile variable (K=V)");
   command->add_option("--set-file", set_file, "Set a variable from a file's content (K=PATH; one trailing newline dropped)");
   command->add_option("--set-env", set_env, "Set a variable from an environment variable (K=ENV)");
+  command->add_flag("--strict", strict, "A variable the profile never uses (in --set or a CSV column) is an error, not a warning");
 }
 
-Variables VariableOptions::collect() const {
+namespace {
+
+// Each --set/--set-file/--set-env name the profile never uses: a warning, or with strict an error.
+void check_variable_names(const std::string& profile_path, const std::vector<std::pair<std::string, std::string>>& given,
+                          bool strict) {
+  if (profile_path.empty() || given.empty()) return;
+  const Profile profile = load_profile(profile_path);
+  for (const auto& [option, name] : given) {
+    const std::string problem = unused_variable_problem(profile, name);
+    if (problem.empty()) continue;
+    if (strict) usage_error(option + " " + name + ": " + problem);
+    warn(option + " " + name + ": " + problem + "; ignored");
+  }
+}
+
+}  // namespace
+
+Variables VariableOptions::collect(const std::string& profile_path) const {
+  std::vector<std::pair<std::string, std::string>> given;  // (option, name), in command-line order per option
+  for (const auto* items : {&set, &set_file, &set_env}) {
+    const char* option = items == &set ? "--set" : items == &set_file ? "--set-file" : "--set-env";
+    for (const auto& item : *items) given.emplace_back(option, split_assignment(item, option).first);
+  }
+  check_variable_names(profile_path, given, strict);
   Variables variables;
   for (const auto& item : set) {
     auto [name, value] = split_assignment(item, "--set");

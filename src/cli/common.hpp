@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "imprint/core/error.hpp"
 #include "imprint/image/image.hpp"
 #include "imprint/profile/template.hpp"
 
@@ -22,6 +23,19 @@ void warn(const std::string& message);
 // 6 reused" on stderr (bench/ measures the scan with it).
 void print_timing_if_asked();
 
+// A usage error (exit 2): a missing or conflicting option. Error(Usage, message).
+[[noreturn]] void usage_error(const std::string& message);
+// An option's value parsed by a library function (--shard, --compress, -m, --key-format, ...): its
+// Error becomes a usage error. The same parsers also read profiles, where a bad value is not one.
+template <typename Parse>
+auto option_value(Parse&& parse) -> decltype(parse()) {
+  try {
+    return parse();
+  } catch (const Error& error) {
+    usage_error(error.what());
+  }
+}
+
 // A value from a host file, one trailing newline dropped (`echo secret > file` adds one); and one
 // from an environment variable, Error(Invalid) "WHAT: environment variable NAME is not set" when it
 // is not. How --set-file/--set-env and the secret options of certs read their values.
@@ -29,10 +43,13 @@ std::string value_from_file(const std::string& path);
 std::string value_from_environment(const std::string& name, const std::string& what);
 
 // Variables from --set K=V, --set-file K=PATH and --set-env K=ENV (secrets never need argv).
+// collect(PROFILE) checks each name against the profile: one it never uses (a typo) is a warning
+// naming the closest known variable, a usage error with --strict. An empty path checks nothing.
 struct VariableOptions {
   std::vector<std::string> set, set_file, set_env;
+  bool strict = false;
   void add_to(CLI::App* command);
-  Variables collect() const;
+  Variables collect(const std::string& profile_path) const;
 };
 
 // --backend auto|native|guestfs: which Filesystem implementation opens each partition; and

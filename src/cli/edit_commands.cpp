@@ -37,6 +37,9 @@ struct PathOptions {
     command->add_option("IMAGE:PATH", target, example)->required();
     backend.add_to(command);
   }
+  ImageTarget parse() const {
+    return option_value([&] { return parse_image_target(target); });
+  }
   DiskImage open(const ImageTarget& parsed, OpenMode mode) const { return DiskImage::open(parsed.image, mode, backend.get()); }
 };
 
@@ -61,20 +64,29 @@ void add_inspect(CLI::App& app) {
 void add_ls(CLI::App& app) {
   auto* command = app.add_subcommand("ls", "List a directory or file inside an image");
   struct Options : PathOptions {
-    bool long_format = false;
+    bool long_format = false, recursive = false;
   };
   auto o = std::make_shared<Options>();
-  command->add_flag("-l", o->long_format, "Long listing (mode, owner, size, time)");
+  command->add_flag("-l", o->long_format, "Long listing (mode, owner and group names from the image, size, time)");
+  command->add_flag("-R,--recursive", o->recursive, "List subdirectories too (symbolic links are not followed)");
   o->add_to(command, "e.g. disk.img:/data/mender or disk.img:primary:/etc");
   command->callback([o] {
     const bool long_format = o->long_format;
-    const ImageTarget parsed = parse_image_target(o->target);
+    const ImageTarget parsed = o->parse();
     DiskImage disk = o->open(parsed, OpenMode::ReadOnly);
-    const auto listed = list_path(disk, parsed.spec);
+    const auto listed = list_path(disk, parsed.spec, ListOptions{o->recursive, long_format});
+    const bool two_partitions = listed.front().location.partition != listed.back().location.partition;
     // Names come from the image: a newline or an escape sequence in one must not reach the terminal raw.
-    for (const ListedEntry& entry : listed) {
-      if (listed.size() > 1) write_stdout(escape_control(describe(entry.location)) + ":\n");
-      for (const DirEntry& item : entry.entries) write_stdout(escape_control(format_entry(item, long_format)) + "\n");
+    for (std::size_t i = 0; i < listed.size(); ++i) {
+      const ListedEntry& entry = listed[i];
+      if (o->recursive) {
+        // As ls -R: "DIR:" before each directory, a blank line between them.
+        const std::string where = two_partitions ? describe(entry.location) + " " : "";
+        write_stdout((i > 0 ? "\n" : "") + escape_control(where + entry.location.path) + ":\n");
+      } else if (listed.size() > 1) {
+        write_stdout(escape_control(describe(entry.location)) + ":\n");
+      }
+      for (const DirEntry& item : entry.entries) write_stdout(escape_control(format_entry(item, long_format, entry.owners)) + "\n");
     }
   });
 }
@@ -84,9 +96,10 @@ void add_cat(CLI::App& app) {
   auto o = std::make_shared<PathOptions>();
   o->add_to(command, "e.g. disk.img:/data/mender/mender.conf");
   command->callback([o] {
-    const ImageTarget parsed = parse_image_target(o->target);
+    const ImageTarget parsed = o->parse();
     DiskImage disk = o->open(parsed, OpenMode::ReadOnly);
-    cat_path(disk, parsed.spec, write_stdout);
+    const std::string note = cat_path(disk, parsed.spec, write_stdout);
+    if (!note.empty()) warn(note);
   });
 }
 
@@ -103,9 +116,9 @@ void add_put(CLI::App& app) {
   command->callback([o] {
     const std::string& source = o->source;
     PutOptions options;
-    options.mode = parse_octal_mode(o->mode, "-m");
+    options.mode = option_value([&] { return parse_octal_mode(o->mode, "-m"); });
     options.owner = o->owner;
-    const ImageTarget parsed = parse_image_target(o->target);
+    const ImageTarget parsed = o->parse();
     std::string buffered_stdin;
     if (source == "-") buffered_stdin = read_fd(STDIN_FILENO, "standard input", kSourceInputLimit);
     else if (::access(source.c_str(), R_OK) != 0) throw_errno("cannot read " + source);
@@ -130,7 +143,7 @@ void add_rm(CLI::App& app) {
   command->add_flag("-r,--recursive", o->recursive, "Remove directories and their contents");
   o->add_to(command);
   command->callback([o] {
-    const ImageTarget parsed = parse_image_target(o->target);
+    const ImageTarget parsed = o->parse();
     DiskImage disk = o->open(parsed, OpenMode::ReadWrite);
     remove_path(disk, parsed.spec, o->recursive);
     disk.flush();
@@ -148,9 +161,9 @@ void add_mkdir(CLI::App& app) {
   command->add_option("-m,--mode", o->mode, "Octal mode");
   o->add_to(command);
   command->callback([o] {
-    const ImageTarget parsed = parse_image_target(o->target);
+    const ImageTarget parsed = o->parse();
     DiskImage disk = o->open(parsed, OpenMode::ReadWrite);
-    mkdir_path(disk, parsed.spec, o->parents, parse_octal_mode(o->mode, "-m"));
+    mkdir_path(disk, parsed.spec, o->parents, option_value([&] { return parse_octal_mode(o->mode, "-m"); }));
     disk.flush();
   });
 }

@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
   CLI::App app{"imprint: stamp per-device identity into mender-convert disk images, offline"};
   app.set_version_flag("--version", std::string("imprint ") + IMPRINT_VERSION);
   app.require_subcommand(1);
+  // --help shows each option's default ("--days INT [365]"); subcommands inherit this from the app.
+  app.option_defaults()->always_capture_default();
   imprint::cli::add_edit_commands(app);
   imprint::cli::add_stamp_commands(app);
   imprint::cli::add_batch_commands(app);
@@ -38,6 +40,7 @@ int main(int argc, char** argv) {
     return 2;
   } catch (const Error& error) {
     imprint::cli::print_error(error.what());
+    if (error.code() == ErrorCode::Usage) return 2;
     return error.code() == ErrorCode::CheckFailed ? 3 : 1;
   } catch (const std::exception& error) {
     imprint::cli::print_error(error.what());

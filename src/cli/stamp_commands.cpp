@@ -40,14 +40,14 @@ void add_stamp(CLI::App& app) {
 
 void StampOptions::run() {
   if (request.output_path.empty() && !request.in_place && !request.dry_run) {
-    throw Error("stamp needs -o OUTPUT (or --in-place, or --dry-run)", ErrorCode::Invalid);
+    usage_error("stamp needs -o OUTPUT (or --in-place, or --dry-run)");
   }
   if (bmap) {
-    if (request.output_path.empty()) throw Error("stamp --bmap needs -o OUTPUT", ErrorCode::Invalid);
+    if (request.output_path.empty()) usage_error("stamp --bmap needs -o OUTPUT");
     const std::string& out = request.output_path;
     request.bmap_path = (out.ends_with(".img") ? out.substr(0, out.size() - 4) : out) + ".bmap";
   }
-  request.overrides = variables.collect();
+  request.overrides = variables.collect(request.profile_path);
   request.backend = backend.get();
   const StampResult result = stamp(request);
   for (const auto& warning : result.warnings) warn(warning);
@@ -77,7 +77,7 @@ void add_verify(CLI::App& app) {
 }
 
 void VerifyOptions::run() {
-  request.overrides = variables.collect();
+  request.overrides = variables.collect(request.profile_path);
   request.backend = backend.get();
   const VerifyResult result = verify(request);
   const std::vector<std::string>& differences = result.differences;
@@ -158,11 +158,16 @@ void add_certs(CLI::App& app) {
 }
 
 void CertsOptions::run() const {
+  // The id becomes the certificate's CN, which DPS takes as the registration id: refused now, not
+  // by stamp's check once the certificate exists.
+  const std::string problem = dps_registration_id_problem(device_id, "--device \"" + device_id + "\"");
+  if (!problem.empty()) usage_error(problem);
   const std::string ca_password = secret_from(ca_pass_file, ca_pass_env, "", "--ca-key-pass-env");
   const std::string pfx_password = secret_from(pfx_pass_file, pfx_pass_env, "1234", "--pfx-pass-env");
+  const KeyFormat format = option_value([&] { return parse_key_format(key_format); });
+  const PfxEncryption encryption = option_value([&] { return parse_pfx_encryption(pfx_encryption); });
   const DeviceCredentials credentials = DeviceCredentials::generate(ca_cert, ca_key, ca_password, device_id, key_type, days);
-  for (const auto& path : credentials.write_certs_dir(directory, pfx_password, parse_key_format(key_format),
-                                                      parse_pfx_encryption(pfx_encryption), force)) {
+  for (const auto& path : credentials.write_certs_dir(directory, pfx_password, format, encryption, force)) {
     write_stdout(path + "\n");
   }
 }

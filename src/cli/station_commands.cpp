@@ -41,7 +41,7 @@ struct StationCommand {
     command->add_flag("--watch", options.watch, "Also make a slot of every removable disk that gets a card after the start");
     command->add_option("--watch-match", options.watch_match,
                         "With --watch: only disks whose node, ID_SERIAL, ID_PATH or loop backing file matches this glob");
-    command->add_option("-j,--jobs", options.jobs, "Cards written at once (default: one per slot)");
+    command->add_option("-j,--jobs", options.jobs, "Cards written at once")->default_str("one per slot");
     command->add_option("--station", options.station, "This station's name in the ledger (default: the host name; unique per station)");
     command->add_flag("--reissue-failed", options.reissue_failed, "Put failed ids back in the pool first (their cards must be destroyed)");
     command->add_flag("--allow-nonremovable", options.allow_nonremovable,
@@ -57,13 +57,13 @@ struct StationCommand {
 
   void run() {
     options.backend = backend.get();
-    options.overrides = variables.collect();
+    options.overrides = variables.collect(options.profile_path);
     // Every option is checked before the station starts.
-    if (!label_cmd.empty() && labels.empty()) throw Error("--label-cmd needs --labels DIR", ErrorCode::Invalid);
+    if (!label_cmd.empty() && labels.empty()) usage_error("--label-cmd needs --labels DIR");
     std::optional<LabelCommand> print_label;
-    if (!label_cmd.empty()) print_label.emplace(label_cmd);
+    if (!label_cmd.empty()) print_label = option_value([&] { return LabelCommand(label_cmd); });
     std::optional<HttpAddress> address;
-    if (!http.empty()) address = parse_http_address(http, http_bind);
+    if (!http.empty()) address = option_value([&] { return parse_http_address(http, http_bind); });
 
     StatusTicker* view = nullptr;  // set once the view exists; the hooks run only inside run()
     const bool results_to_stdout = ::isatty(STDOUT_FILENO) != 1;

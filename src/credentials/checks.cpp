@@ -91,11 +91,7 @@ void dps_registration_id(const CheckContext& context, const std::string&) {
   const bool from_cert = context.credentials != nullptr && context.credentials->has_cert();
   const std::string id = from_cert ? common_name(context) : context.device_id;
   const std::string what = from_cert ? "the certificate CN \"" + id + "\"" : "the device id \"" + id + "\"";
-  if (id.size() > 64) fail(what + " has " + std::to_string(id.size()) + " characters; a DPS registration id has at most 64");
-  static const std::regex rule("^[A-Za-z0-9]([A-Za-z0-9._-]{0,62}[A-Za-z0-9])?$");
-  if (!std::regex_match(id, rule)) {
-    fail(what + " is not a valid DPS registration id (letters, digits, '-', '.', '_', starting and ending alphanumeric)");
-  }
+  if (std::string problem = dps_registration_id_problem(id, what); !problem.empty()) fail(problem);
 }
 
 void cert_not_ca(const CheckContext& context, const std::string&) {
@@ -248,6 +244,15 @@ const std::map<std::string, CheckFunction>& checks() {
 }
 
 }  // namespace
+
+std::string dps_registration_id_problem(const std::string& id, const std::string& what) {
+  if (id.size() > 64) return what + " has " + std::to_string(id.size()) + " characters; a DPS registration id has at most 64";
+  static const std::regex rule("^[A-Za-z0-9]([A-Za-z0-9._-]{0,62}[A-Za-z0-9])?$");
+  if (!std::regex_match(id, rule)) {
+    return what + " is not a valid DPS registration id (letters, digits, '-', '.', '_', starting and ending alphanumeric)";
+  }
+  return "";
+}
 
 std::vector<std::string> known_checks() {
   std::vector<std::string> names;

@@ -19,8 +19,10 @@ std::optional<std::uint32_t> parse_id(std::string_view text) {
   return value;
 }
 
-// Fields of the line in a passwd/group style file whose first field is name.
-std::optional<std::vector<std::string>> find_entry(const std::string& database, const std::string& name) {
+// Each line of a passwd/group style file with at least name, password and id, split at ':'; fn
+// returns true to stop.
+template <typename Fn>
+void for_each_entry(const std::string& database, Fn&& fn) {
   std::istringstream lines(database);
   std::string line;
   while (std::getline(lines, line)) {
@@ -28,9 +30,34 @@ std::optional<std::vector<std::string>> find_entry(const std::string& database, 
     std::istringstream parts(line);
     std::string field;
     while (std::getline(parts, field, ':')) fields.push_back(field);
-    if (fields.size() >= 3 && fields[0] == name) return fields;
+    if (fields.size() >= 3 && fn(fields)) return;
   }
-  return std::nullopt;
+}
+
+// Fields of the line in a passwd/group style file whose first field is name.
+std::optional<std::vector<std::string>> find_entry(const std::string& database, const std::string& name) {
+  std::optional<std::vector<std::string>> found;
+  for_each_entry(database, [&](std::vector<std::string>& fields) {
+    if (fields[0] != name) return false;
+    found = std::move(fields);
+    return true;
+  });
+  return found;
+}
+
+// id -> name; the first entry of an id wins, as getpwuid() returns it.
+std::map<std::uint32_t, std::string> names_by_id(const std::string& database) {
+  std::map<std::uint32_t, std::string> names;
+  for_each_entry(database, [&](const std::vector<std::string>& fields) {
+    if (const auto id = parse_id(fields[2])) names.emplace(*id, fields[0]);
+    return false;
+  });
+  return names;
+}
+
+std::string name_or_number(const std::map<std::uint32_t, std::string>& names, std::uint32_t id) {
+  const auto found = names.find(id);
+  return found == names.end() ? std::to_string(id) : found->second;
 }
 
 std::uint32_t lookup(const std::string& database, const std::string& file, const std::string& name, std::size_t field) {
@@ -66,5 +93,12 @@ Owner resolve_owner(const std::string& owner, const std::string& passwd, const s
   result.gid = lookup(group, "/etc/group", group_name, 2);
   return result;
 }
+
+OwnerNames OwnerNames::parse(const std::string& passwd, const std::string& group) {
+  return OwnerNames{names_by_id(passwd), names_by_id(group)};
+}
+
+std::string OwnerNames::user(std::uint32_t uid) const { return name_or_number(users, uid); }
+std::string OwnerNames::group(std::uint32_t gid) const { return name_or_number(groups, gid); }
 
 }  // namespace imprint

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "imprint/core/error.hpp"
+#include "imprint/core/fileio.hpp"
 
 namespace imprint {
 
@@ -56,6 +57,19 @@ std::string join_path(const std::vector<std::string>& components, std::size_t co
   std::string path;
   for (std::size_t i = 0; i < count; ++i) path += "/" + components[i];
   return path;
+}
+
+bool keeps_permissions(const std::string& fs_type) {
+  return fs_type != "vfat" && fs_type != "msdos" && fs_type != "exfat";
+}
+
+std::string unrepresentable_attributes(const std::string& fs_type, unsigned mode, std::uint32_t uid, std::uint32_t gid,
+                                       bool directory) {
+  if (keeps_permissions(fs_type)) return "";
+  const unsigned shown = directory ? 0755 : 0644;
+  if ((mode & 07777) == shown && uid == 0 && gid == 0) return "";
+  return fs_type + " keeps no owners or permissions: cannot store mode " + format_mode(mode & 07777) + " owner " +
+         std::to_string(uid) + ":" + std::to_string(gid) + " (only " + format_mode(shown) + " 0:0)";
 }
 
 }  // namespace imprint

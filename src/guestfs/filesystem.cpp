@@ -61,10 +61,6 @@ FileStat to_file_stat(const Statns& raw) {
   return stat;
 }
 
-bool keeps_permissions(const std::string& fs_type) {
-  return fs_type != "vfat" && fs_type != "msdos" && fs_type != "exfat";
-}
-
 class GuestfsFilesystem final : public Filesystem {
  public:
   explicit GuestfsFilesystem(GuestfsOpenOptions options) : options_(std::move(options)) {}
@@ -142,14 +138,8 @@ void GuestfsFilesystem::require_writable(const std::string& path) {
 // FAT has no owners or permission bits: refuse what it cannot keep instead of dropping it.
 void GuestfsFilesystem::require_representable(const std::string& path, unsigned mode, std::uint32_t uid,
                                               std::uint32_t gid, bool directory) {
-  if (keeps_permissions(options_.fs_type)) return;
-  const unsigned shown = directory ? 0755 : 0644;
-  if ((mode & 07777) != shown || uid != 0 || gid != 0) {
-    throw Error(at(path) + ": " + options_.fs_type + " keeps no owners or permissions: cannot store mode " +
-                    format_mode(mode & 07777) + " owner " + std::to_string(uid) + ":" + std::to_string(gid) + " (only " +
-                    format_mode(shown) + " 0:0)",
-                ErrorCode::Unsupported);
-  }
+  const std::string problem = unrepresentable_attributes(options_.fs_type, mode, uid, gid, directory);
+  if (!problem.empty()) throw Error(at(path) + ": " + problem, ErrorCode::Unsupported);
 }
 
 std::optional<Statns> GuestfsFilesystem::lstat(const std::string& path) {

@@ -8,7 +8,9 @@
 #include <fcntl.h>
 #include <glob.h>
 #include <guestfs.h>
+#include <linux/kvm.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -174,6 +176,22 @@ void remember_kvm_failure() {
   if (fd >= 0) ::close(fd);
 }
 
+// The TCG note, at most once per process and, through the marker, once per machine and user.
+// `news`: something happened now (a KVM launch just failed): said even when noted before.
+void note_tcg(const std::string& note, bool news = false) {
+  if (g_told_tcg) return;
+  g_told_tcg = true;
+  const std::string marker = tcg_note_marker();
+  if (!news && !marker.empty() && ::access(marker.c_str(), F_OK) == 0) return;
+  std::fprintf(stderr, "imprint: %s%s\n", note.c_str(), news ? "" : " (shown once on this machine)");
+  if (marker.empty()) return;
+  const std::string directory = marker.substr(0, marker.rfind('/'));
+  ::mkdir(directory.substr(0, directory.rfind('/')).c_str(), 0700);  // ~/.cache may not exist yet
+  ::mkdir(directory.c_str(), 0700);
+  const int fd = ::open(marker.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (fd >= 0) ::close(fd);
+}
+
 // qemu processes that are children of this process (libguestfs' direct backend forks qemu).
 std::set<pid_t> qemu_children() {
   std::set<pid_t> found;
@@ -246,6 +264,29 @@ void choose_cachedir(guestfs_h* g) {
 
 }  // namespace
 
+std::string kvm_problem() {
+  const int kvm = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
+  if (kvm < 0) return std::string("/dev/kvm: ") + std::strerror(errno);
+  std::string problem;
+  if (const int version = ::ioctl(kvm, KVM_GET_API_VERSION, 0); version != KVM_API_VERSION) {
+    problem = "/dev/kvm: KVM API version " + std::to_string(version) + ", not " + std::to_string(KVM_API_VERSION);
+  } else if (const int vm = ::ioctl(kvm, KVM_CREATE_VM, 0); vm < 0) {
+    problem = std::string("/dev/kvm: cannot create a VM: ") + std::strerror(errno);
+  } else {
+    ::close(vm);
+  }
+  ::close(kvm);
+  return problem;
+}
+
+std::string tcg_note_marker() {
+  const char* cache = std::getenv("XDG_CACHE_HOME");
+  if (cache != nullptr && *cache == '/') return std::string(cache) + "/imprint/tcg-noted";
+  const char* home = std::getenv("HOME");
+  if (home != nullptr && *home == '/') return std::string(home) + "/.cache/imprint/tcg-noted";
+  return "";
+}
+
 GuestfsSession::GuestfsSession(std::vector<Drive> drives)
     : drives_(std::move(drives)), nbd_(std::make_shared<NbdServers>()) {}
 
@@ -279,12 +320,14 @@ guestfs_h* GuestfsSession::handle() {
 void GuestfsSession::launch() {
   const std::string what = drives_.size() == 1 ? drives_.front().name : std::to_string(drives_.size()) + " images";
   std::string first_error;
-  const bool remembered = !g_use_tcg && !environment_forces_tcg() && kvm_failed_before();
-  const bool tcg_already = g_use_tcg || environment_forces_tcg() || remembered;
-  if (remembered && !g_told_tcg) {
-    std::fprintf(stderr, "imprint: using TCG for the libguestfs appliance: KVM failed on this machine before (delete %s to try KVM again)\n",
-                 kvm_marker().c_str());
-    g_told_tcg = true;
+  // Without usable KVM, TCG at once: a KVM launch would only time out (30 s) first.
+  const std::string kvm = g_use_tcg || environment_forces_tcg() ? "" : kvm_problem();
+  const bool remembered = kvm.empty() && !g_use_tcg && !environment_forces_tcg() && kvm_failed_before();
+  const bool tcg_already = g_use_tcg || environment_forces_tcg() || remembered || !kvm.empty();
+  if (!kvm.empty()) note_tcg("the libguestfs appliance runs with TCG (slower): " + kvm);
+  if (remembered) {
+    note_tcg("the libguestfs appliance runs with TCG (slower): KVM failed on this machine before (delete " + kvm_marker() +
+             " to try KVM again)");
   }
   for (int attempt = 0; attempt < 2; ++attempt) {
     const bool tcg = tcg_already || attempt == 1;
@@ -343,11 +386,8 @@ void GuestfsSession::launch() {
     }
     first_error = message;
     g_use_tcg = true;
-    if (!g_told_tcg) {
-      std::fprintf(stderr, "imprint: the libguestfs appliance did not start with KVM (%s); retrying with TCG (slower)\n",
-                   message.c_str());
-      g_told_tcg = true;
-    }
+    // Said when it happens (it cost a KVM timeout); later runs start with TCG without a word.
+    note_tcg("the libguestfs appliance did not start with KVM (" + message + "); retrying with TCG (slower)", true);
   }
 }
 

@@ -219,6 +219,7 @@ DevicePlan prepare_device(const Profile& profile, const std::string& device_id, 
   require_safe_device_id(device_id);
   DevicePlan device;
   device.variables = device_variables(profile, overrides, device_id);
+  require_variables(profile, device.variables);  // every missing one at once, before any is looked up
   const CredentialSource source(profile, device.variables);
   device.credentials = source.load(device_id);
   device.pfx_password = source.pfx_password();
@@ -236,6 +237,16 @@ DevicePlan prepare_device(const Profile& profile, const std::string& device_id, 
 void check_plan_against_image(ImageView& image, const Plan& plan) {
   // Files the plan itself puts there (a library shipped beside the client) count as present.
   std::map<std::pair<int, std::string>, const PlanOp*> planned;
+  for (const PlanOp& op : plan.ops) {
+    // Before any check below opens a filesystem (a vfat boot partition starts the appliance).
+    if (op.kind == OpKind::Remove) continue;
+    const FileType type = op.kind == OpKind::File ? FileType::Regular : op.kind == OpKind::Directory ? FileType::Directory : FileType::Symlink;
+    try {
+      require_representable(image, op.target, type, op.mode, op.owner);
+    } catch (const Error& error) {
+      throw Error(op.origin + ": " + error.what(), error.code());
+    }
+  }
   for (const PlanOp& op : plan.ops) {
     if (op.kind != OpKind::File && op.kind != OpKind::Symlink) continue;
     for (const Location& location : resolve(op.target, image)) {

@@ -173,7 +173,7 @@ class Station::Impl {
 };
 
 void Station::Impl::check_inputs() const {
-  if (options_.targets.empty() && !options_.watch) throw Error("station needs --target DEVICE (one per slot) or --watch", ErrorCode::Invalid);
+  if (options_.targets.empty() && !options_.watch) throw Error("station needs --target DEVICE (one per slot) or --watch", ErrorCode::Usage);
   std::set<std::string> disks;
   for (const std::string& target : options_.targets) {
     const std::string sysfs = sysfs_block_dir(target);  // Error for a missing node or a file
@@ -181,7 +181,7 @@ void Station::Impl::check_inputs() const {
       throw Error("--target " + target + ": a partition; a slot is a whole card (" + fs::path(sysfs).parent_path().filename().string() + ")",
                   ErrorCode::Invalid);
     }
-    if (!disks.insert(sysfs).second) throw Error("--target " + target + ": named twice", ErrorCode::Invalid);
+    if (!disks.insert(sysfs).second) throw Error("--target " + target + ": named twice", ErrorCode::Usage);
   }
 }
 

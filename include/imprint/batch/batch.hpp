@@ -49,6 +49,7 @@ struct BatchRequest {
   std::string name_template = "{{device_id}}.img";  // + the compression suffix
   bool keep_going = false;
   Variables overrides;                 // --set: below the CSV's columns, above the profile's defaults
+  bool strict_variables = false;       // a CSV column the profile never uses: an error, not a warning
   Backend backend = Backend::Auto;     // which Filesystem implementation opens each partition
 };
 

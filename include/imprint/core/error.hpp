@@ -21,6 +21,8 @@ enum class ErrorCode {
   Corrupt,       // an image, partition table or filesystem is damaged or truncated
   Invalid,       // bad user input: profile, argument, path syntax
   CheckFailed,   // a credential or content check refused the input
+  Usage,         // the command line itself is wrong (a missing or conflicting option, a bad option
+                 // value): the CLI exits 2, as for CLI11's own parse errors
 };
 
 class Error : public std::runtime_error {

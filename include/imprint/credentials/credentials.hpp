@@ -123,6 +123,11 @@ struct CheckContext {
   std::int64_t now = 0;                     // seconds since the epoch (0: the clock; never SOURCE_DATE_EPOCH)
 };
 
+// Why `id` (described as `what`: "the device id \"x\"") cannot be a DPS registration id, or empty
+// when it can: at most 64 characters, letters, digits, '-', '.', '_', starting and ending
+// alphanumeric. The dps-registration-id check and `certs --device` both apply it.
+std::string dps_registration_id_problem(const std::string& id, const std::string& what);
+
 // Names of the checks run_check knows, sorted.
 std::vector<std::string> known_checks();
 // Runs one check; throws Error(CheckFailed) "check <name> failed for device <id>: <why>", or

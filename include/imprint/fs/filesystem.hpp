@@ -100,4 +100,13 @@ std::vector<std::string> split_path(const std::string& name, const std::string& 
 // "/" + the first count components joined by "/" ("/" for none): the prefix a walk has reached.
 std::string join_path(const std::vector<std::string>& components, std::size_t count);
 
+// Filesystems without owners and permission bits (vfat, msdos, exfat): every file reads back
+// 0644, every directory 0755, all owned by 0:0, and none holds a symbolic link.
+bool keeps_permissions(const std::string& fs_type);
+// Why fs_type cannot store this mode and owner ("vfat keeps no owners or permissions: cannot store
+// mode 0600 owner 0:0 (only 0644 0:0)"), or "" when it can. Known from the blkid type alone, so
+// callers check before a backend (the libguestfs appliance) is started.
+std::string unrepresentable_attributes(const std::string& fs_type, unsigned mode, std::uint32_t uid, std::uint32_t gid,
+                                       bool directory);
+
 }  // namespace imprint

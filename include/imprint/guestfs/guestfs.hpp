@@ -19,6 +19,16 @@ struct guestfs_h;  // guestfs.h: typedef struct guestfs_h guestfs_h
 
 namespace imprint {
 
+// Why this process cannot run a KVM guest ("/dev/kvm: Permission denied", "KVM_CREATE_VM:
+// ..."), or "" when it can: opens /dev/kvm and creates (and drops) a VM, in milliseconds, so a launch
+// on a machine without usable KVM goes straight to TCG instead of waiting for KVM to time out.
+std::string kvm_problem();
+
+// Where the "the appliance runs with TCG" note is remembered as shown: once per machine and user,
+// not on every command. $XDG_CACHE_HOME/imprint/tcg-noted, else ~/.cache/imprint/tcg-noted; ""
+// when neither is set (the note is then shown every time).
+std::string tcg_note_marker();
+
 class GuestfsSession {
  public:
   struct Drive {

@@ -112,6 +112,16 @@ Profile parse_profile(const std::string& yaml, const std::string& name, const st
 // Every variable the profile's templates use (device_id included), sorted.
 std::vector<std::string> required_variables(const Profile& profile);
 
+// Every variable the profile uses has a value in `variables`, or Error(Invalid) naming all the
+// missing ones at once: "<profile>: no value for variables 'a', 'b': set each with --set NAME=...
+// or a column of the devices CSV".
+void require_variables(const Profile& profile, const Variables& variables);
+
+// A variable given by --set (or --set-file, --set-env, a CSV column) that the profile neither uses
+// nor defines a default for: "<profile> never uses variable 'dps_clinet' (did you mean
+// 'dps_client'?)", the closest known name by edit distance. Empty when the profile knows it.
+std::string unused_variable_problem(const Profile& profile, const std::string& name);
+
 // A host path from a template: absolute stays; relative resolves against the profile's directory
 // when the profile wrote it ("files/x"), against the working directory when it starts with a
 // variable ("{{key_file}}": the value came from the command line or a CSV).

@@ -20,7 +20,7 @@ tool_floor() {
 imprint_stamp() {  # imprint_stamp GOLDEN OUT [EXTRA...]
   local golden=$1 out=$2
   shift 2
-  "$IMPRINT" stamp -p "$PROFILE" -i "$golden" --device "$DEVICE" -o "$out" \
+  "$IMPRINT" stamp -p "$PROFILE" -i "$golden" --device "$DEVICE" -o "$out" --force \
     --set "key_file=$KEY_PEM" --set "cert_file=$CERT_PEM" --set "pfx_file=$PFX" --set "dps_client=$CLIENT" "$@"
 }
 

@@ -22,7 +22,7 @@ set -x
 "$imprint" inspect "$inputs/mbr.img.gz"
 "$imprint" stamp -p profiles/azure-dps-mender.yaml -i "$inputs/mbr.img.gz" --device "$device" "${vars[@]}" --dry-run
 "$imprint" stamp -p profiles/azure-dps-mender.yaml -i "$inputs/mbr.img.gz" --device "$device" "${vars[@]}" \
-  -o "$out/$device.img" --emit "$out"
+  -o "$out/$device.img" --emit "$out" --force
 "$imprint" verify -p profiles/azure-dps-mender.yaml --device "$device" "${vars[@]}" "$out/$device.img"
 "$imprint" ls -l "$out/$device.img:/data/mender"
 "$imprint" cat "$out/$device.img:/usr/share/mender/identity/mender-device-identity"

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "imprint/batch/flash.hpp"
@@ -24,6 +25,7 @@
 #include "imprint/stamp/device.hpp"
 #include "imprint/core/error.hpp"
 #include "imprint/core/fileio.hpp"
+#include "imprint/core/overwrite.hpp"
 #include "imprint/image/image.hpp"
 #include "imprint/profile/profile.hpp"
 #include "imprint/stamp/stamp.hpp"
@@ -66,6 +68,7 @@ struct Context {
   std::map<std::string, ManifestRecord> previous;  // last manifest, by device_id
   unsigned compress_threads = 1;
   std::string scan_key;  // the golden's: every device copy shares its damage scan
+  std::set<std::string> claimed;  // names (in out_dir) this batch writes: never removed as superseded
 };
 
 std::string output_path(const Context& context, const Prepared& prepared) {
@@ -175,8 +178,8 @@ void check_columns(const BatchRequest& request, const Profile& profile, const De
 }
 
 // Prepares every row; bad ones go to result.bad_rows.
-std::vector<Prepared> prepare_rows(const BatchRequest& request, const Profile& profile, BatchResult& result) {
-  const std::vector<DeviceRow> rows = read_devices_csv(request.devices_csv);
+std::vector<Prepared> prepare_rows(const BatchRequest& request, const Profile& profile, const std::vector<DeviceRow>& rows,
+                                   BatchResult& result) {
   if (!rows.empty()) check_columns(request, profile, rows.front(), result);
   std::vector<Prepared> prepared;
   std::map<std::string, int> names;  // output name -> line
@@ -201,6 +204,80 @@ std::vector<Prepared> prepare_rows(const BatchRequest& request, const Profile& p
     }
   }
   return prepared;
+}
+
+// A CSV names files the way a shell in its directory would: a relative path in a cell resolves
+// against the CSV's directory, wherever the batch runs from (the profile's paths resolve against the
+// profile's directory, --set values against the working directory).
+void resolve_cells_against_csv(Profile& profile, const std::vector<DeviceRow>& rows, const std::string& csv) {
+  const std::string directory = std::filesystem::absolute(csv).parent_path().lexically_normal().string();
+  for (const DeviceRow& row : rows) {
+    for (const auto& [column, value] : row.columns) profile.variable_directories[column] = directory;
+  }
+}
+
+// The output's compression comes from --compress, which also adds its suffix: a --name already
+// ending in one would give dev.img.zst.gz, or a raw image named .zst.
+void refuse_compressed_name(const BatchRequest& request) {
+  for (const char* suffix : {".gz", ".xz", ".zst"}) {
+    if (request.name_template.ends_with(suffix)) {
+      throw Error("--name " + request.name_template + " ends in " + suffix + ": --compress " + (suffix + 1) +
+                      " adds that suffix (name the raw image, e.g. '{{device_id}}.img')",
+                  ErrorCode::Invalid);
+    }
+  }
+}
+
+// The manifest's records of the last run, by device_id (empty when there is none).
+std::map<std::string, ManifestRecord> previous_records(const std::string& manifest) {
+  std::map<std::string, ManifestRecord> previous;
+  for (const ManifestRecord& record : compact_records(read_manifest(manifest, CutOff::Drop))) {
+    previous[record["device_id"].get<std::string>()] = record;
+  }
+  return previous;
+}
+
+// A record's file name (in the output directory) under `key`, or "" (absent, null, or not a name).
+std::string recorded_name(const ManifestRecord& record, const char* key) {
+  if (!record.contains(key) || !record[key].is_string()) return "";
+  const std::string name = record[key].get<std::string>();
+  return name.empty() || name.find('/') != std::string::npos || name == "." || name == ".." ? "" : name;
+}
+
+// Is the file at path already this device's image? A batch killed between naming an output and
+// appending its record leaves such a file: replacing it is resuming, not overwriting.
+bool is_devices_image(const std::string& path, const Prepared& item, Backend backend) {
+  try {
+    DiskImage image = DiskImage::open(path, OpenMode::ReadOnly, backend);
+    return verify_plan(image, item.device).empty();
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+// One overwrite rule: a file at one of this shard's output names is replaced only when it is the
+// device's own (the manifest lists it as the device's, or the image verifies as the device's: a
+// re-run resuming its directory), or with force.
+void refuse_foreign_outputs(const BatchRequest& request, const std::string& out_dir, const std::map<std::string, ManifestRecord>& previous,
+                            const std::vector<Prepared>& prepared) {
+  if (request.force) return;
+  for (const Prepared& item : prepared) {
+    if (!request.shard.contains(item.index)) continue;
+    const auto found = previous.find(item.device.plan.device_id);
+    const auto listed = [&](const std::string& name) {
+      return found != previous.end() && (recorded_name(found->second, "output") == name || recorded_name(found->second, "bmap") == name);
+    };
+    const std::string image = item.name + compression_suffix(request.compression);
+    const std::string hint = "and is not in the manifest as device " + item.device.plan.device_id + "'s; --force replaces it";
+    struct stat info {};
+    const bool image_exists = ::lstat((out_dir + "/" + image).c_str(), &info) == 0;
+    const bool own_image = !image_exists || listed(image) || is_devices_image(out_dir + "/" + image, item, request.backend);
+    if (!own_image) refuse_existing_output(out_dir + "/" + image, false, hint);
+    // The bmap is written right after its image: it is the device's when its image is.
+    if (request.bmap && !(image_exists && own_image) && !listed(bmap_name(item.name))) {
+      refuse_existing_output(out_dir + "/" + bmap_name(item.name), false, hint);
+    }
+  }
 }
 
 // The manifest is appended after every device: a missing or unwritable directory must show before
@@ -300,6 +377,20 @@ void record_or_withdraw(const Context& context, const Prepared& prepared, const 
   }
 }
 
+// A device re-stamped under another name (another --compress or --name): its previous output and
+// bmap are no longer listed anywhere, so they go once the new record is written.
+void remove_superseded(const Context& context, const std::string& device_id, BatchResult& result) {
+  const auto found = context.previous.find(device_id);
+  if (found == context.previous.end()) return;
+  for (const char* key : {"output", "bmap"}) {
+    const std::string name = recorded_name(found->second, key);
+    if (name.empty() || context.claimed.count(name)) continue;
+    const std::string path = context.out_dir + "/" + name;
+    struct stat info {};
+    if (::lstat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode) && ::unlink(path.c_str()) == 0) result.removed.push_back(path);
+  }
+}
+
 void run_devices(Context& context, const std::vector<const Prepared*>& work, BatchResult& result, const BatchObserver& observer) {
   const std::string manifest = result.manifest_path;
   result.outcomes.resize(work.size());
@@ -327,6 +418,7 @@ void run_devices(Context& context, const std::vector<const Prepared*>& work, Bat
   const auto finish = [&](std::size_t slot) {
     DeviceOutcome& outcome = result.outcomes[slot];
     if (outcome.status == DeviceStatus::Stamped) record_or_withdraw(context, *work[slot], manifest, outcome);
+    if (outcome.status == DeviceStatus::Stamped) remove_superseded(context, outcome.device_id, result);
     ++done;
     if (observer) observer(outcome, done, work.size());
     return outcome.status != DeviceStatus::Failed || context.request.keep_going;
@@ -404,22 +496,69 @@ std::size_t BatchResult::count(DeviceStatus status) const {
   return static_cast<std::size_t>(std::count_if(outcomes.begin(), outcomes.end(), [&](const DeviceOutcome& outcome) { return outcome.status == status; }));
 }
 
+namespace {
+
+// Every file a good row of this shard would write (the manifest and its CSV view last).
+std::vector<std::string> planned_files(const BatchRequest& request, const std::string& out_dir, const std::string& manifest,
+                                       const std::vector<Prepared>& good) {
+  std::vector<std::string> files;
+  for (const Prepared& item : good) {
+    if (!request.shard.contains(item.index)) continue;
+    files.push_back(out_dir + "/" + item.name + compression_suffix(request.compression));
+    if (request.bmap) files.push_back(out_dir + "/" + bmap_name(item.name));
+  }
+  files.push_back(manifest);
+  files.push_back(csv_view_path(manifest));
+  return files;
+}
+
+// batch --dry-run: each plan checked against the golden image opened read-only; nothing written.
+BatchResult dry_run(const BatchRequest& request, const std::string& out_dir, std::vector<Prepared> prepared, BatchResult result) {
+  DiskImage golden = DiskImage::open(request.golden_path, OpenMode::ReadOnly, request.backend);
+  std::vector<Prepared> good;
+  for (Prepared& item : prepared) {
+    try {
+      check_plan_against_image(golden, item.device.plan);
+      good.push_back(std::move(item));
+    } catch (const Error& error) {
+      const std::string where = request.devices_csv + ":" + std::to_string(item.line) + ": device " + item.device.plan.device_id + ": ";
+      result.bad_rows.push_back(BadRow{item.line, item.device.plan.device_id, where + error.what(), error.what()});
+    }
+  }
+  std::sort(result.bad_rows.begin(), result.bad_rows.end(), [](const BadRow& a, const BadRow& b) { return a.line < b.line; });
+  result.would_write = planned_files(request, out_dir, result.manifest_path, good);
+  result.total = static_cast<std::size_t>(std::count_if(good.begin(), good.end(), [&](const Prepared& item) { return request.shard.contains(item.index); }));
+  result.aborted = !result.bad_rows.empty();
+  return result;
+}
+
+}  // namespace
+
 BatchResult run_batch(const BatchRequest& request, const BatchObserver& observer) {
   BatchResult result;
-  const Profile profile = load_profile(request.profile_path);
-  std::vector<Prepared> prepared = prepare_rows(request, profile, result);
+  refuse_compressed_name(request);
+  Profile profile = load_profile(request.profile_path);
+  const std::vector<DeviceRow> rows = read_devices_csv(request.devices_csv);
+  resolve_cells_against_csv(profile, rows, request.devices_csv);
+  std::vector<Prepared> prepared = prepare_rows(request, profile, rows, result);
 
-  const bool created = std::filesystem::create_directories(request.output_directory);
   std::string out_dir = request.output_directory;
   while (out_dir.size() > 1 && out_dir.back() == '/') out_dir.pop_back();
   result.manifest_path = request.manifest_path.empty() ? out_dir + "/manifest.jsonl" : request.manifest_path;
+  // A dry run makes nothing, not even the output directory: its default manifest's place is checked
+  // only when the directory exists.
+  const bool created = !request.dry_run && std::filesystem::create_directories(request.output_directory);
+  std::map<std::string, ManifestRecord> previous;
   try {
-    check_manifest_location(result.manifest_path);
+    if (!request.dry_run || !request.manifest_path.empty() || std::filesystem::exists(out_dir)) check_manifest_location(result.manifest_path);
     refuse_colliding_outputs(request, out_dir, result.manifest_path, prepared);
+    previous = previous_records(result.manifest_path);
+    refuse_foreign_outputs(request, out_dir, previous, prepared);
   } catch (const Error&) {
     if (created) ::rmdir(out_dir.c_str());  // a refused batch leaves nothing behind, not even its directory
     throw;
   }
+  if (request.dry_run) return dry_run(request, out_dir, std::move(prepared), std::move(result));
 
   // The shared base: unnamed in the output directory (same filesystem as the outputs, so the
   // per-device copies can be reflinks), never committed.
@@ -441,9 +580,10 @@ BatchResult run_batch(const BatchRequest& request, const BatchObserver& observer
   }
 
   Context context{request, out_dir, sha256_hex(read_host_file(request.profile_path)),
-                  golden_digest(request.golden_path), base.fd(), {}, 1, scan_key};
-  const std::vector<ManifestRecord> previous = read_manifest(result.manifest_path, CutOff::Drop);
-  for (const ManifestRecord& record : compact_records(previous)) context.previous[record["device_id"].get<std::string>()] = record;
+                  golden_digest(request.golden_path), base.fd(), std::move(previous), 1, scan_key, {}};
+  for (const std::string& path : planned_files(request, out_dir, result.manifest_path, good)) {
+    if (path.starts_with(out_dir + "/")) context.claimed.insert(path.substr(out_dir.size() + 1));
+  }
   // Compression threads share the cores with the device threads actually running.
   const auto device_threads = static_cast<unsigned>(std::clamp<std::size_t>(work.size(), 1, pool_jobs(request.jobs)));
   context.compress_threads = std::max(1u, std::thread::hardware_concurrency() / device_threads);

@@ -10,6 +10,7 @@
 
 #include "imprint/core/error.hpp"
 #include "imprint/core/fileio.hpp"
+#include "imprint/core/overwrite.hpp"
 
 namespace imprint {
 
@@ -149,11 +150,34 @@ bool records_equal_ignoring_timing(const ManifestRecord& a, const ManifestRecord
   return without_timing(a) == without_timing(b);
 }
 
-void merge_manifests(const std::vector<std::string>& inputs, const std::string& output) {
+namespace {
+
+// A shard's paths are relative to its own directory; the merged manifest's, to the merged file's
+// directory (shard-1/dev.img.zst for manifest merge shard-*/manifest.jsonl -o manifest.jsonl).
+// Absolute paths stay as they are.
+void rebase_paths(ManifestRecord& record, const std::string& input, const std::string& output) {
+  const auto directory = [](const std::string& file) {
+    return std::filesystem::absolute(file).lexically_normal().parent_path();
+  };
+  const std::filesystem::path from = directory(input), to = directory(output);
+  for (const char* key : {"output", "bmap"}) {
+    if (!record.contains(key) || !record[key].is_string()) continue;
+    const std::filesystem::path path(record[key].get<std::string>());
+    if (path.empty() || path.is_absolute()) continue;
+    record[key] = (from / path).lexically_normal().lexically_relative(to).string();
+  }
+}
+
+}  // namespace
+
+void merge_manifests(const std::vector<std::string>& inputs, const std::string& output, bool force) {
+  refuse_existing_output(output, force);
+  refuse_existing_output(csv_view_path(output), force);
   std::map<std::string, std::pair<ManifestRecord, std::string>> by_id;  // record, file it came from
   for (const std::string& input : inputs) {
     if (!std::filesystem::exists(input)) throw Error("manifest " + input + " does not exist", ErrorCode::NotFound);
-    for (const ManifestRecord& record : compact_records(read_manifest(input))) {
+    for (ManifestRecord record : compact_records(read_manifest(input))) {
+      rebase_paths(record, input, output);
       const std::string id = device_id_of(record, input);
       const auto found = by_id.find(id);
       if (found != by_id.end() && !records_equal_ignoring_timing(found->second.first, record)) {

@@ -35,6 +35,22 @@ class Progress {
   std::chrono::steady_clock::time_point start_;
 };
 
+// batch --dry-run: what would be written, then the bad rows (every one, as errors) and a verdict.
+void dry_run_report(const BatchRequest& request, const BatchResult& result, bool json) {
+  if (json) {
+    nlohmann::ordered_json out{{"would_write", result.would_write}, {"bad_rows", nlohmann::ordered_json::array()}};
+    for (const BadRow& row : result.bad_rows) out["bad_rows"].push_back({{"line", row.line}, {"device_id", row.device_id}, {"error", row.reason}});
+    write_stdout(out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  } else {
+    for (const std::string& path : result.would_write) write_stdout("would write " + path + "\n");
+  }
+  for (const auto& warning : result.warnings) warn(warning);
+  if (result.bad_rows.empty()) return;
+  const std::vector<std::string> messages = bad_row_messages(result.bad_rows, request.devices_csv);
+  for (const std::string& message : messages) print_error(message);
+  throw Error("dry run: " + std::to_string(result.bad_rows.size()) + " bad row(s) of " + request.devices_csv, ErrorCode::Invalid);
+}
+
 void add_batch(CLI::App& app) {
   auto* command = app.add_subcommand("batch", "Stamp one image per row of a device CSV");
   struct Options : CommandOptions {
@@ -53,6 +69,8 @@ void add_batch(CLI::App& app) {
   command->add_flag("--bmap", o->request.bmap, "Write a bmaptool .bmap next to each image");
   command->add_option("--name", o->request.name_template, "Output name template (default {{device_id}}.img)");
   command->add_flag("--keep-going", o->request.keep_going, "Stamp the good rows even when some rows are bad");
+  command->add_flag("--force", o->request.force, "Replace files at output names that the manifest does not list as the device's");
+  command->add_flag("--dry-run", o->request.dry_run, "Prepare and check every row against the image; write nothing, list what would be written");
   o->add_to(command, "One JSON line per device on stdout");
   command->callback([o] {
     BatchRequest& request = o->request;
@@ -62,6 +80,7 @@ void add_batch(CLI::App& app) {
     request.compression = option_value([&] { return parse_compression(o->compress); });
     request.overrides = o->variables.collect(request.profile_path);
     request.strict_variables = o->variables.strict;
+    if (request.dry_run) return dry_run_report(request, run_batch(request), json);
     Progress progress;
     const BatchResult result = run_batch(request, [&](const DeviceOutcome& outcome, std::size_t done, std::size_t total) {
       if (json) {
@@ -85,6 +104,7 @@ void add_batch(CLI::App& app) {
       throw Error(bad_rows.back() + verdict, ErrorCode::Invalid);
     }
     for (const std::string& message : bad_rows) warn(message);
+    for (const std::string& path : result.removed) warn("removed " + path + ": its device was re-stamped under another name");
     const std::string summary = std::to_string(result.count(DeviceStatus::Stamped)) + " stamped, " +
                                 std::to_string(result.count(DeviceStatus::Skipped)) + " already done, " +
                                 std::to_string(result.count(DeviceStatus::Failed)) + " failed, " +
@@ -102,11 +122,13 @@ void add_manifest(CLI::App& app) {
   struct Options {
     std::vector<std::string> inputs;
     std::string output;
+    bool force = false;
   };
   auto o = std::make_shared<Options>();
   merge->add_option("MANIFEST", o->inputs, "Manifests (JSON Lines)")->required();
   merge->add_option("-o,--output", o->output, "Merged manifest (its CSV view is written beside it)")->required();
-  merge->callback([o] { merge_manifests(o->inputs, o->output); });
+  merge->add_flag("--force", o->force, "Replace an existing merged manifest");
+  merge->callback([o] { merge_manifests(o->inputs, o->output, o->force); });
 }
 
 void add_flash(CLI::App& app) {

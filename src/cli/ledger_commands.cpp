@@ -112,13 +112,15 @@ struct StatusOptions {
 
 struct ExportOptions {
   std::string location, directory;
+  bool force = false;
   void add_to(CLI::App* command) {
     command->add_option("-O,--output-dir", directory, "Write manifest.jsonl (and its CSV view), <id>.preauth.json, <id>.enrollment.json here")
         ->required();
+    command->add_flag("--force", force, "Replace the files of an earlier export");
   }
   void run() const {
     auto ledger = open_ledger(location);
-    const std::size_t count = export_flashed(*ledger, directory);
+    const std::size_t count = export_flashed(*ledger, directory, force);
     write_stdout("ledger " + ledger->location() + ": " + std::to_string(count) + " flashed devices exported to " + directory + "\n");
   }
 };

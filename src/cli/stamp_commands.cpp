@@ -17,6 +17,7 @@ namespace {
 struct StampOptions : CommandOptions {
   StampRequest request;
   bool bmap = false;
+  std::string compress;  // empty: by the output's extension
   void run();
 };
 
@@ -27,7 +28,9 @@ void add_stamp(CLI::App& app) {
   command->add_option("-p,--profile", request.profile_path, "Profile (YAML)")->required();
   command->add_option("-i,--input", request.golden_path, "Golden image (raw or compressed; never modified)")->required();
   command->add_option("--device", request.device_id, "Device id ({{device_id}})")->required();
-  command->add_option("-o,--output", request.output_path, "Output image (created 0600)");
+  command->add_option("-o,--output", request.output_path, "Output image (created 0600; OUT.gz, .xz, .zst are compressed so)");
+  command->add_flag("--force", request.force, "Replace an existing output (and its bmap)");
+  command->add_option("--compress", options->compress, "none | gz | xz | zst (default: by the output's extension, which must agree)");
   command->add_flag("--in-place", request.in_place, "Patch the input image itself (raw images; developer use)");
   command->add_flag("--dry-run", request.dry_run, "Print the plan; write nothing");
   command->add_flag("--bmap", options->bmap, "Also write OUTPUT's bmap (OUT.bmap for OUT.img): its block map, for bmaptool copy");
@@ -44,9 +47,14 @@ void StampOptions::run() {
   }
   if (bmap) {
     if (request.output_path.empty()) usage_error("stamp --bmap needs -o OUTPUT");
-    const std::string& out = request.output_path;
+    // OUT.bmap for OUT.img and OUT.img.zst alike (batch names its bmaps so): the bmap maps the image.
+    std::string out = request.output_path;
+    for (const char* suffix : {".gz", ".xz", ".zst"}) {
+      if (out.ends_with(suffix)) out.resize(out.size() - std::string_view(suffix).size());
+    }
     request.bmap_path = (out.ends_with(".img") ? out.substr(0, out.size() - 4) : out) + ".bmap";
   }
+  if (!compress.empty()) request.compression = option_value([&] { return parse_compression(compress); });
   request.overrides = variables.collect(request.profile_path);
   request.backend = backend.get();
   const StampResult result = stamp(request);

@@ -5,6 +5,7 @@
 
 #include "imprint/core/error.hpp"
 #include "imprint/core/fileio.hpp"
+#include "imprint/core/overwrite.hpp"
 #include "sql.hpp"
 
 namespace imprint {
@@ -67,13 +68,10 @@ nlohmann::ordered_json entry_json(const PoolEntry& entry) {
   return json;
 }
 
-std::size_t export_flashed(Ledger& ledger, const std::string& directory) {
-  std::error_code error;
-  std::filesystem::create_directories(directory, error);
-  if (error || !std::filesystem::is_directory(directory)) {
-    throw Error(directory + ": cannot make it a directory" + (error ? ": " + error.message() : ""), ErrorCode::Invalid);
-  }
+std::size_t export_flashed(Ledger& ledger, const std::string& directory, bool force) {
+  // Every file first (path -> text), so that a refusal (an existing file, a bad id) writes none.
   std::vector<ManifestRecord> records;
+  std::vector<std::pair<std::string, std::string>> files;
   for (const PoolEntry& entry : ledger.entries()) {
     if (entry.state != PoolState::Flashed || !entry.record) continue;
     records.push_back(*entry.record);
@@ -86,11 +84,21 @@ std::size_t export_flashed(Ledger& ledger, const std::string& directory) {
     const std::string base = directory + "/" + entry.device_id;
     for (const auto& [key, suffix] : {std::pair{"preauth", ".preauth.json"}, std::pair{"enrollment", ".enrollment.json"}}) {
       if (credentials.contains(key) && !credentials[key].is_null()) {
-        write_file_atomically(base + suffix, credentials[key].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", 0644);
+        files.emplace_back(base + suffix, credentials[key].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
       }
     }
   }
-  write_manifest(directory + "/manifest.jsonl", records);
+  const std::string manifest = directory + "/manifest.jsonl";
+  refuse_existing_output(manifest, force);
+  refuse_existing_output(csv_view_path(manifest), force);
+  for (const auto& [path, text] : files) refuse_existing_output(path, force);
+  std::error_code error;
+  std::filesystem::create_directories(directory, error);
+  if (error || !std::filesystem::is_directory(directory)) {
+    throw Error(directory + ": cannot make it a directory" + (error ? ": " + error.message() : ""), ErrorCode::Invalid);
+  }
+  for (const auto& [path, text] : files) write_file_atomically(path, text, 0644);
+  write_manifest(manifest, records);
   return records.size();
 }
 

@@ -177,7 +177,16 @@ void add_variables(std::set<std::string>& names, const std::string& text, const 
 std::string resolve_host_path(const Profile& profile, const std::string& template_text, const std::string& expanded) {
   const std::filesystem::path path(expanded);
   if (path.is_absolute()) return expanded;
-  // A path that starts with a variable came from the command line or a CSV: the user's directory.
+  // A path that starts with a variable came from the command line (the working directory) or a
+  // CSV column (the CSV's directory).
+  if (template_text.rfind("{{", 0) == 0) {
+    const std::size_t close = template_text.find("}}");
+    std::string name = template_text.substr(2, close == std::string::npos ? std::string::npos : close - 2);
+    name.erase(0, name.find_first_not_of(" \t"));
+    name.erase(name.find_last_not_of(" \t") + 1);
+    const auto found = profile.variable_directories.find(name);
+    if (found != profile.variable_directories.end()) return (std::filesystem::path(found->second) / path).lexically_normal().string();
+  }
   if (template_text.rfind("{{", 0) == 0 || profile.directory.empty()) return std::filesystem::absolute(path).lexically_normal().string();
   return (std::filesystem::path(profile.directory) / path).lexically_normal().string();
 }

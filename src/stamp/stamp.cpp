@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <map>
+#include <thread>
 
 #include "imprint/artifact/artifact.hpp"
 #include "imprint/image/block_map.hpp"
@@ -13,6 +14,7 @@
 #include "imprint/edit/edit.hpp"
 #include "imprint/core/error.hpp"
 #include "imprint/core/fileio.hpp"
+#include "imprint/core/overwrite.hpp"
 
 namespace imprint {
 
@@ -234,8 +236,47 @@ std::optional<std::string> bootstrap_warning(ImageView& image, const Plan& plan)
       "edits the root filesystems; regenerate it or remove it");
 }
 
+Compression output_compression(const std::string& path, const std::optional<Compression>& asked) {
+  Compression by_name = Compression::None;
+  for (const Compression candidate : {Compression::Gzip, Compression::Xz, Compression::Zstd}) {
+    if (path.ends_with(compression_suffix(candidate))) by_name = candidate;
+  }
+  if (asked && *asked != by_name) {
+    const std::string suffix = compression_suffix(*asked);
+    throw Error("--compress " + (suffix.empty() ? std::string("none") : suffix.substr(1)) + " contradicts the name of " + path +
+                    (suffix.empty() ? " (a compressed image's extension)" : " (a " + suffix.substr(1) + " image ends in " + suffix + ")"),
+                ErrorCode::Invalid);
+  }
+  return by_name;
+}
+
+void require_generated_credentials_kept(const Profile& profile, const std::string& device_id, bool kept, const std::string& keeper) {
+  if (kept || !profile.credentials || !profile.credentials->generate) return;
+  throw Error(profile.credentials->where.str() + ": generate: makes a new key and certificate for " + device_id +
+                  " that would exist only inside the image (nobody could preauthorize or enroll the device): " + keeper +
+                  " keeps its public key, thumbprints, preauthorization and enrollment",
+              ErrorCode::Invalid);
+}
+
+namespace {
+
+// The stamped raw image (pending, unnamed) compressed into the output, pending under its final name.
+PendingFile compress_output(const PendingFile& raw, const std::string& output, Compression compression) {
+  struct stat info {};
+  if (::fstat(raw.fd(), &info) != 0) throw_errno("cannot stat the image for " + output);
+  PendingFile compressed(output);
+  write_compressed(raw.fd(), static_cast<std::uint64_t>(info.st_size), data_extents(raw.fd()), compressed.fd(), compression,
+                   std::max(1u, std::thread::hardware_concurrency()), output);
+  return compressed;
+}
+
+}  // namespace
+
 StampResult stamp(const StampRequest& request) {
   const Profile profile = load_profile(request.profile_path);
+  if (!request.dry_run) require_generated_credentials_kept(profile, request.device_id, !request.emit_directory.empty(), "--emit DIR");
+  const Compression compression =
+      request.in_place || request.output_path.empty() ? Compression::None : output_compression(request.output_path, request.compression);
   const DevicePlan device = prepare_device(profile, request.device_id, request.overrides);
   StampResult result;
   result.plan = device.plan;
@@ -245,6 +286,11 @@ StampResult stamp(const StampRequest& request) {
     DiskImage golden = DiskImage::open(request.golden_path, OpenMode::ReadOnly, request.backend);
     check_plan_against_image(golden, result.plan);
     return result;
+  }
+  if (!request.in_place) {  // before --emit's directory is made: a refused stamp leaves nothing
+    refuse_output_over_golden(request.golden_path, request.output_path);
+    refuse_existing_output(request.output_path, request.force);
+    if (!request.bmap_path.empty()) refuse_existing_output(request.bmap_path, request.force);
   }
   // The emitted files are written (unnamed) before the image is touched and named only after it:
   // either the output and every emitted file appear, or none does.
@@ -261,8 +307,7 @@ StampResult stamp(const StampRequest& request) {
     append(result.warnings, renew_bootstrap_artifact(request.golden_path, result.plan, request.backend, request.artifact_key));
     result.output_path = request.golden_path;
   } else {
-    refuse_output_over_golden(request.golden_path, request.output_path);
-    PendingFile output(request.output_path);
+    PendingFile output(request.output_path);  // the raw image; never named when the output is compressed
     std::optional<PendingFile> bmap;
     try {
       copy_image(request.golden_path, output.fd());
@@ -278,7 +323,11 @@ StampResult stamp(const StampRequest& request) {
       if (error.code() != ErrorCode::NoSpace) throw;
       throw Error(request.output_path + ": " + error.what(), error.code());
     }
-    output.commit();
+    if (compression == Compression::None) {
+      output.commit();
+    } else {
+      compress_output(output, request.output_path, compression).commit();
+    }
     if (bmap) bmap->commit();
     result.output_path = request.output_path;
   }

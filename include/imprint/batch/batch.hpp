@@ -12,7 +12,14 @@
 //    file, applies only its own operations, is verified against its plan, and is committed under
 //    its final name (rename), then its manifest record is appended. Devices run on `jobs` threads.
 // 4. A re-run skips devices whose output and manifest record exist, whose output sha256 matches
-//    the record and whose image verifies against the plan; everything else is redone.
+//    the record and whose image verifies against the plan; everything else is redone. A file at an
+//    output's name that the manifest does not list as that device's is refused without force (one
+//    overwrite rule for every command); one it lists is the re-run's to replace. When a device is
+//    re-stamped under another name (another --compress or --name), its previous output and bmap
+//    are removed once the new record is written: the manifest lists only the new ones.
+// Relative paths in CSV cells ({{key_file}} as a profile source or credential) resolve against the
+// CSV's directory; --set values against the working directory; the profile's own paths against its
+// directory.
 #pragma once
 
 #include <cstddef>
@@ -48,6 +55,8 @@ struct BatchRequest {
   bool bmap = false;                   // OUTDIR/<name without .img>.bmap for each device
   std::string name_template = "{{device_id}}.img";  // + the compression suffix
   bool keep_going = false;
+  bool force = false;                  // replace files at output names the manifest does not list
+  bool dry_run = false;                // prepare and check every row; write nothing (not even OUTDIR)
   Variables overrides;                 // --set: below the CSV's columns, above the profile's defaults
   bool strict_variables = false;       // a CSV column the profile never uses: an error, not a warning
   Backend backend = Backend::Auto;     // which Filesystem implementation opens each partition
@@ -83,6 +92,8 @@ struct BatchResult {
   bool aborted = false;                 // bad rows without keep_going, or a failure stopped the batch
   std::string manifest_path;
   std::vector<std::string> warnings;    // once per batch (e.g. the stale bootstrap Artifact)
+  std::vector<std::string> would_write; // dry_run: each file this shard would write, in CSV order
+  std::vector<std::string> removed;     // previous outputs of re-stamped devices, removed
   std::size_t count(DeviceStatus status) const;
   bool ok() const { return bad_rows.empty() && !aborted && count(DeviceStatus::Failed) == 0; }
 };

@@ -44,8 +44,11 @@ std::string csv_view_path(const std::string& path);
 std::string manifest_csv(const std::vector<ManifestRecord>& records);
 
 // Joins manifests (e.g. of the shards of a batch) into output: compact, sorted, written as above.
-// Error(Invalid) naming both files when one device_id has different records (timing aside).
-void merge_manifests(const std::vector<std::string>& inputs, const std::string& output);
+// Relative "output" and "bmap" paths (relative to each input's directory, where batch writes its
+// manifest by default) are rewritten relative to output's directory.
+// Error(Invalid) naming both files when one device_id has different records (timing aside);
+// Error(Exists) when output (or its CSV view) exists and force is false.
+void merge_manifests(const std::vector<std::string>& inputs, const std::string& output, bool force = false);
 
 // The record without its "timing" key.
 ManifestRecord without_timing(const ManifestRecord& record);

@@ -112,7 +112,8 @@ nlohmann::ordered_json entry_json(const PoolEntry& entry);
 // `imprint ledger export`: into directory (created when missing) manifest.jsonl (the record of
 // every flashed entry, by device_id, with its CSV view) and, per flashed device,
 // <id>.preauth.json and <id>.enrollment.json where its record holds them. Returns how many
-// devices. Files are replaced atomically.
-std::size_t export_flashed(Ledger& ledger, const std::string& directory);
+// devices. Files are written atomically; any of them existing already is refused (Error(Exists),
+// nothing written) unless force.
+std::size_t export_flashed(Ledger& ledger, const std::string& directory, bool force = false);
 
 }  // namespace imprint

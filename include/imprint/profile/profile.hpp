@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -95,6 +96,9 @@ struct CheckSpec {
 struct Profile {
   std::string path;       // the profile file
   std::string directory;  // its directory: relative source paths resolve against it
+  // Variables whose relative path values resolve against a directory other than the working one:
+  // a batch's CSV columns, against the CSV's directory.
+  std::map<std::string, std::string> variable_directories;
   Variables variables;    // defaults
   std::set<std::string> raw_variables;  // `raw: true`: may hold control characters in a #! script
   std::optional<CredentialsSpec> credentials;
@@ -123,8 +127,9 @@ void require_variables(const Profile& profile, const Variables& variables);
 std::string unused_variable_problem(const Profile& profile, const std::string& name);
 
 // A host path from a template: absolute stays; relative resolves against the profile's directory
-// when the profile wrote it ("files/x"), against the working directory when it starts with a
-// variable ("{{key_file}}": the value came from the command line or a CSV).
+// when the profile wrote it ("files/x"), and when it starts with a variable ("{{key_file}}") against
+// that variable's directory in variable_directories (a CSV column), else the working directory
+// (the value came from the command line).
 std::string resolve_host_path(const Profile& profile, const std::string& template_text, const std::string& expanded);
 
 // Variables for one device: profile defaults < overrides (CSV columns, --set) < device_id.

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "imprint/stamp/device.hpp"
+#include "imprint/image/copy.hpp"
 #include "imprint/image/image.hpp"
 #include "imprint/profile/plan.hpp"
 #include "imprint/profile/profile.hpp"
@@ -26,6 +27,8 @@ struct StampRequest {
   std::string bmap_path;       // when set (with output_path): the output's bmap, committed with it
   Backend backend = Backend::Auto;  // which Filesystem implementation opens each partition
   std::string artifact_key;         // re-signs a signed data:/mender/bootstrap.mender once renewed
+  bool force = false;               // replace an existing output (and bmap); refused otherwise
+  std::optional<Compression> compression;  // --compress; unset: by the output's extension
 };
 
 struct StampResult {
@@ -36,6 +39,16 @@ struct StampResult {
 };
 
 StampResult stamp(const StampRequest& request);
+
+// How `path` is compressed: by its extension (.gz, .xz, .zst; anything else: none). An explicit
+// `asked` must agree with the extension: Error(Invalid) naming both otherwise ("out.img" with zst
+// would be a zstd stream under a raw image's name).
+Compression output_compression(const std::string& path, const std::optional<Compression>& asked);
+
+// A `generate:` credential made without anything kept outside the image (stamp without --emit,
+// flash -p without --manifest) would exist only inside it: nobody could preauthorize or enroll the
+// device. Error(Invalid) naming the profile entry and `keeper` (the option that keeps it) then.
+void require_generated_credentials_kept(const Profile& profile, const std::string& device_id, bool kept, const std::string& keeper);
 
 // Checks the plan against the open image, applies it, notes warnings, flushes.
 void stamp_open_image(DiskImage& image, StampResult& result);

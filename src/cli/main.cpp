@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   CLI::App app{"imprint: stamp per-device identity into mender-convert disk images, offline"};
   app.set_version_flag("--version", std::string("imprint ") + IMPRINT_VERSION);
   app.require_subcommand(1);
+  imprint::cli::add_global_options(app);  // before the subcommands, which inherit fallthrough
   imprint::cli::add_edit_commands(app);
   imprint::cli::add_stamp_commands(app);
   imprint::cli::add_batch_commands(app);

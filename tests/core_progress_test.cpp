@@ -87,7 +87,7 @@ TEST(ProgressLine, DrawsBytesShareRateAndEtaThenASummary) {
     line.finish(100 * kMiB);
     const std::string summary = pipe.drain();
     EXPECT_EQ(summary.rfind("\rimprint: wrote /dev/sdz: 100.0 MiB in ", 0), 0u) << summary;
-    EXPECT_EQ(summary.substr(summary.size() - 9), " MiB/s\x1b[K\n") << summary;
+    EXPECT_EQ(summary.substr(summary.size() - 10), " MiB/s\x1b[K\n") << summary;
   }
   EXPECT_EQ(pipe.drain(), "") << "a finished line stays";
 }

@@ -333,7 +333,10 @@ void run_devices(Context& context, const std::vector<const Prepared*>& work, Bat
     DeviceOutcome& outcome = result.outcomes[slot];
     if (outcome.status == DeviceStatus::Stamped) record_or_withdraw(context, *work[slot], manifest, outcome);
     ++done;
-    if (outcome.status != DeviceStatus::Failed) note.set(++finished, work.size() - finished);
+    if (outcome.status != DeviceStatus::Failed) {
+      ++finished;
+      note.set(finished, work.size() - finished);
+    }
     if (observer) observer(outcome, done, work.size());
     return outcome.status != DeviceStatus::Failed || context.request.keep_going;
   };

@@ -133,7 +133,8 @@ Filesystem& DiskImage::filesystem(const Partition& partition) {
     }
     opened = open_guestfs(GuestfsOpenOptions{session_, 0, partition.number, partition.fs_type, writable(), name});
   }
-  verbose_note(path_ + ": opened " + name + " (" + partition.fs_type + ", " +
+  // A copy being stamped is named after its golden in errors; here it must not read as the golden.
+  verbose_note((io_path_ != path_ ? "the copy of " + path_ : path_) + ": opened " + name + " (" + partition.fs_type + ", " +
                (backend_for(partition) == Backend::Native ? "libext2fs" : "libguestfs") + ", " +
                (writable() ? "read-write" : "read-only") + ")");
   filesystems_.emplace_back(partition.number, std::move(opened));
@@ -144,7 +145,7 @@ void DiskImage::flush() {
   for (auto& [number, opened] : filesystems_) opened->flush();
   if (session_) session_->shutdown();
   if (writable() && ::fsync(fd_.get()) != 0) throw_errno("cannot sync " + path_);
-  if (writable()) verbose_note(path_ + ": flushed " + std::to_string(filesystems_.size()) + " filesystem(s) and synced");
+  if (writable()) verbose_note((io_path_ != path_ ? "the copy of " + path_ : path_) + ": flushed " + std::to_string(filesystems_.size()) + " filesystem(s) and synced");
 }
 
 }  // namespace imprint

@@ -127,6 +127,37 @@ std::vector<json> without_timing(std::vector<json> records) {
   return records;
 }
 
+// Starts imprint ARGUMENTS (SOURCE_DATE_EPOCH set) in the background, stdout to /dev/null, stderr
+// to `err_path`.
+pid_t start_batch(std::vector<std::string> arguments, const std::string& err_path) {
+  arguments.insert(arguments.begin(), imprint_bin());
+  std::vector<char*> argv;
+  for (auto& argument : arguments) argv.push_back(argument.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_strings{kEpoch[0]};
+  for (char** entry = environ; *entry != nullptr; ++entry) env_strings.emplace_back(*entry);
+  std::vector<char*> envp;
+  for (auto& entry : env_strings) envp.push_back(entry.data());
+  envp.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  pid_t pid = 0;
+  const int spawned = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  if (spawned != 0) throw std::runtime_error("cannot start " + arguments.front());
+  return pid;
+}
+
+// Waits (up to a minute) until the manifest holds `count` records.
+void wait_for_records(const std::string& manifest, std::size_t count) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (manifest_lines(manifest).size() < count && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
 TEST_F(BatchTest, TwentyDevicesVerifyCheckCleanAndPrintTheirOwnIds) {
   const std::string out = reference_run();
   const auto records = manifest_lines(out + "/manifest.jsonl");
@@ -175,27 +206,8 @@ TEST_F(BatchTest, KilledBatchResumesToTheSameManifest) {
   const std::string out = path("killed");
   std::filesystem::create_directories(out);
   // Start a one-job batch, kill -9 it once a few devices are recorded.
-  std::vector<std::string> arguments = batch_arguments(out, {"-j", "1", "--bmap"});
-  arguments.insert(arguments.begin(), imprint_bin());
-  std::vector<char*> argv;
-  for (auto& argument : arguments) argv.push_back(argument.data());
-  argv.push_back(nullptr);
-  std::vector<std::string> env_strings{kEpoch[0]};
-  for (char** entry = environ; *entry != nullptr; ++entry) env_strings.emplace_back(*entry);
-  std::vector<char*> envp;
-  for (auto& entry : env_strings) envp.push_back(entry.data());
-  envp.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-  pid_t pid = 0;
-  ASSERT_EQ(posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data()), 0);
-  posix_spawn_file_actions_destroy(&actions);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (manifest_lines(out + "/manifest.jsonl").size() < 5 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  const pid_t pid = start_batch(batch_arguments(out, {"-j", "1", "--bmap"}), "/dev/null");
+  wait_for_records(out + "/manifest.jsonl", 5);
   ::kill(pid, SIGKILL);
   int status = 0;
   ::waitpid(pid, &status, 0);
@@ -225,7 +237,67 @@ TEST_F(BatchTest, KilledBatchResumesToTheSameManifest) {
   CommandResult again = run_imprint(batch_arguments(out, {"-j", "2", "--bmap"}), "", kEpoch);
   ASSERT_EQ(again.status, 0) << again.err;
   EXPECT_NE(again.out.find("1 stamped, 19 already done"), std::string::npos) << again.out;
+  // The re-run names the device it stamped again, and why.
+  EXPECT_NE(again.out.find("restamped " + device_id(3) + ": " + victim +
+                           " changed since it was stamped (sha256 differs from the manifest)\n"),
+            std::string::npos)
+      << again.out;
+  EXPECT_EQ(again.out.find("restamped " + device_id(4)), std::string::npos) << again.out;
   EXPECT_EQ(file_sha256(victim), file_sha256(reference + "/" + device_id(3) + ".img"));
+}
+
+// Ctrl-C mid-batch: one line says how many devices are finished (kept, recorded) and how many the
+// next run stamps; the batch dies of SIGINT, and the next run does just that.
+TEST_F(BatchTest, InterruptedBatchSaysWhatIsKeptAndWhatTheNextRunRedoes) {
+  const std::string out = path("interrupted");
+  std::filesystem::create_directories(out);
+  const std::string manifest = out + "/manifest.jsonl";
+  const pid_t pid = start_batch(batch_arguments(out, {"-j", "1"}), path("interrupted.err"));
+  wait_for_records(manifest, 3);
+  ::kill(pid, SIGINT);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the batch finished before the signal: " << read_file(path("interrupted.err"));
+  EXPECT_EQ(WTERMSIG(status), SIGINT);
+  const std::size_t recorded = manifest_lines(manifest).size();
+  const std::string err = read_file(path("interrupted.err"));
+  // The count is the one the handler last saw: a record appended in the very instant of the signal
+  // may not be in it yet.
+  std::size_t finished = 0;
+  ASSERT_EQ(std::sscanf(err.c_str(), "imprint: interrupted: %zu of", &finished), 1) << err;
+  EXPECT_TRUE(finished == recorded || finished + 1 == recorded) << finished << " said, " << recorded << " recorded";
+  EXPECT_EQ(err, "imprint: interrupted: " + std::to_string(finished) + " of 20 device(s) finished and recorded in " +
+                     manifest + "; the next run of the same command stamps the other " + std::to_string(20 - finished) +
+                     " (the images in progress were removed)\n");
+  for (const auto& entry : std::filesystem::directory_iterator(out)) {
+    EXPECT_NE(entry.path().filename().string().front(), '.') << "a temp file was left behind: " << entry.path();
+  }
+  const CommandResult rerun = run_imprint(batch_arguments(out, {"-j", "2"}), "", kEpoch);
+  ASSERT_EQ(rerun.status, 0) << rerun.err;
+  EXPECT_NE(rerun.out.find(std::to_string(20 - recorded) + " stamped, " + std::to_string(recorded) + " already done"),
+            std::string::npos)
+      << rerun.out;
+}
+
+// On a terminal the batch counts devices (done of total, rate, ETA); without one it does not; with
+// --quiet it prints nothing at all.
+TEST_F(BatchTest, CountsDevicesOnATerminalOnly) {
+  const std::string csv = path("devices.csv");
+  const CommandResult tty = run_imprint_on_terminal(batch_arguments(path("tty"), {"-j", "1", "--shard", "1/10"}));
+  ASSERT_EQ(tty.status, 0) << tty.out;
+  EXPECT_NE(tty.out.find("\rimprint: stamping " + csv + ": 1/2 devices (50%), "), std::string::npos) << tty.out;
+  EXPECT_NE(tty.out.find("\rimprint: stamped " + csv + ": 2/2 devices in "), std::string::npos) << tty.out;
+  EXPECT_NE(tty.out.find("2 stamped, 0 already done"), std::string::npos) << tty.out;
+
+  const CommandResult plain = run_imprint(batch_arguments(path("plain"), {"-j", "1", "--shard", "1/10"}));
+  ASSERT_EQ(plain.status, 0) << plain.err;
+  EXPECT_EQ(plain.err, "");
+  EXPECT_EQ(plain.out.find('\r'), std::string::npos) << plain.out;
+
+  const CommandResult quiet =
+      run_imprint_on_terminal(batch_arguments(path("quiet"), {"-j", "1", "--shard", "1/10", "--quiet"}));
+  ASSERT_EQ(quiet.status, 0) << quiet.out;
+  EXPECT_EQ(quiet.out, "");
 }
 
 TEST_F(BatchTest, ShardsMergeToTheUnshardedManifest) {

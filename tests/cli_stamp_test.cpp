@@ -7,7 +7,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <thread>
 
@@ -167,6 +169,73 @@ TEST(Stamp, DryRunPrintsThePlanAndWritesNothing) {
   EXPECT_EQ(plan.at("device_id"), kDevice);
   EXPECT_EQ(plan.at("ops").size(), 4u);
   EXPECT_EQ(result.out.find("PRIVATE KEY"), std::string::npos) << "a plan must never print key bytes";
+}
+
+// stdout says what was written (output, size, checks passed); --quiet says nothing; --verbose says
+// each step on stderr; on a terminal the copy of the golden shows its progress.
+TEST(Stamp, SaysWhatItWroteOrNothingWithQuiet) {
+  TempDir dir;
+  const std::string output = dir / "out.img";
+  const CommandResult stamped = run_imprint(stamp_arguments("azure-dps-mender.yaml", fixture("mbr.img"), output));
+  ASSERT_EQ(stamped.status, 0) << stamped.err;
+  EXPECT_EQ(stamped.err, "");
+  char size[32];
+  std::snprintf(size, sizeof size, "%.1f MiB", static_cast<double>(std::filesystem::file_size(output)) / (1024.0 * 1024.0));
+  EXPECT_EQ(stamped.out.rfind("stamped " + kDevice + " into " + output + " (" + std::string(size) + ", ", 0), 0u)
+      << stamped.out;
+  EXPECT_NE(
+      stamped.out.find(" operation(s))\nchecks passed: key-matches-cert, cn-is-device-id, dps-registration-id, cert-not-ca, "
+                       "cert-valid-for-days 7, pfx-opens, rsa-only, identity-prints-device-id, elf armhf (1 file(s)), "
+                       "files fit their partitions\n"),
+      std::string::npos)
+      << stamped.out;
+  EXPECT_EQ(std::count(stamped.out.begin(), stamped.out.end(), '\n'), 2) << stamped.out;
+
+  const CommandResult quiet =
+      run_imprint(stamp_arguments("azure-dps-mender.yaml", fixture("mbr.img"), dir / "quiet.img", {"--quiet"}));
+  ASSERT_EQ(quiet.status, 0) << quiet.err;
+  EXPECT_EQ(quiet.out, "");
+  EXPECT_EQ(quiet.err, "");
+  EXPECT_TRUE(std::filesystem::exists(dir / "quiet.img")) << "--quiet changes what is said, not what is written";
+}
+
+TEST(Stamp, VerboseSaysEachStepOnStderr) {
+  TempDir dir;
+  std::vector<std::string> arguments = stamp_arguments("azure-dps-mender.yaml", fixture("mbr.img"), dir / "out.img");
+  arguments.insert(arguments.begin(), "-v");
+  const CommandResult result = run_imprint(arguments);
+  ASSERT_EQ(result.status, 0) << result.err;
+  for (const char* note :
+       {" operation(s) planned from ", "; the profile's checks passed: key-matches-cert, ",
+        "the plan fits the image (file sizes, ELF expectations); applying ", ": opened ", "(ext4, libext2fs, read-write)",
+        "imprint: applied file /usr/bin/prov_dev_client_bbb on primary (p2): ",
+        "imprint: applied file /usr/bin/prov_dev_client_bbb on secondary (p3): ", ": flushed "}) {
+    EXPECT_NE(result.err.find(note), std::string::npos) << note << " in:\n" << result.err;
+  }
+  EXPECT_EQ(result.out.rfind("stamped " + kDevice, 0), 0u) << result.out;
+}
+
+TEST(Stamp, ShowsTheCopysProgressOnATerminalOnly) {
+  TempDir dir;
+  const std::string golden = fixture("mbr.img");
+  const CommandResult tty = run_imprint_on_terminal(stamp_arguments("azure-dps-mender.yaml", golden, dir / "out.img"));
+  ASSERT_EQ(tty.status, 0) << tty.out;
+  // /tmp cannot reflink here (ext4): the golden is copied, its share shown from the first draw.
+  const std::size_t copying = tty.out.find("\rimprint: copying " + golden + ": ");
+  ASSERT_NE(copying, std::string::npos) << tty.out;
+  const std::string first_line = tty.out.substr(copying + 1, tty.out.find('\r', copying + 1) - copying - 1);
+  EXPECT_NE(first_line.find(" of 184.0 MiB ("), std::string::npos) << first_line;
+  EXPECT_NE(tty.out.find("\rimprint: copied " + golden + ": 184.0 MiB in "), std::string::npos) << tty.out;
+  EXPECT_NE(tty.out.find("stamped " + kDevice), std::string::npos) << "the success line follows: " << tty.out;
+  // Decompressing shows the share and the ETA too: the partition table gives the total.
+  const CommandResult zst =
+      run_imprint_on_terminal(stamp_arguments("azure-dps-mender.yaml", golden + ".zst", dir / "zst.img"));
+  ASSERT_EQ(zst.status, 0) << zst.out;
+  EXPECT_NE(zst.out.find("\rimprint: decompressed " + golden + ".zst: 184.0 MiB in "), std::string::npos) << zst.out;
+  const CommandResult quiet =
+      run_imprint_on_terminal(stamp_arguments("azure-dps-mender.yaml", golden, dir / "quiet.img", {"-q"}));
+  ASSERT_EQ(quiet.status, 0) << quiet.out;
+  EXPECT_EQ(quiet.out, "");
 }
 
 TEST(Stamp, InPlacePatchesARawImage) {

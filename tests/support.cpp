@@ -92,6 +92,18 @@ CommandResult run_imprint(const std::vector<std::string>& arguments, const std::
   return run(argv, stdin_bytes, environment);
 }
 
+CommandResult run_imprint_on_terminal(const std::vector<std::string>& arguments) {
+  std::vector<std::string> words{imprint_bin()};
+  words.insert(words.end(), arguments.begin(), arguments.end());
+  std::string command = "exec";
+  for (const std::string& word : words) {
+    std::string escaped;
+    for (char c : word) escaped += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    command += " '" + escaped + "'";
+  }
+  return run({"script", "-qfec", command, "/dev/null"});
+}
+
 std::string shell(const std::string& command) {
   CommandResult result = run({"/bin/sh", "-c", command});
   if (result.status != 0) {

@@ -42,6 +42,9 @@ CommandResult run(const std::vector<std::string>& argv, const std::string& stdin
 // Runs imprint with the given arguments.
 CommandResult run_imprint(const std::vector<std::string>& arguments, const std::string& stdin_bytes = "",
                       const std::vector<std::string>& environment = {});
+// Runs imprint on a pseudo-terminal (script(1), util-linux): `out` is what the terminal showed,
+// stdout and stderr together, carriage returns and escape sequences included.
+CommandResult run_imprint_on_terminal(const std::vector<std::string>& arguments);
 // Runs a shell command line (for pipelines in tests); throws when it fails.
 std::string shell(const std::string& command);
 

@@ -26,6 +26,7 @@
 #include "imprint/core/error.hpp"
 #include "imprint/core/fileio.hpp"
 #include "imprint/core/overwrite.hpp"
+#include "imprint/core/lifetime.hpp"
 #include "imprint/image/image.hpp"
 #include "imprint/profile/profile.hpp"
 #include "imprint/stamp/stamp.hpp"
@@ -85,25 +86,34 @@ std::optional<std::string> bmap_path(const Context& context, const Prepared& pre
 std::string relative(const Context& context, const std::string& path) { return path.substr(context.out_dir.size() + 1); }
 
 // Has this device been stamped from these inputs already, and is its image intact and right?
-bool already_done(const Context& context, const Prepared& prepared) {
+// Why a device the manifest already records must be stamped again; "" when its output is done
+// (output and record present, inputs unchanged, the output's sha256 that of the record and the image
+// verifying against the plan). nullopt when the manifest has no record of it (a new device).
+std::optional<std::string> redo_reason(const Context& context, const Prepared& prepared) {
   const auto found = context.previous.find(prepared.device.plan.device_id);
-  if (found == context.previous.end()) return false;
+  if (found == context.previous.end()) return std::nullopt;
   const ManifestRecord& record = found->second;
   const std::string output = output_path(context, prepared);
   const auto bmap = bmap_path(context, prepared);
   const auto text = [&](const char* key) { return record.contains(key) && record[key].is_string() ? record[key].get<std::string>() : ""; };
-  if (text("output") != relative(context, output) || text("profile_sha256") != context.profile_sha256 ||
-      text("golden_sha256") != context.golden_sha256 || !std::filesystem::exists(output)) {
-    return false;
+  if (text("output") != relative(context, output)) return "its output name changed (was " + text("output") + ")";
+  if (text("profile_sha256") != context.profile_sha256) return "the profile changed";
+  if (text("golden_sha256") != context.golden_sha256) return "the golden image changed";
+  if (!std::filesystem::exists(output)) return output + " is missing";
+  if (bmap && (text("bmap") != relative(context, *bmap) || !std::filesystem::exists(*bmap) ||
+               sha256_file_hex(*bmap) != text("bmap_sha256"))) {
+    return "its bmap is missing or differs from the record";
   }
-  if (bmap && (text("bmap") != relative(context, *bmap) || !std::filesystem::exists(*bmap) || sha256_file_hex(*bmap) != text("bmap_sha256"))) return false;
-  if (!bmap && record.contains("bmap") && !record["bmap"].is_null()) return false;
-  if (detail::sparse_file_sha256(output) != text("output_sha256")) return false;
+  if (!bmap && record.contains("bmap") && !record["bmap"].is_null())
+    return "it was recorded with a bmap, now none is asked for";
+  if (detail::sparse_file_sha256(output) != text("output_sha256"))
+    return output + " changed since it was stamped (sha256 differs from the manifest)";
   try {
     DiskImage image = DiskImage::open(output, OpenMode::ReadOnly, context.request.backend);
-    return verify_plan(image, prepared.device).empty();
-  } catch (const Error&) {
-    return false;
+    const std::vector<std::string> differences = verify_plan(image, prepared.device);
+    return differences.empty() ? "" : output + " does not match the plan: " + differences.front();
+  } catch (const Error& error) {
+    return output + " cannot be read back: " + error.what();
   }
 }
 
@@ -394,7 +404,14 @@ void remove_superseded(const Context& context, const std::string& device_id, Bat
 void run_devices(Context& context, const std::vector<const Prepared*>& work, BatchResult& result, const BatchObserver& observer) {
   const std::string manifest = result.manifest_path;
   result.outcomes.resize(work.size());
-  std::size_t done = 0;
+  std::size_t done = 0, finished = 0;
+  // Ctrl-C (or SIGTERM) mid-batch: what is kept, and that a re-run picks up the rest (the
+  // devices in progress are unnamed files, gone with the process).
+  InterruptNote note(std::string(::isatty(STDERR_FILENO) == 1 ? "\r\x1b[K" : "") + "imprint: interrupted: ",
+                     " of " + std::to_string(work.size()) + " device(s) finished and recorded in " +
+                         escape_control(manifest) + "; the next run of the same command stamps the other ",
+                     " (the images in progress were removed)\n");
+  note.set(0, work.size());
   // Each worker fills only its own device's slot; the rest happens one device at a time.
   const auto stamp = [&](std::size_t slot) {
     const Prepared& prepared = *work[slot];
@@ -402,10 +419,12 @@ void run_devices(Context& context, const std::vector<const Prepared*>& work, Bat
     DeviceOutcome& outcome = result.outcomes[slot];
     outcome.device_id = prepared.device.plan.device_id;
     try {
-      if (already_done(context, prepared)) {
+      const std::optional<std::string> redo = redo_reason(context, prepared);
+      if (redo && redo->empty()) {
         outcome.status = DeviceStatus::Skipped;
         outcome.record = context.previous.at(outcome.device_id);
       } else {
+        if (redo) outcome.redo_reason = *redo;
         outcome.record = stamp_device(context, prepared);
         outcome.record["timing"] = detail::timing(started);
         outcome.status = DeviceStatus::Stamped;
@@ -420,6 +439,10 @@ void run_devices(Context& context, const std::vector<const Prepared*>& work, Bat
     if (outcome.status == DeviceStatus::Stamped) record_or_withdraw(context, *work[slot], manifest, outcome);
     if (outcome.status == DeviceStatus::Stamped) remove_superseded(context, outcome.device_id, result);
     ++done;
+    if (outcome.status != DeviceStatus::Failed) {
+      ++finished;
+      note.set(finished, work.size() - finished);
+    }
     if (observer) observer(outcome, done, work.size());
     return outcome.status != DeviceStatus::Failed || context.request.keep_going;
   };

@@ -10,6 +10,7 @@
 #include "flash_internal.hpp"
 #include "imprint/image/bmap.hpp"
 #include "imprint/core/error.hpp"
+#include "imprint/core/progress.hpp"
 #include "imprint/batch/manifest.hpp"
 #include "record.hpp"
 
@@ -27,6 +28,11 @@ FlashResult flash(const FlashRequest& request) {
   meter.start(FlashPhase::Stamping, 0);
   Source source = request.profile_path.empty() ? flash_detail::image_source(request) : flash_detail::stamped_source(request);
   Target target = flash_detail::open_target(request, source);
+  verbose_note(request.target + ": opened for writing (" +
+               (target.kind == flash_detail::TargetKind::BlockDevice ? "block device"
+                : target.kind == flash_detail::TargetKind::NewFile   ? "new file"
+                                                                     : "existing file") +
+               "); " + std::to_string(source.ranges.size()) + " range(s) of " + source.name + " to write");
 
   FlashResult result;
   result.device_id = source.device_id;
@@ -47,6 +53,7 @@ FlashResult flash(const FlashRequest& request) {
   if (request.zero_unmapped) flash_detail::zero_unmapped(source, target, request.target, pass);
   result.bytes_written = pass.bytes_written;
   if (::fsync(target.fd.get()) != 0) throw_errno("cannot sync " + request.target);
+  verbose_note(request.target + ": wrote " + std::to_string(pass.bytes_written) + " bytes, synced; reading it back");
   flash_detail::corrupt_for_test(request.target);
   result.ranges = source.ranges.size();
   std::uint64_t to_read = 0;

@@ -12,6 +12,7 @@
 #include "imprint/image/bmap.hpp"
 #include "imprint/core/extent.hpp"
 #include "imprint/core/fileio.hpp"
+#include "imprint/core/progress.hpp"
 #include "imprint/batch/flash.hpp"
 #include "imprint/batch/manifest.hpp"
 
@@ -59,28 +60,28 @@ void refuse_input_targets(const FlashRequest& request);
 // Opens the target for writing after the refusals; creates a regular file when missing.
 Target open_target(const FlashRequest& request, const Source& source);
 
-// Feeds FlashRequest::progress, when there is one, with the bytes of the current phase.
+// Feeds FlashRequest::progress, when there is one, with the bytes of the current phase, counted
+// by core's ProgressMeter (the same numbers the command line's and the station's views show).
 class Meter {
  public:
   explicit Meter(const FlashProgress& progress) : progress_(progress) {}
   void start(FlashPhase phase, std::uint64_t total) {
     phase_ = phase;
-    done_ = 0;
-    total_ = total;
+    meter_.restart(total);
     report();
   }
   void add(std::uint64_t bytes) {
-    done_ += bytes;
+    meter_.add(bytes);
     report();
   }
 
  private:
   void report() const {
-    if (progress_) progress_(phase_, done_, total_);
+    if (progress_) progress_(phase_, meter_.done(), meter_.total());
   }
   const FlashProgress& progress_;
   FlashPhase phase_ = FlashPhase::Stamping;
-  std::uint64_t done_ = 0, total_ = 0;
+  ProgressMeter meter_;
 };
 
 struct WritePass {

@@ -1,14 +1,13 @@
 // batch, manifest merge, flash: registered here (the batch module does the work).
-#include <unistd.h>
-
-#include <chrono>
+#include <cstdint>
 #include <memory>
-#include <cstdio>
 
 #include <nlohmann/json.hpp>
 
 #include "common.hpp"
 #include "imprint/batch/batch.hpp"
+#include "imprint/core/bytes.hpp"
+#include "imprint/core/progress.hpp"
 #include "imprint/core/error.hpp"
 #include "imprint/batch/flash.hpp"
 #include "imprint/batch/manifest.hpp"
@@ -17,22 +16,30 @@ namespace imprint::cli {
 
 namespace {
 
-// "12/20 devices  3.4/s  ETA 0:03" on a TTY, redrawn in place.
-class Progress {
+// flash's progress on a terminal: one line for writing, then one for the read-back, each with
+// bytes, MiB/s and ETA (core's ProgressLine; nothing while stamping, which shows its own copy).
+class FlashLine {
  public:
-  Progress() : tty_(::isatty(STDERR_FILENO) == 1), start_(std::chrono::steady_clock::now()) {}
-  void update(std::size_t done, std::size_t total) {
-    if (!tty_) return;
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-    const double rate = seconds > 0 ? static_cast<double>(done) / seconds : 0;
-    const auto eta = rate > 0 ? static_cast<long>(static_cast<double>(total - done) / rate) : 0L;
-    std::fprintf(stderr, "\r%zu/%zu devices  %.1f/s  ETA %ld:%02ld ", done, total, rate, eta / 60, eta % 60);
-    if (done == total) std::fprintf(stderr, "\n");
+  explicit FlashLine(const std::string& target) : line_("writing", "wrote", target) {}
+  void update(FlashPhase phase, std::uint64_t done, std::uint64_t total) {
+    if (phase == FlashPhase::Stamping) return;
+    if (phase != phase_) {
+      if (phase_ != FlashPhase::Stamping) line_.finish(done_);
+      if (phase == FlashPhase::Writing) line_.restart("writing", "wrote", total);
+      else line_.restart("reading back", "read back", total);  // "verified" only once compared: the result line says it
+      phase_ = phase;
+    }
+    done_ = done;
+    line_.update(done);
+  }
+  void finish() {
+    if (phase_ != FlashPhase::Stamping) line_.finish(done_);
   }
 
  private:
-  bool tty_;
-  std::chrono::steady_clock::time_point start_;
+  ProgressLine line_;
+  FlashPhase phase_ = FlashPhase::Stamping;
+  std::uint64_t done_ = 0;
 };
 
 // batch --dry-run: what would be written, then the bad rows (every one, as errors) and a verdict.
@@ -49,6 +56,15 @@ void dry_run_report(const BatchRequest& request, const BatchResult& result, bool
   const std::vector<std::string> messages = bad_row_messages(result.bad_rows, request.devices_csv);
   for (const std::string& message : messages) print_error(message);
   throw Error("dry run: " + std::to_string(result.bad_rows.size()) + " bad row(s) of " + request.devices_csv, ErrorCode::Invalid);
+}
+
+// After a re-run: which devices were stamped again although the manifest had them, and why.
+void print_restamped(const BatchResult& result) {
+  for (const DeviceOutcome& outcome : result.outcomes) {
+    if (outcome.status == DeviceStatus::Stamped && !outcome.redo_reason.empty()) {
+      write_result(escape_control("restamped " + outcome.device_id + ": " + outcome.redo_reason));
+    }
+  }
 }
 
 void add_batch(CLI::App& app) {
@@ -81,16 +97,23 @@ void add_batch(CLI::App& app) {
     request.overrides = o->variables.collect(request.profile_path);
     request.strict_variables = o->variables.strict;
     if (request.dry_run) return dry_run_report(request, run_batch(request), json);
-    Progress progress;
+    ProgressLine progress("stamping", "stamped", request.devices_csv, ProgressUnit::Items);
+    progress.set_item_name("devices");
     const BatchResult result = run_batch(request, [&](const DeviceOutcome& outcome, std::size_t done, std::size_t total) {
+      if (done == 1) progress.set_total(total);
       if (json) {
         nlohmann::ordered_json line{{"device_id", outcome.device_id}, {"status", to_string(outcome.status)}};
+        if (!outcome.redo_reason.empty()) line["restamped_because"] = outcome.redo_reason;
         if (outcome.status == DeviceStatus::Failed) line["error"] = outcome.message;
         else line["record"] = outcome.record;
         write_stdout(line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
       }
-      if (outcome.status == DeviceStatus::Failed) warn(outcome.message);
-      progress.update(done, total);
+      if (outcome.status == DeviceStatus::Failed) {
+        progress.clear();  // the warning starts on a clean line; the next update redraws
+        warn(outcome.message);
+      }
+      if (done == total) progress.finish(done);
+      else progress.update(done);
     });
     for (const auto& warning : result.warnings) warn(warning);
     // Bad rows that stop the batch are its error (the last one carries the verdict); with
@@ -110,8 +133,9 @@ void add_batch(CLI::App& app) {
                                 std::to_string(result.count(DeviceStatus::Failed)) + " failed, " +
                                 std::to_string(result.bad_rows.size()) + " bad row(s) of " + request.devices_csv +
                                 "; manifest " + result.manifest_path;
+    if (!json) print_restamped(result);
     if (!result.ok()) throw Error("batch incomplete: " + summary);
-    if (!json) write_stdout(summary + "\n");
+    if (!json) write_result(summary);
   });
 }
 
@@ -156,14 +180,17 @@ void add_flash(CLI::App& app) {
     }
     if (!request.profile_path.empty() && request.golden_path.empty()) usage_error("flash -p needs -i GOLDEN");
     request.overrides = o->variables.collect(request.profile_path);
+    FlashLine line(request.target);
+    request.progress = [&](FlashPhase phase, std::uint64_t done, std::uint64_t total) { line.update(phase, done, total); };
     const FlashResult result = flash(request);
+    line.finish();
     for (const auto& warning : result.warnings) warn(warning);
     if (json) {
       write_stdout(result.record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     } else {
-      write_stdout(result.device_id + ": " + result.target + ": " + std::to_string(result.mapped_bytes) + " bytes in " +
+      write_result(result.device_id + ": " + result.target + ": " + std::to_string(result.mapped_bytes) + " bytes in " +
                    std::to_string(result.ranges) + " range(s) (" + std::to_string(result.zero_bytes) + " of them zeros), " +
-                   (result.verified ? "verified" : "VERIFY FAILED") + "\n");
+                   (result.verified ? "verified" : "VERIFY FAILED"));
     }
     if (!result.verified) {
       throw Error(result.target + ": read-back verify failed for " + result.device_id + ": " + result.failure, ErrorCode::CheckFailed);

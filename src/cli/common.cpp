@@ -8,6 +8,7 @@
 #include "imprint/fs/ext4.hpp"
 #include "imprint/core/fileio.hpp"
 #include "imprint/profile/profile.hpp"
+#include "imprint/core/progress.hpp"
 
 namespace imprint::cli {
 
@@ -18,6 +19,21 @@ void write_stdout(std::string_view bytes) {
 void print_error(const std::string& message) { std::fprintf(stderr, "imprint: %s\n", escape_control(message).c_str()); }
 
 void warn(const std::string& message) { std::fprintf(stderr, "imprint: warning: %s\n", escape_control(message).c_str()); }
+
+void add_global_options(CLI::App& app) {
+  app.fallthrough();
+  auto* quiet = app.add_flag_callback(
+      "-q,--quiet", [] { set_verbosity(Verbosity::Quiet); },
+      "No progress and no success line (errors and warnings still print)");
+  auto* verbose = app.add_flag_callback(
+      "-v,--verbose", [] { set_verbosity(Verbosity::Verbose); },
+      "Say what each step does (checks, partitions opened, operations applied, flushes) on stderr");
+  quiet->excludes(verbose);
+}
+
+void write_result(const std::string& line) {
+  if (verbosity() != Verbosity::Quiet) write_stdout(line + "\n");
+}
 
 void print_timing_if_asked() {
   const char* asked = std::getenv("IMPRINT_TIMING");

@@ -69,6 +69,13 @@ struct CommandOptions {
   void add_to(CLI::App* command, const std::string& json_help = "Machine-readable output");
 };
 
+// -q/--quiet and -v/--verbose (imprint/core/progress.hpp's Verbosity), on the main app, accepted
+// before or after any subcommand (fallthrough): set once, before any command runs.
+void add_global_options(CLI::App& app);
+// A command's success line (stamp's "wrote ...", flash's, batch's summary) on stdout; nothing
+// with --quiet. Data a command prints (cat, ls, --json, --dry-run's plan) does not go through it.
+void write_result(const std::string& line);
+
 // Each group of subcommands registers itself.
 void add_edit_commands(CLI::App& app);   // inspect, ls, cat, put, rm, mkdir
 void add_stamp_commands(CLI::App& app);  // stamp, verify, profile check, certs

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   // --help shows each option's default ("--days INT [365]"); subcommands inherit this from the app.
   app.option_defaults()->always_capture_default();
+  imprint::cli::add_global_options(app);  // before the subcommands, which inherit fallthrough
   imprint::cli::add_edit_commands(app);
   imprint::cli::add_stamp_commands(app);
   imprint::cli::add_batch_commands(app);

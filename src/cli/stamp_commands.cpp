@@ -1,10 +1,12 @@
 // The main job: stamp, verify, profile check, certs. Each command's options live in one struct,
 // owned by its callback (no function-level statics).
+#include <cstdio>
 #include <memory>
 
 #include <nlohmann/json.hpp>
 
 #include "common.hpp"
+#include "imprint/core/bytes.hpp"
 #include "imprint/credentials/credentials.hpp"
 #include "imprint/core/error.hpp"
 #include "imprint/profile/profile.hpp"
@@ -41,6 +43,21 @@ void add_stamp(CLI::App& app) {
   command->callback([options] { options->run(); });
 }
 
+// "stamped dev-01 into out.img (1024.0 MiB; bmap out.bmap; exports in keys/)" and
+// "checks passed: key-matches-cert, elf aarch64 (1 file(s)), files fit their partitions".
+std::string success_line(const StampRequest& request, const StampResult& result) {
+  char size[32];
+  std::snprintf(size, sizeof size, "%.1f MiB", static_cast<double>(result.output_size) / (1024.0 * 1024.0));
+  std::string line = "stamped " + request.device_id + (request.in_place ? " in place into " : " into ") +
+                     result.output_path + " (" + size + ", " + std::to_string(result.plan.ops.size()) + " operation(s)";
+  if (!request.bmap_path.empty()) line += "; bmap " + request.bmap_path;
+  if (!request.emit_directory.empty()) line += "; exports in " + request.emit_directory;
+  line += ")";
+  std::string checks = "checks passed: ";
+  for (std::size_t i = 0; i < result.checks.size(); ++i) checks += (i ? ", " : "") + result.checks[i];
+  return escape_control(line) + "\n" + escape_control(checks);
+}
+
 void StampOptions::run() {
   if (request.output_path.empty() && !request.in_place && !request.dry_run) {
     usage_error("stamp needs -o OUTPUT (or --in-place, or --dry-run)");
@@ -62,8 +79,16 @@ void StampOptions::run() {
   if (request.dry_run) {
     write_stdout(json ? plan_to_json(result.plan) + "\n" : format_plan(result.plan));
   } else if (json) {
-    nlohmann::ordered_json out{{"device_id", request.device_id}, {"output", result.output_path}, {"warnings", result.warnings}};
+    nlohmann::ordered_json out{{"device_id", request.device_id},
+                               {"output", result.output_path},
+                               {"size", result.output_size},
+                               {"checks", result.checks},
+                               {"warnings", result.warnings}};
     write_stdout(out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  } else {
+    // On stdout, as verify's, flash's and batch's result lines: stdout carries what a command did,
+    // stderr what goes wrong (and progress); --quiet drops it.
+    write_result(success_line(request, result));
   }
 }
 
@@ -104,11 +129,11 @@ void VerifyOptions::run() {
                     " difference(s)",
                 ErrorCode::CheckFailed);
   }
-  if (!json) {
+  if (!json) {  // the success lines: none with --quiet
     if (result.structure) {
-      for (const auto& line : result.structure->checked) write_stdout(line + "\n");
+      for (const auto& line : result.structure->checked) write_result(line);
     }
-    write_stdout(image + ": matches the plan for " + request.device_id + (result.structure ? ", filesystems clean" : "") + "\n");
+    write_result(image + ": matches the plan for " + request.device_id + (result.structure ? ", filesystems clean" : ""));
   }
 }
 

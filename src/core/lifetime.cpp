@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <utility>
 
 #include "imprint/core/error.hpp"
 #include "imprint/core/fileio.hpp"
@@ -152,6 +153,41 @@ void tell_guardian(char op, pid_t pid, const char* path) {
   }
 }
 
+// --- the interrupt note (InterruptNote), read by the signal handler ---
+
+std::atomic<const std::string*> g_note[3] = {};  // before, between, after; all set or none
+std::atomic<std::size_t> g_note_done{0}, g_note_left{0};
+
+void write_all_now(const char* data, std::size_t size) noexcept {
+  while (size > 0) {
+    const ssize_t wrote = ::write(STDERR_FILENO, data, size);
+    if (wrote < 0 && errno == EINTR) continue;
+    if (wrote <= 0) return;
+    data += wrote;
+    size -= static_cast<std::size_t>(wrote);
+  }
+}
+
+void write_number_now(std::size_t value) noexcept {
+  char digits[24];
+  std::size_t at = sizeof digits;
+  do {
+    digits[--at] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  } while (value > 0 && at > 0);
+  write_all_now(digits + at, sizeof digits - at);
+}
+
+void write_note_now() noexcept {
+  const std::string* parts[3] = {g_note[0].load(), g_note[1].load(), g_note[2].load()};
+  if (parts[0] == nullptr || parts[1] == nullptr || parts[2] == nullptr) return;
+  write_all_now(parts[0]->data(), parts[0]->size());
+  write_number_now(g_note_done.load());
+  write_all_now(parts[1]->data(), parts[1]->size());
+  write_number_now(g_note_left.load());
+  write_all_now(parts[2]->data(), parts[2]->size());
+}
+
 // --- the signal handlers ---
 
 void clean_up_now() noexcept {
@@ -178,6 +214,7 @@ void reraise(int signal_number) noexcept {
 
 void on_signal(int signal_number) {
   const int saved = errno;
+  write_note_now();
   clean_up_now();
   reraise(signal_number);
   errno = saved;
@@ -347,7 +384,25 @@ pid_t spawn_helper(const std::vector<std::string>& argv) {
 
 bool remove_tree_now(const char* path) noexcept { return remove_at(AT_FDCWD, path, 0); }
 
+InterruptNote::InterruptNote(std::string before, std::string between, std::string after)
+    : before_(std::move(before)), between_(std::move(between)), after_(std::move(after)) {
+  install_handlers_once();
+  g_note[0].store(&before_);
+  g_note[1].store(&between_);
+  g_note[2].store(&after_);
+}
+
+InterruptNote::~InterruptNote() {
+  for (auto& part : g_note) part.store(nullptr);
+}
+
+void InterruptNote::set(std::size_t done, std::size_t left) noexcept {
+  g_note_done.store(done);
+  g_note_left.store(left);
+}
+
 void die_by_signal(int signal_number) noexcept {
+  write_note_now();
   clean_up_now();
   reraise(signal_number);
   ::_exit(128 + signal_number);  // a signal whose default action does not end the process

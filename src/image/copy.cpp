@@ -148,7 +148,7 @@ Error decompression_bomb(const std::string& path, std::uint64_t cap) {
 // Streams the current entry of reader into fd, holes for zero blocks. Returns the bytes written.
 // A golden of several GiB takes a while to decompress: progress on a terminal.
 std::uint64_t extract_entry(archive* reader, int fd, const std::string& path) {
-  ByteProgress progress("decompressing", "decompressed", path);
+  ProgressLine progress("decompressing", "decompressed", path);
   std::vector<char> buffer(kChunk);
   std::uint64_t offset = 0;
   std::optional<std::uint64_t> cap;  // known once the first chunk (the partition table) is written
@@ -165,7 +165,11 @@ std::uint64_t extract_entry(archive* reader, int fd, const std::string& path) {
     if (cap && offset + filled > *cap) throw decompression_bomb(path, *cap);
     write_skipping_zeros(fd, buffer.data(), filled, offset, what);
     offset += filled;
-    if (!cap) cap = decompression_cap(fd);
+    if (!cap) {
+      cap = decompression_cap(fd);
+      // The partition table tells how large the image is: the line can show a share and an ETA.
+      if (const std::optional<std::uint64_t> span = detail::table_span_fd(fd)) progress.set_total(*span);
+    }
     if (filled < buffer.size()) {
       progress.finish(offset);
       return offset;
@@ -176,7 +180,7 @@ std::uint64_t extract_entry(archive* reader, int fd, const std::string& path) {
 
 // Copies [begin, end) of src into dst at the same offsets, zero blocks left as holes.
 void copy_range(int src_fd, int dst_fd, std::uint64_t begin, std::uint64_t end, std::vector<char>& buffer,
-                const std::string& src_name) {
+                const std::string& src_name, ProgressLine* progress) {
   while (begin < end) {
     const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), end - begin));
     const ssize_t got = ::pread(src_fd, buffer.data(), want, static_cast<off_t>(begin));
@@ -187,6 +191,7 @@ void copy_range(int src_fd, int dst_fd, std::uint64_t begin, std::uint64_t end, 
     if (got == 0) return;  // the file shrank under us: stop at its end
     write_skipping_zeros(dst_fd, buffer.data(), static_cast<std::size_t>(got), begin, "the copy of " + src_name);
     begin += static_cast<std::uint64_t>(got);
+    if (progress) progress->update(begin);
   }
 }
 
@@ -237,9 +242,13 @@ bool is_compressed_image(const std::string& path) {
   return filtered || is_zip(reader.get());
 }
 
-std::vector<Extent> copy_sparse(int src_fd, int dst_fd, const std::string& src_name) {
+namespace {
+
+// copy_sparse, telling `progress` (when given) how far into the source it is.
+std::vector<Extent> copy_sparse_shown(int src_fd, int dst_fd, const std::string& src_name, ProgressLine* progress) {
   if (::ioctl(dst_fd, FICLONE, src_fd) == 0) return data_extents(dst_fd);  // shares blocks, keeps holes
   const std::uint64_t size = file_size(src_fd, src_name);
+  if (progress) progress->set_total(size);
   std::vector<char> buffer(kCopyChunk);
   std::uint64_t position = 0;
   while (position < size) {
@@ -253,11 +262,18 @@ std::vector<Extent> copy_sparse(int src_fd, int dst_fd, const std::string& src_n
       if (hole < 0) hole = static_cast<off_t>(size);
     }
     const std::uint64_t end = std::min(static_cast<std::uint64_t>(hole), size);
-    copy_range(src_fd, dst_fd, static_cast<std::uint64_t>(data), end, buffer, src_name);
+    copy_range(src_fd, dst_fd, static_cast<std::uint64_t>(data), end, buffer, src_name, progress);
     position = end;
   }
   set_size(dst_fd, size, "the copy of " + src_name);
+  if (progress) progress->finish(size);
   return data_extents(dst_fd);
+}
+
+}  // namespace
+
+std::vector<Extent> copy_sparse(int src_fd, int dst_fd, const std::string& src_name) {
+  return copy_sparse_shown(src_fd, dst_fd, src_name, nullptr);
 }
 
 std::vector<Extent> decompress_image(const std::string& path, int dst_fd) {
@@ -282,7 +298,9 @@ std::vector<Extent> copy_image(const std::string& path, int dst_fd) {
   if (is_compressed_image(path)) return decompress_image(path, dst_fd);
   // A golden is a file: copy_sparse sizes the copy by st_size, which a block device does not have.
   UniqueFd src = open_read(path, InputKind::File, "an image file");
-  return copy_sparse(src.get(), dst_fd, path);
+  // A golden of several GiB takes a while to copy where it cannot be reflinked: progress on a terminal.
+  ProgressLine progress("copying", "copied", path);
+  return copy_sparse_shown(src.get(), dst_fd, path, &progress);
 }
 
 }  // namespace imprint

@@ -9,6 +9,7 @@
 
 #include "imprint/image/copy.hpp"
 #include "imprint/core/error.hpp"
+#include "imprint/core/progress.hpp"
 #include "imprint/fs/ext4.hpp"
 #include "imprint/guestfs/guestfs.hpp"
 #include "imprint/image/image.hpp"
@@ -132,6 +133,10 @@ Filesystem& DiskImage::filesystem(const Partition& partition) {
     }
     opened = open_guestfs(GuestfsOpenOptions{session_, 0, partition.number, partition.fs_type, writable(), name});
   }
+  // A copy being stamped is named after its golden in errors; here it must not read as the golden.
+  verbose_note((io_path_ != path_ ? "the copy of " + path_ : path_) + ": opened " + name + " (" + partition.fs_type + ", " +
+               (backend_for(partition) == Backend::Native ? "libext2fs" : "libguestfs") + ", " +
+               (writable() ? "read-write" : "read-only") + ")");
   filesystems_.emplace_back(partition.number, std::move(opened));
   return *filesystems_.back().second;
 }
@@ -140,6 +145,7 @@ void DiskImage::flush() {
   for (auto& [number, opened] : filesystems_) opened->flush();
   if (session_) session_->shutdown();
   if (writable() && ::fsync(fd_.get()) != 0) throw_errno("cannot sync " + path_);
+  if (writable()) verbose_note((io_path_ != path_ ? "the copy of " + path_ : path_) + ": flushed " + std::to_string(filesystems_.size()) + " filesystem(s) and synced");
 }
 
 }  // namespace imprint

@@ -15,6 +15,7 @@
 #include "imprint/core/error.hpp"
 #include "imprint/core/fileio.hpp"
 #include "imprint/core/overwrite.hpp"
+#include "imprint/core/progress.hpp"
 
 namespace imprint {
 
@@ -59,6 +60,12 @@ void apply_op(Filesystem& filesystem, const Location& location, const PlanOp& op
       if (filesystem.stat(location.path)) filesystem.remove(location.path, op.recursive);
       break;
   }
+  verbose_note("applied " + to_string(op.kind) + " " + location.path + " on " + to_string(location.role) + " (p" +
+               std::to_string(location.partition) + ")" +
+               (op.kind == OpKind::File ? ": " + std::to_string(op.bytes.size()) + " bytes" : "") +
+               (op.kind == OpKind::Remove
+                    ? ""
+                    : ", " + format_mode(op.mode) + " " + std::to_string(owner.uid) + ":" + std::to_string(owner.gid)));
 }
 
 void add_difference(std::vector<std::string>& differences, const Location& location, const std::string& what) {
@@ -134,11 +141,15 @@ void refuse_output_over_golden(const std::string& golden, const std::string& out
   }
 }
 
+std::uint64_t file_size_of(const PendingFile& file) {
+  struct stat info {};
+  if (::fstat(file.fd(), &info) != 0) throw_errno("cannot stat the image for " + file.final_path());
+  return static_cast<std::uint64_t>(info.st_size);
+}
+
 // The stamped image's bmap (its block map, with range checksums), pending beside the output.
 PendingFile pending_bmap(const PendingFile& output, const std::string& path) {
-  struct stat info {};
-  if (::fstat(output.fd(), &info) != 0) throw_errno("cannot stat the image for " + output.final_path());
-  const auto size = static_cast<std::uint64_t>(info.st_size);
+  const std::uint64_t size = file_size_of(output);
   const BlockMap map = image_block_map(output.temp_path(), output.final_path());
   const MappedImage mapped = map_image(output.fd(), size, data_extents(output.fd()), map.extents, output.final_path());
   PendingFile bmap(path);
@@ -157,6 +168,27 @@ void refuse_emit_over_output(const std::vector<PendingFile>& emitted, const std:
   }
 }
 
+// What stamp() checked before writing, for its success line: the profile's checks, the ELF
+// expectations of the plan's files, and that every file fits its partition (always).
+std::vector<std::string> checks_passed(const Profile& profile, const Plan& plan) {
+  std::vector<std::string> checks;
+  for (const CheckSpec& check : profile.checks)
+    checks.push_back(check.argument.empty() ? check.name : check.name + " " + check.argument);
+  std::map<std::string, int> elf;  // arch -> files
+  for (const PlanOp& op : plan.ops) {
+    if (op.kind == OpKind::File && !op.elf_arch.empty()) ++elf[op.elf_arch];
+  }
+  for (const auto& [arch, files] : elf) checks.push_back("elf " + arch + " (" + std::to_string(files) + " file(s))");
+  checks.push_back("files fit their partitions");
+  return checks;
+}
+
+std::string join(const std::vector<std::string>& items, const std::string& separator) {
+  std::string text;
+  for (const std::string& item : items) text += (text.empty() ? "" : separator) + item;
+  return text;
+}
+
 void append(std::vector<std::string>& to, std::vector<std::string> more) {
   to.insert(to.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
 }
@@ -165,6 +197,8 @@ void append(std::vector<std::string>& to, std::vector<std::string> more) {
 
 void stamp_open_image(DiskImage& image, StampResult& result) {
   check_plan_against_image(image, result.plan);  // before the first write
+  verbose_note("the plan fits the image (file sizes, ELF expectations); applying " + std::to_string(result.plan.ops.size()) +
+               " operation(s)");
   apply_plan(image, result.plan);
   // Renewed once the image is closed (renew_bootstrap_artifact); where it cannot be, say it is stale.
   if (!bootstrap_renewable(image)) {
@@ -280,6 +314,11 @@ StampResult stamp(const StampRequest& request) {
   const DevicePlan device = prepare_device(profile, request.device_id, request.overrides);
   StampResult result;
   result.plan = device.plan;
+  result.checks = checks_passed(profile, device.plan);
+  std::vector<std::string> profile_checks;
+  for (const CheckSpec& check : profile.checks) profile_checks.push_back(check.name);
+  verbose_note(request.device_id + ": " + std::to_string(device.plan.ops.size()) + " operation(s) planned from " +
+               request.profile_path + "; the profile's checks passed: " + join(profile_checks, ", "));
   result.exports = request.emit_directory.empty() ? std::nullopt : device_exports(device);
 
   if (request.dry_run) {
@@ -306,6 +345,7 @@ StampResult stamp(const StampRequest& request) {
     }
     append(result.warnings, renew_bootstrap_artifact(request.golden_path, result.plan, request.backend, request.artifact_key));
     result.output_path = request.golden_path;
+    result.output_size = std::filesystem::file_size(request.golden_path);
   } else {
     PendingFile output(request.output_path);  // the raw image; never named when the output is compressed
     std::optional<PendingFile> bmap;
@@ -324,9 +364,12 @@ StampResult stamp(const StampRequest& request) {
       throw Error(request.output_path + ": " + error.what(), error.code());
     }
     if (compression == Compression::None) {
+      result.output_size = file_size_of(output);
       output.commit();
     } else {
-      compress_output(output, request.output_path, compression).commit();
+      PendingFile compressed = compress_output(output, request.output_path, compression);
+      result.output_size = file_size_of(compressed);
+      compressed.commit();
     }
     if (bmap) bmap->commit();
     result.output_path = request.output_path;

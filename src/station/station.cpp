@@ -22,6 +22,7 @@
 #include "imprint/profile/csv.hpp"
 #include "imprint/core/error.hpp"
 #include "imprint/core/fileio.hpp"
+#include "imprint/core/progress.hpp"
 #include "imprint/batch/flash.hpp"
 #include "station_internal.hpp"
 
@@ -149,7 +150,8 @@ class Station::Impl {
   mutable std::mutex status_mutex_;
   StationStatus status_;
   std::vector<CardResult> results_;
-  std::map<std::string, Clock::time_point> phase_started_, last_shown_;
+  std::map<std::string, ProgressMeter> meters_;  // per slot: its current phase's bytes (core/progress.hpp)
+  std::map<std::string, Clock::time_point> last_shown_;
 
   // The ledger, one call at a time (its connection is not shared between threads), and the ids of
   // cards in flight (allocated and not yet recorded) that abandon() marks failed.
@@ -197,6 +199,8 @@ void Station::Impl::prepare_golden() {
   struct stat info {};
   if (::stat(golden_.c_str(), &info) != 0) throw_errno("cannot stat " + options_.golden_path);
   golden_size_ = static_cast<std::uint64_t>(info.st_size);
+  // From here the station's own view owns the terminal: each card's copy of the golden draws no line.
+  set_progress_lines(false);
 }
 
 void Station::Impl::fill_pool() {
@@ -274,7 +278,7 @@ void Station::Impl::set_phase(const std::string& slot, SlotPhase phase, const st
       status.bytes_done = status.bytes_total = 0;
       status.mib_per_s = 0;
     }
-    phase_started_[slot] = Clock::now();
+    meters_[slot].restart(0);
   }
   changed();
 }
@@ -287,15 +291,16 @@ void Station::Impl::progress(const std::string& slot, FlashPhase phase, std::uin
     for (SlotStatus& status : status_.slots) {
       if (status.slot != slot) continue;
       const SlotPhase next = slot_phase(phase);
+      ProgressMeter& meter = meters_[slot];
       if (status.phase != next) {
         status.phase = next;
-        phase_started_[slot] = now;
+        meter.restart(total, now);
         show = true;
       }
-      status.bytes_done = done;
-      status.bytes_total = total;
-      const double seconds = std::chrono::duration<double>(now - phase_started_[slot]).count();
-      status.mib_per_s = seconds > 0 ? static_cast<double>(done) / (1024.0 * 1024.0) / seconds : 0;
+      meter.set(done);
+      status.bytes_done = meter.done();
+      status.bytes_total = meter.total();
+      status.mib_per_s = meter.rate(now) / (1024.0 * 1024.0);
     }
     if (show || now - last_shown_[slot] >= kProgressEvery || done == total) {
       last_shown_[slot] = now;

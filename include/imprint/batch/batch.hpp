@@ -81,6 +81,7 @@ struct DeviceOutcome {
   std::string device_id;
   DeviceStatus status = DeviceStatus::Failed;
   std::string message;            // why it failed
+  std::string redo_reason;        // stamped again although the manifest recorded it: why ("the profile changed")
   std::vector<std::string> warnings;
   ManifestRecord record;          // stamped or skipped: the manifest record
 };

@@ -14,6 +14,7 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -70,6 +71,22 @@ class PrivateTempDir {
  private:
   std::string path_;
   PathRegistration registration_;
+};
+
+// While alive, the signal handler (SIGTERM/SIGINT/SIGHUP) writes this note to stderr before imprint
+// dies: `before` DONE `between` LEFT `after`, with the two counts as set() last left them (a
+// batch: how many devices are finished and kept, how many the next run redoes). One note at a time;
+// the texts are fixed at construction so that the handler only reads and formats two numbers.
+class InterruptNote {
+ public:
+  InterruptNote(std::string before, std::string between, std::string after);
+  ~InterruptNote();
+  InterruptNote(const InterruptNote&) = delete;
+  InterruptNote& operator=(const InterruptNote&) = delete;
+  void set(std::size_t done, std::size_t left) noexcept;
+
+ private:
+  std::string before_, between_, after_;
 };
 
 // posix_spawnp-like: runs argv[0] from PATH with stdin /dev/null, stdout and stderr inherited, and

@@ -2,6 +2,7 @@
 // -> flushed -> renamed to the final name. And verify: an image checked against a plan.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,6 +36,8 @@ struct StampResult {
   Plan plan;
   std::optional<DeviceExports> exports;
   std::string output_path;
+  std::uint64_t output_size = 0;      // bytes (apparent size) of the output; 0 with in_place/dry_run
+  std::vector<std::string> checks;    // what passed before writing ("key-matches-cert", "elf aarch64 (1 file(s))", ...)
   std::vector<std::string> warnings;  // e.g. the stale bootstrap Artifact
 };
 

@@ -104,7 +104,7 @@ TEST_P(Frames, ReusesUntouchedFramesAndRecompressesTheOthers) {
 INSTANTIATE_TEST_SUITE_P(Formats, Frames,
                          ::testing::Values(Format{Compression::Zstd, "zstd"}, Format{Compression::Gzip, "gzip"},
                                            Format{Compression::Xz, "xz"}),
-                         [](const auto& info) { return info.param.tool; });
+                         [](const auto& parameter) { return parameter.param.tool; });
 
 TEST(FramesWriter, FramesWithoutDataShareOneCompressedZeroFrame) {
   TempDir dir;

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <filesystem>
+
 #include "imprint/core/fileio.hpp"
 #include "imprint/image/copy.hpp"
 #include "imprint/image/frames.hpp"

@@ -9,6 +9,7 @@ PACKAGES=(
   # libraries
   libext2fs-dev libblkid-dev libfdisk-dev libarchive-dev libssl-dev libyaml-cpp-dev libcli11-dev
   libgtest-dev libgmock-dev nlohmann-json3-dev libguestfs-dev libseccomp-dev libxml2-dev
+  libzstd-dev zlib1g-dev liblzma-dev  # batch --compress: independent frames (src/image/frames.cpp)
   # the factory line's ledger: SQLite, and PostgreSQL (client library; the server for its tests)
   libsqlite3-dev sqlite3 libpqxx-dev postgresql-15
   # the factory station: label QR codes, the HTTP status page

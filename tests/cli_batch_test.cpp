@@ -370,6 +370,41 @@ TEST_F(BatchTest, CompressedOutputsDecompressToTheRawImage) {
   }
 }
 
+// Framed compression (the shared base compressed once, each device's untouched frames reused):
+// every output is a valid .gz/.xz/.zst that the format's own tool, bmaptool and imprint read, holding
+// exactly the raw batch's image; a re-run skips them all (which decompresses and verifies each).
+TEST_F(BatchTest, FramedOutputsEqualTheRawBatchPassTheirTestersAndResume) {
+  const std::string reference = reference_run();
+  std::string csv = "device_id,key_file,cert_file\n";
+  for (int i = 0; i < 3; ++i) {
+    csv += device_id(i) + "," + path("certs/" + device_id(i) + ".key.pem") + "," + path("certs/" + device_id(i) + ".cert.pem") + "\n";
+  }
+  write_file(path("three.csv"), csv);
+  for (const std::string format : {"gz", "xz", "zst"}) {
+    const std::string out = path("framed-" + format);
+    const auto arguments = batch_arguments(out, {"-j", "2", "--bmap", "--compress", format}, path("three.csv"));
+    CommandResult result = run_imprint(arguments, "", kEpoch);
+    ASSERT_EQ(result.status, 0) << result.err;
+    const std::string tool = format == "gz" ? "gzip" : format == "xz" ? "xz" : "zstd";
+    for (int i = 0; i < 3; ++i) {
+      const std::string raw = reference + "/" + device_id(i) + ".img";
+      const std::string file = out + "/" + device_id(i) + ".img." + format;
+      shell(tool + " -t '" + file + "'");  // throws when the tool rejects the file or is missing
+      EXPECT_EQ(run({"sh", "-c", tool + " -dc '" + file + "' | cmp - '" + raw + "'"}).status, 0) << file;
+      const std::string flashed = out + "/" + device_id(i) + ".flashed";
+      CommandResult copied = run({"bmaptool", "copy", "--bmap", out + "/" + device_id(i) + ".bmap", file, flashed});
+      ASSERT_EQ(copied.status, 0) << copied.err;
+      EXPECT_EQ(run({"cmp", flashed, raw}).status, 0) << flashed;
+      std::filesystem::remove(flashed);
+    }
+    const auto before = std::filesystem::last_write_time(out + "/" + device_id(0) + ".img." + format);
+    CommandResult again = run_imprint(arguments, "", kEpoch);
+    ASSERT_EQ(again.status, 0) << again.err;
+    EXPECT_NE((again.out + again.err).find("0 stamped, 3 already done"), std::string::npos) << again.out << again.err;
+    EXPECT_EQ(std::filesystem::last_write_time(out + "/" + device_id(0) + ".img." + format), before);
+  }
+}
+
 TEST_F(BatchTest, BadRowsStopTheBatchBeforeAnyImageOrAreListedWithKeepGoing) {
   std::string csv = read_file(path("devices.csv"));
   // Line 3 (the second device) gets the first device's certificate: key-matches-cert fails.

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <thread>
@@ -21,6 +22,7 @@
 #include "imprint/image/bmap.hpp"
 #include "imprint/core/bytes.hpp"
 #include "imprint/image/copy.hpp"
+#include "imprint/image/frames.hpp"
 #include "imprint/profile/csv.hpp"
 #include "imprint/stamp/device.hpp"
 #include "imprint/core/error.hpp"
@@ -59,6 +61,26 @@ std::string bmap_name(const std::string& name) {
 }
 
 
+// The shared base compressed as frames, built by the first device that needs it (a batch whose
+// devices are all done already never compresses it).
+class LazyFramedBase {
+ public:
+  const FramedBase& get(int base_fd, Compression compression, unsigned threads, const std::string& directory) {
+    std::lock_guard lock(mutex_);
+    if (!base_) {
+      struct stat info {};
+      if (::fstat(base_fd, &info) != 0) throw_errno("cannot stat the shared base image");
+      base_ = FramedBase::build(base_fd, static_cast<std::uint64_t>(info.st_size), data_extents(base_fd), compression,
+                                threads, directory, "the shared base image");
+    }
+    return *base_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::optional<FramedBase> base_;
+};
+
 // Everything the workers share, read-only once the batch starts.
 struct Context {
   const BatchRequest& request;
@@ -67,9 +89,9 @@ struct Context {
   std::string golden_sha256;
   int base_fd = -1;
   std::map<std::string, ManifestRecord> previous;  // last manifest, by device_id
-  unsigned compress_threads = 1;
   std::string scan_key;  // the golden's: every device copy shares its damage scan
   std::set<std::string> claimed;  // names (in out_dir) this batch writes: never removed as superseded
+  LazyFramedBase* framed_base = nullptr;
 };
 
 std::string output_path(const Context& context, const Prepared& prepared) {
@@ -145,8 +167,13 @@ ManifestRecord stamp_device(const Context& context, const Prepared& prepared) {
   std::string output_sha256 = mapped.image_sha256;
   std::uint64_t output_size = size;
   if (request.compression != Compression::None) {
+    // The base's compressed frames where this device's changes leave them alone, recompressed
+    // frames where they do: the same bytes as compressing the whole image frame by frame.
+    const FramedBase& base = context.framed_base->get(context.base_fd, request.compression,
+                                                      std::thread::hardware_concurrency(), context.out_dir);
+    const ChangedRanges changed = changed_ranges_by_comparison(context.base_fd, base.extents(), raw.fd(), extents, size);
     PendingFile compressed(output);
-    write_compressed(raw.fd(), size, extents, compressed.fd(), request.compression, context.compress_threads, output);
+    write_framed(base, raw.fd(), extents, changed, compressed.fd(), output);
     compressed.commit();
     output_sha256 = sha256_file_hex(output);
     output_size = std::filesystem::file_size(output);
@@ -602,14 +629,12 @@ BatchResult run_batch(const BatchRequest& request, const BatchObserver& observer
     return result;
   }
 
+  LazyFramedBase framed_base;
   Context context{request, out_dir, sha256_hex(read_host_file(request.profile_path)),
-                  golden_digest(request.golden_path), base.fd(), std::move(previous), 1, scan_key, {}};
+                  golden_digest(request.golden_path), base.fd(), std::move(previous), scan_key, {}, &framed_base};
   for (const std::string& path : planned_files(request, out_dir, result.manifest_path, good)) {
     if (path.starts_with(out_dir + "/")) context.claimed.insert(path.substr(out_dir.size() + 1));
   }
-  // Compression threads share the cores with the device threads actually running.
-  const auto device_threads = static_cast<unsigned>(std::clamp<std::size_t>(work.size(), 1, pool_jobs(request.jobs)));
-  context.compress_threads = std::max(1u, std::thread::hardware_concurrency() / device_threads);
 
   run_devices(context, work, result, observer);
 

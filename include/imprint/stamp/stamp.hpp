@@ -2,6 +2,7 @@
 // -> flushed -> renamed to the final name. And verify: an image checked against a plan.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,6 +37,13 @@ struct StampResult {
 };
 
 StampResult stamp(const StampRequest& request);
+
+class ImageOverlay;
+// A device's image as golden + overlay (image/overlay.hpp): result.plan checked and applied to the
+// golden opened read-only, its writes kept in the returned overlay. Null (nothing applied) where
+// that does not apply: a compressed golden, a written partition only libguestfs opens, or a
+// bootstrap Artifact to renew; then the caller copies the golden and edits the copy instead.
+std::shared_ptr<ImageOverlay> stamp_overlay(const std::string& golden_path, StampResult& result, Backend backend);
 
 // Checks the plan against the open image, applies it, notes warnings, flushes.
 void stamp_open_image(DiskImage& image, StampResult& result);

@@ -291,3 +291,35 @@ TEST_F(FlashMap, ATargetThatIsAnInputIsRefusedHoweverItIsNamed) {
 }
 
 }  // namespace
+
+// flash -p stamps onto the card straight from the golden and an in-memory overlay: nothing goes to
+// the host's temp directory (TMPDIR names a directory that does not exist: any temp file would be an
+// error), and the card is what stamp -o makes for the same device, checked by the filesystems' tools
+// and imprint verify --structure, for a file and a loop device.
+TEST_F(FlashMap, StampModeWritesNoTempCopyOfTheGolden) {
+  TempDir dir;
+  const std::vector<std::string> environment{"TMPDIR=" + (dir / "no-such-dir"), "SOURCE_DATE_EPOCH=1700000000"};
+  const std::string stamped = dir / "stamped.img";
+  ASSERT_EQ(run_imprint({"stamp", "-p", path("profile.yaml"), "-i", fixture("mbr.img"), "--device", "card-p", "-o", stamped}, "",
+                        {"SOURCE_DATE_EPOCH=1700000000"}).status, 0);
+  const std::string file = dir / "card.img";
+  make_dirty(file, size_of(stamped), Fill::Random);
+  const CommandResult to_file = run_imprint({"flash", "-p", path("profile.yaml"), "-i", fixture("mbr.img"), "--device", "card-p",
+                                             "--target", file, "--force", "--json"}, "", environment);
+  ASSERT_EQ(to_file.status, 0) << to_file.err;
+  EXPECT_EQ(nlohmann::json::parse(to_file.out).at("verified"), true);
+  expect_card_is_image(stamped, file, "flash -p onto a file");
+  EXPECT_NE(debugfs(file, 4, "cat /mender/device-id").find("card-p"), std::string::npos);
+
+  const std::string backing = dir / "loop.raw";
+  make_dirty(backing, size_of(stamped), Fill::Ones);
+  Loop loop(backing);
+  const CommandResult to_loop = run_imprint({"flash", "-p", path("profile.yaml"), "-i", fixture("mbr.img"), "--device", "card-p",
+                                             "--target", loop.device, "--force", "--json"}, "", environment);
+  ASSERT_EQ(to_loop.status, 0) << to_loop.err;
+  EXPECT_EQ(nlohmann::json::parse(to_loop.out).at("verified"), true);
+  expect_card_is_image(stamped, loop.device, "flash -p onto a loop device");
+  const CommandResult verified = run_imprint({"verify", "-p", path("profile.yaml"), "--device", "card-p", "--structure", loop.device});
+  EXPECT_EQ(verified.status, 0) << verified.out << verified.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "no-such-dir"));
+}

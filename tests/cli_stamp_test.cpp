@@ -359,3 +359,70 @@ TEST(Stamp, KillNineLeavesNothingBehind) {
 }
 
 }  // namespace
+
+namespace {
+
+// A profile whose one file goes through the fixtures' /var/lib/mender symlink (to /data/mender).
+constexpr const char* kThroughSymlinkProfile = R"(version: 1
+files:
+  - path: /var/lib/mender/through-the-link
+    content: "x\n"
+    mode: "0644"
+)";
+
+}  // namespace
+
+// The one-pass stamp (golden read-only + overlay, copied then overlaid) makes exactly the bytes the
+// copy-then-edit path makes: a compressed golden still takes that path (its bytes exist only once
+// decompressed into the output), so the same device from mbr.img and mbr.img.gz is compared.
+TEST(Stamp, OnePassOutputIsByteIdenticalToTheEditedCopy) {
+  TempDir dir;
+  const std::vector<std::string> epoch{"SOURCE_DATE_EPOCH=1700000000"};
+  const std::string golden = copy_fixture("mbr.img", dir);
+  const std::string before = file_sha256(golden);
+  ASSERT_EQ(run_imprint(stamp_arguments("azure-dps-mender.yaml", golden, dir / "one-pass.img"), "", epoch).status, 0);
+  EXPECT_EQ(file_sha256(golden), before) << "the golden image changed";
+  ASSERT_EQ(run_imprint(stamp_arguments("azure-dps-mender.yaml", fixture("mbr.img.gz"), dir / "copy.img"), "", epoch).status, 0);
+  EXPECT_EQ(run({"cmp", dir / "one-pass.img", dir / "copy.img"}).status, 0);
+  for (int number : {2, 3, 4}) {
+    const CommandResult checked = e2fsck(dir / "one-pass.img", number);
+    EXPECT_EQ(checked.status, 0) << "p" << number << ": " << checked.out << checked.err;
+  }
+  EXPECT_NE(debugfs(dir / "one-pass.img", 2, "cat /usr/share/mender/identity/mender-device-identity").find("DeviceId=" + kDevice),
+            std::string::npos);
+}
+
+// The dry run applies the plan to an overlay it throws away, so it refuses what the real run refuses
+// (here a write through the /var/lib/mender symlink, which checking the plan alone never saw).
+TEST(Stamp, DryRunRefusesWhatTheRealRunRefuses) {
+  TempDir dir;
+  write_file(dir / "link.yaml", kThroughSymlinkProfile);
+  const std::string golden = copy_fixture("mbr.img", dir);
+  const std::string before = file_sha256(golden);
+  auto arguments = [&](bool dry) {
+    std::vector<std::string> result{"stamp", "-p", dir / "link.yaml", "-i", golden, "--device", kDevice, "-o", dir / "out.img"};
+    if (dry) result.push_back("--dry-run");
+    return result;
+  };
+  const CommandResult real = run_imprint(arguments(false));
+  const CommandResult dry = run_imprint(arguments(true));
+  EXPECT_NE(real.status, 0);
+  EXPECT_NE(real.err.find("/var/lib/mender is a symlink to /data/mender"), std::string::npos) << real.err;
+  EXPECT_EQ(dry.status, real.status) << dry.err;
+  EXPECT_EQ(dry.err, real.err);
+  EXPECT_FALSE(std::filesystem::exists(dir / "out.img"));
+  EXPECT_EQ(file_sha256(golden), before) << "the golden image changed";
+}
+
+// Peak RSS stays flat on the 1 GiB fixture: the overlay holds only the plan's writes.
+TEST(Stamp, PeakMemoryStaysUnder64MiB) {
+  TempDir dir;
+  std::vector<std::string> arguments{"/usr/bin/time", "-v", imprint_bin()};
+  for (const auto& argument : stamp_arguments("azure-dps-mender.yaml", fixture("big.img"), dir / "out.img")) arguments.push_back(argument);
+  const CommandResult result = run(arguments);
+  ASSERT_EQ(result.status, 0) << "needs /usr/bin/time (Debian package time): " << result.err;
+  const auto at = result.err.find("Maximum resident set size (kbytes): ");
+  ASSERT_NE(at, std::string::npos) << result.err;
+  const long kib = std::stol(result.err.substr(at + 36));
+  EXPECT_LE(kib, 64 * 1024) << "peak RSS " << kib << " KiB";
+}

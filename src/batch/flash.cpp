@@ -42,7 +42,7 @@ FlashResult flash(const FlashRequest& request) {
   // The digest of the whole image (holes as zeros) for the record: on the other core, while this one
   // writes; both read the source from the page cache.
   auto image_sha256 = std::async(std::launch::async, [&] {
-    return sparse_image_sha256(source.fd.get(), source.size, source.data, source.name);
+    return flash_detail::source_sha256(source);
   });
   result.mapped_bytes = 0;
   for (const Extent& range : source.ranges) result.mapped_bytes += range.length;

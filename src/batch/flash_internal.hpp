@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "imprint/core/progress.hpp"
 #include "imprint/batch/flash.hpp"
 #include "imprint/batch/manifest.hpp"
+#include "imprint/image/overlay.hpp"
 
 namespace imprint::flash_detail {
 
@@ -23,6 +25,9 @@ namespace imprint::flash_detail {
 // checksums the write pass checks, when one was given.
 struct Source {
   UniqueFd fd;
+  // flash -p: fd is the golden, opened read-only, and the device's image is fd + overlay (no copy
+  // of the golden on the host disk). Null: fd holds the image itself.
+  std::shared_ptr<const ImageOverlay> overlay;
   std::uint64_t size = 0;
   std::vector<Extent> data;
   std::vector<Extent> ranges;
@@ -33,7 +38,14 @@ struct Source {
   std::vector<std::string> warnings;
 };
 
-// Stamp mode: the device's image, stamped from the golden into an unnamed temp file.
+// Reads `size` bytes of the image at `offset` (through the overlay, when there is one); Error naming
+// the source when the image is shorter.
+void read_source(const Source& source, char* out, std::size_t size, std::uint64_t offset);
+// The sha256 of the whole image (holes as zeros).
+std::string source_sha256(const Source& source);
+
+// Stamp mode: the device's image, the golden + an overlay of the plan's writes; where that does not
+// apply (stamp_overlay), stamped from the golden into an unnamed temp file.
 Source stamped_source(const FlashRequest& request);
 // Image mode: an existing image (decompressed into an unnamed temp file when compressed), its
 // bmap's checksums when it has one.

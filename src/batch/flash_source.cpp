@@ -1,4 +1,8 @@
 // flash's source: the image to write, stamped on the fly or read from a file, and its block map.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <filesystem>
 #include <future>
 
@@ -8,7 +12,9 @@
 #include "imprint/image/copy.hpp"
 #include "imprint/stamp/device.hpp"
 #include "imprint/core/error.hpp"
+#include "imprint/image/bmap.hpp"
 #include "imprint/image/image.hpp"
+#include "imprint/image/overlay.hpp"
 #include "imprint/profile/profile.hpp"
 #include "imprint/stamp/stamp.hpp"
 #include "record.hpp"
@@ -18,6 +24,27 @@ namespace imprint::flash_detail {
 namespace {
 
 namespace fs = std::filesystem;
+
+// The golden + overlay: the golden's block map and data, and every block the overlay wrote (the
+// blocks the plan allocated are not in the golden's map; the blocks it freed stay: free space).
+void map_overlay_source(Source& source) {
+  source.size = fd_size(source.fd.get(), source.name);
+  const std::vector<Extent> written = source.overlay->extents();
+  std::vector<Extent> blocks;
+  for (const Extent& extent : written) {
+    const std::uint64_t begin = extent.offset / kBmapBlockSize * kBmapBlockSize;
+    const std::uint64_t end = std::min(source.size, (extent.end() + kBmapBlockSize - 1) / kBmapBlockSize * kBmapBlockSize);
+    blocks.push_back(Extent{begin, end - begin});
+  }
+  source.data = data_extents(source.fd.get());
+  source.data.insert(source.data.end(), written.begin(), written.end());
+  source.data = merged(std::move(source.data));
+  const BlockMap map = image_block_map(fd_path(source.fd.get()), source.name);
+  source.ranges = map.extents;
+  source.ranges.insert(source.ranges.end(), blocks.begin(), blocks.end());
+  source.ranges = merged(std::move(source.ranges));
+  for (const std::string& note : map.notes) source.warnings.push_back(source.name + ": " + note);
+}
 
 // The ranges to write: the image's own block map (never the file's non-hole parts alone).
 void map_source(Source& source) {
@@ -84,21 +111,65 @@ Source stamped_source(const FlashRequest& request) {
   Source source;
   source.name = "the image stamped for " + request.device_id;
   source.device_id = request.device_id;
-  source.fd = unnamed_temp_file(source.name);
-  copy_image(request.golden_path, source.fd.get());
-  {
-    DiskImage image = DiskImage::open(fd_path(source.fd.get()), OpenMode::ReadWrite, request.backend, request.golden_path);
-    StampResult stamped;
-    stamped.plan = device.plan;
-    stamp_open_image(image, stamped);
+  StampResult stamped;
+  stamped.plan = device.plan;
+  if (auto overlay = stamp_overlay(request.golden_path, stamped, request.backend)) {
+    // Nothing of the image is copied: the card gets the golden's ranges with the overlay on top.
+    source.fd = open_read(request.golden_path);
+    source.overlay = std::move(overlay);
     source.warnings = stamped.warnings;
+    map_overlay_source(source);
+  } else {
+    source.fd = unnamed_temp_file(source.name);
+    copy_image(request.golden_path, source.fd.get());
+    {
+      DiskImage image = DiskImage::open(fd_path(source.fd.get()), OpenMode::ReadWrite, request.backend, request.golden_path);
+      stamp_open_image(image, stamped);
+      source.warnings = stamped.warnings;
+    }
+    for (auto& warning : renew_bootstrap_artifact(fd_path(source.fd.get()), device.plan, request.backend, "")) source.warnings.push_back(warning);
+    map_source(source);
   }
-  for (auto& warning : renew_bootstrap_artifact(fd_path(source.fd.get()), device.plan, request.backend, "")) source.warnings.push_back(warning);
-  map_source(source);
   source.record = detail::device_record(device, device_exports(device));
   source.record["profile_sha256"] = sha256_hex(read_host_file(request.profile_path));
   source.record["golden_sha256"] = golden_sha256.get();
   return source;
+}
+
+void read_source(const Source& source, char* out, std::size_t size, std::uint64_t offset) {
+  if (offset + size > source.size) throw Error("cannot read " + source.name + ": it ends at byte " + std::to_string(source.size));
+  if (source.overlay) return source.overlay->read(source.fd.get(), offset, size, out);
+  for (std::size_t done = 0; done < size;) {
+    const ssize_t got = ::pread(source.fd.get(), out + done, size - done, static_cast<off_t>(offset + done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) throw_errno("cannot read " + source.name);
+    done += static_cast<std::size_t>(got);
+  }
+}
+
+std::string source_sha256(const Source& source) {
+  if (!source.overlay) return sparse_image_sha256(source.fd.get(), source.size, source.data, source.name);
+  Sha256 digest;
+  std::vector<char> buffer(1 << 20);
+  const std::vector<char> zeros(buffer.size(), 0);
+  auto feed_zeros = [&](std::uint64_t length) {
+    for (; length > 0; length -= std::min<std::uint64_t>(length, zeros.size())) {
+      digest.update(std::string_view(zeros.data(), std::min<std::uint64_t>(length, zeros.size())));
+    }
+  };
+  std::uint64_t position = 0;
+  for (const Extent& extent : source.data) {
+    feed_zeros(extent.offset - position);
+    for (std::uint64_t at = extent.offset; at < extent.end();) {
+      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), extent.end() - at));
+      read_source(source, buffer.data(), want, at);
+      digest.update(std::string_view(buffer.data(), want));
+      at += want;
+    }
+    position = extent.end();
+  }
+  feed_zeros(source.size - position);
+  return digest.hex_digest();
 }
 
 Source image_source(const FlashRequest& request) {

@@ -64,9 +64,7 @@ void copy_range(const Source& source, int target, const Extent& extent, const st
                 Sha256* range_digest, Meter& meter) {
   for (std::uint64_t at = extent.offset; at < extent.end();) {
     const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), extent.end() - at));
-    const ssize_t got = ::pread(source.fd.get(), buffer.data(), want, static_cast<off_t>(at));
-    if (got < 0 && errno == EINTR) continue;
-    if (got != static_cast<ssize_t>(want)) throw_errno("cannot read " + source.name);
+    read_source(source, buffer.data(), want, at);
     const std::string_view chunk(buffer.data(), want);
     if (range_digest != nullptr) range_digest->update(chunk);
     pwrite_all(target, chunk, at, target_name);
@@ -92,8 +90,8 @@ bool matches_source(const Source& source, bool zeros, std::uint64_t offset, cons
     const auto at = static_cast<off_t>(offset + done);
     if (zeros) {
       std::fill(expected.begin(), expected.begin() + static_cast<std::ptrdiff_t>(part), '\0');
-    } else if (::pread(source.fd.get(), expected.data(), part, at) != static_cast<ssize_t>(part)) {
-      throw_errno("cannot read " + source.name);
+    } else {
+      read_source(source, expected.data(), part, static_cast<std::uint64_t>(at));
     }
     if (std::memcmp(card + done, expected.data(), part) != 0) return false;
     done += part;
@@ -110,9 +108,7 @@ void check_bmap_checksums(const Source& source, std::vector<char>& buffer) {
     Sha256 digest;
     for (std::uint64_t at = begin; at < end;) {
       const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), end - at));
-      if (::pread(source.fd.get(), buffer.data(), want, static_cast<off_t>(at)) != static_cast<ssize_t>(want)) {
-        throw_errno("cannot read " + source.name);
-      }
+      read_source(source, buffer.data(), want, at);
       digest.update(std::string_view(buffer.data(), want));
       at += want;
     }

@@ -888,10 +888,13 @@ std::unique_ptr<Filesystem> open_ext4(const Ext4OpenOptions& options) {
   const std::string io_options = "offset=" + std::to_string(options.offset);
   const int flags = EXT2_FLAG_64BITS | (options.writable ? EXT2_FLAG_RW : 0);
   ext2_filsys raw = nullptr;
-  const errcode_t code = ext2fs_open2(options.image_path.c_str(), io_options.c_str(), flags, 0, 0,
-                                      options.writable ? ext4::overlay_io_manager() : unix_io_manager, &raw);
+  const io_manager manager = !options.writable ? unix_io_manager
+                             : options.commit_to ? ext4::overlay_sink_io_manager()
+                                                 : ext4::overlay_io_manager();
+  const errcode_t code = ext2fs_open2(options.image_path.c_str(), io_options.c_str(), flags, 0, 0, manager, &raw);
   if (code != 0) refuse_open(options, io_options, code);
   FsHandle fs(raw);
+  if (options.writable && options.commit_to) ext4::overlay_set_sink(fs->io, options.commit_to);
 
   check_bounds(fs.get(), options);
   if (ext2fs_has_feature_journal_needs_recovery(fs->super)) {

@@ -24,6 +24,7 @@ struct Overlay {
   int fd = -1;
   std::uint64_t offset = 0;  // of the filesystem inside the file
   std::map<std::uint64_t, std::array<char, kPage>> pages;  // page index -> pending bytes
+  OverlaySink sink;  // when set, commit hands the pending bytes here instead of writing the file
 };
 
 Overlay& state(io_channel channel) { return *static_cast<Overlay*>(channel->private_data); }
@@ -91,7 +92,7 @@ std::size_t byte_count(io_channel channel, int count) {
                    : static_cast<std::size_t>(count) * static_cast<std::size_t>(channel->block_size);
 }
 
-errcode_t overlay_open(const char* name, int flags, io_channel* result) {
+errcode_t open_channel(const char* name, bool file_writable, io_manager manager, io_channel* result) {
   if (name == nullptr) return EXT2_ET_BAD_DEVICE_NAME;
   auto* channel = static_cast<io_channel>(std::calloc(1, sizeof(struct struct_io_channel)));
   auto* overlay = new (std::nothrow) Overlay;
@@ -103,7 +104,7 @@ errcode_t overlay_open(const char* name, int flags, io_channel* result) {
     return EXT2_ET_NO_MEMORY;
   }
   // Opened read-write only to commit; nothing is written before overlay_commit().
-  overlay->fd = ::open(name, ((flags & IO_FLAG_RW) != 0 ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+  overlay->fd = ::open(name, (file_writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
   if (overlay->fd < 0) {
     const errcode_t code = errno;
     std::free(channel);
@@ -112,13 +113,22 @@ errcode_t overlay_open(const char* name, int flags, io_channel* result) {
     return code;
   }
   channel->magic = EXT2_ET_MAGIC_IO_CHANNEL;
-  channel->manager = overlay_io_manager();
+  channel->manager = manager;
   channel->name = copy;
   channel->block_size = 1024;
   channel->refcount = 1;
   channel->private_data = overlay;
   *result = channel;
   return 0;
+}
+
+errcode_t overlay_open(const char* name, int flags, io_channel* result) {
+  return open_channel(name, (flags & IO_FLAG_RW) != 0, overlay_io_manager(), result);
+}
+
+// The golden of a stamp without a copy: the file is only read; writes reach a sink at commit.
+errcode_t sink_open(const char* name, int, io_channel* result) {
+  return open_channel(name, false, overlay_sink_io_manager(), result);
 }
 
 errcode_t overlay_close(io_channel channel) {
@@ -168,11 +178,11 @@ errcode_t overlay_set_option(io_channel channel, const char* option, const char*
   return 0;
 }
 
-struct struct_io_manager manager = [] {
+struct struct_io_manager make_manager(const char* name, errcode_t (*open)(const char*, int, io_channel*)) {
   struct struct_io_manager result {};
   result.magic = EXT2_ET_MAGIC_IO_MANAGER;
-  result.name = "imprint overlay I/O manager";
-  result.open = overlay_open;
+  result.name = name;
+  result.open = open;
   result.close = overlay_close;
   result.set_blksize = overlay_set_blksize;
   result.read_blk = overlay_read_blk;
@@ -183,15 +193,38 @@ struct struct_io_manager manager = [] {
   result.read_blk64 = overlay_read_blk64;
   result.write_blk64 = overlay_write_blk64;
   return result;
-}();
+}
+
+struct struct_io_manager manager = make_manager("imprint overlay I/O manager", overlay_open);
+struct struct_io_manager sink_manager = make_manager("imprint overlay I/O manager (read-only file)", sink_open);
 
 }  // namespace
 
 io_manager overlay_io_manager() { return &manager; }
+io_manager overlay_sink_io_manager() { return &sink_manager; }
+
+void overlay_set_sink(io_channel channel, OverlaySink sink) { state(channel).sink = std::move(sink); }
 
 errcode_t overlay_commit(io_channel channel) {
-  if (channel->manager != &manager) return EXT2_ET_INVALID_ARGUMENT;
+  if (channel->manager != &manager && channel->manager != &sink_manager) return EXT2_ET_INVALID_ARGUMENT;
   Overlay& overlay = state(channel);
+  if (overlay.sink) {
+    // Runs of consecutive pages, each handed over once (the sink may throw imprint::Error).
+    std::string run;
+    std::uint64_t run_start = 0;
+    for (const auto& [index, bytes] : overlay.pages) {
+      if (!run.empty() && run_start + run.size() != index * kPage) {
+        overlay.sink(overlay.offset + run_start, run);
+        run.clear();
+      }
+      if (run.empty()) run_start = index * kPage;
+      run.append(bytes.data(), bytes.size());
+    }
+    if (!run.empty()) overlay.sink(overlay.offset + run_start, run);
+    overlay.pages.clear();
+    return 0;
+  }
+  if (channel->manager != &manager) return EBADF;  // a read-only file and nowhere to put the writes
   // Runs of consecutive pages go out in one pwrite each.
   std::string run;
   std::uint64_t run_start = 0;

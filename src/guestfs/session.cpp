@@ -394,7 +394,7 @@ void GuestfsSession::launch() {
 std::string GuestfsSession::mountpoint(std::size_t drive, int number, const std::string& fs_type,
                                        const std::string& name, bool for_writing) {
   if (drive >= drives_.size()) throw Error(name + ": no drive " + std::to_string(drive) + " in the appliance");
-  const bool writable = for_writing && drives_[drive].writable;
+  const bool writable = for_writing && (drives_[drive].writable || drives_[drive].scratch_writes);
   guestfs_h* g = handle();
   const std::string device = partition_device(drive, number);
   const std::string point = device.substr(4);  // "/sda1"

@@ -13,6 +13,7 @@
 #include "imprint/fs/ext4.hpp"
 #include "imprint/guestfs/guestfs.hpp"
 #include "imprint/image/image.hpp"
+#include "imprint/image/overlay.hpp"
 #include "imprint/image/pathmap.hpp"
 #include "layout_internal.hpp"
 
@@ -81,6 +82,22 @@ DiskImage DiskImage::open(const std::string& path, OpenMode mode, Backend backen
   return image;
 }
 
+DiskImage DiskImage::open_overlay(const std::string& path, std::shared_ptr<ImageOverlay> overlay, Backend backend,
+                                  const std::string& name) {
+  DiskImage image = open(path, OpenMode::ReadOnly, backend, name);
+  image.mode_ = OpenMode::ReadWrite;  // the filesystems are; the file stays read-only (fd_ is)
+  image.overlaid_ = true;
+  image.overlay_ = std::move(overlay);
+  return image;
+}
+
+bool DiskImage::overlay_covers(const std::vector<int>& partition_numbers) const {
+  for (const int number : partition_numbers) {
+    if (backend_for(partition_number(number)) != Backend::Native) return false;
+  }
+  return true;
+}
+
 // A filesystem that does not open is a fault of the image the user gave (the golden, for a stamp's
 // unnamed output): name it, and never the /proc/self/fd/N path libext2fs opened a copy by.
 std::string DiskImage::named_as_given(std::string message) const {
@@ -121,15 +138,25 @@ Filesystem& DiskImage::filesystem(const Partition& partition) {
     try {
       Ext4OpenOptions options{io_path_, partition.offset, partition.size, writable(), name};
       if (!scan_key_.empty()) options.scan_key = scan_key_ + " @" + std::to_string(partition.offset);
+      if (overlaid_) {
+        std::shared_ptr<ImageOverlay> overlay = overlay_;
+        options.commit_to = [overlay](std::uint64_t offset, std::string_view bytes) {
+          if (overlay) overlay->write(offset, bytes);
+        };
+      }
       opened = open_ext4(options);
     } catch (const Error& error) {
       throw Error(named_as_given(error.what()), error.code());
     }
   } else {
+    if (overlaid_ && overlay_) {
+      throw Error(path_ + ": " + name + " (" + partition.fs_type + ") is written through libguestfs, whose writes cannot go to an overlay",
+                  ErrorCode::Unsupported);
+    }
     // One appliance per image, shared by its partitions, launched on the first operation.
     if (!session_) {
       session_ = std::make_shared<GuestfsSession>(std::vector<GuestfsSession::Drive>{
-          GuestfsSession::Drive{path_for_another_process(io_path_), writable(), path_}});
+          GuestfsSession::Drive{path_for_another_process(io_path_), writable() && !overlaid_, path_, overlaid_}});
     }
     opened = open_guestfs(GuestfsOpenOptions{session_, 0, partition.number, partition.fs_type, writable(), name});
   }
@@ -144,8 +171,11 @@ Filesystem& DiskImage::filesystem(const Partition& partition) {
 void DiskImage::flush() {
   for (auto& [number, opened] : filesystems_) opened->flush();
   if (session_) session_->shutdown();
-  if (writable() && ::fsync(fd_.get()) != 0) throw_errno("cannot sync " + path_);
-  if (writable()) verbose_note((io_path_ != path_ ? "the copy of " + path_ : path_) + ": flushed " + std::to_string(filesystems_.size()) + " filesystem(s) and synced");
+  if (writable() && !overlaid_ && ::fsync(fd_.get()) != 0) throw_errno("cannot sync " + path_);
+  if (writable()) {
+    verbose_note((io_path_ != path_ ? "the copy of " + path_ : path_) + ": flushed " + std::to_string(filesystems_.size()) +
+                 (overlaid_ ? " filesystem(s) into the overlay" : " filesystem(s) and synced"));
+  }
 }
 
 }  // namespace imprint

@@ -16,6 +16,7 @@
 #include "imprint/core/fileio.hpp"
 #include "imprint/core/overwrite.hpp"
 #include "imprint/core/progress.hpp"
+#include "imprint/image/overlay.hpp"
 
 namespace imprint {
 
@@ -189,6 +190,28 @@ std::string join(const std::vector<std::string>& items, const std::string& separ
   return text;
 }
 
+// The partitions a plan writes (both rootfs slots for a rootfs path).
+std::vector<int> written_partitions(ImageView& image, const Plan& plan) {
+  std::vector<int> numbers;
+  for (const PlanOp& op : plan.ops) {
+    for (const Location& location : resolve(op.target, image)) numbers.push_back(location.partition);
+  }
+  return numbers;
+}
+
+// Does the golden + overlay path apply? A raw golden whose written partitions are all native ext,
+// and no bootstrap Artifact to renew (the renewal hashes the finished partitions through a second
+// open of the image, which must then be a file): otherwise the copy is edited as before.
+bool overlay_applies(DiskImage& golden, const Plan& plan) {
+  try {
+    if (!golden.overlay_covers(written_partitions(golden, plan))) return false;
+    if (!bootstrap_renewable(golden) || !touches_rootfs(golden, plan)) return true;
+    return !golden.filesystem(golden.partition(Role::Data)).stat("/mender/bootstrap.mender");
+  } catch (const Error&) {
+    return false;  // the copy's path reports it, as it always has
+  }
+}
+
 void append(std::vector<std::string>& to, std::vector<std::string> more) {
   to.insert(to.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
 }
@@ -306,6 +329,15 @@ PendingFile compress_output(const PendingFile& raw, const std::string& output, C
 
 }  // namespace
 
+std::shared_ptr<ImageOverlay> stamp_overlay(const std::string& golden_path, StampResult& result, Backend backend) {
+  if (is_compressed_image(golden_path)) return nullptr;  // its bytes exist only once decompressed
+  auto overlay = std::make_shared<ImageOverlay>();
+  DiskImage golden = DiskImage::open_overlay(golden_path, overlay, backend);
+  if (!overlay_applies(golden, result.plan)) return nullptr;
+  stamp_open_image(golden, result);
+  return overlay;
+}
+
 StampResult stamp(const StampRequest& request) {
   const Profile profile = load_profile(request.profile_path);
   if (!request.dry_run) require_generated_credentials_kept(profile, request.device_id, !request.emit_directory.empty(), "--emit DIR");
@@ -322,8 +354,10 @@ StampResult stamp(const StampRequest& request) {
   result.exports = request.emit_directory.empty() ? std::nullopt : device_exports(device);
 
   if (request.dry_run) {
-    DiskImage golden = DiskImage::open(request.golden_path, OpenMode::ReadOnly, request.backend);
-    check_plan_against_image(golden, result.plan);
+    // The plan is applied for real, to an overlay thrown away: every refusal the write itself makes
+    // (a path through a symlink, a full partition, a damaged filesystem) is made here too.
+    DiskImage golden = DiskImage::open_overlay(request.golden_path, nullptr, request.backend);
+    stamp_open_image(golden, result);
     return result;
   }
   if (!request.in_place) {  // before --emit's directory is made: a refused stamp leaves nothing
@@ -350,12 +384,22 @@ StampResult stamp(const StampRequest& request) {
     PendingFile output(request.output_path);  // the raw image; never named when the output is compressed
     std::optional<PendingFile> bmap;
     try {
-      copy_image(request.golden_path, output.fd());
-      {
-        DiskImage image = DiskImage::open(output.temp_path(), OpenMode::ReadWrite, request.backend, request.golden_path);
-        stamp_open_image(image, result);
+      // One pass where it applies: the plan is applied to the read-only golden with its writes
+      // kept in an overlay, the golden is copied (reflinked where the filesystem can) and the
+      // overlay's few MiB written over the copy. Else the copy is edited in place.
+      StampResult overlaid = result;
+      if (const auto overlay = stamp_overlay(request.golden_path, overlaid, request.backend)) {
+        result = std::move(overlaid);
+        copy_image(request.golden_path, output.fd());
+        overlay->write_to(output.fd(), request.output_path);
+      } else {
+        copy_image(request.golden_path, output.fd());
+        {
+          DiskImage image = DiskImage::open(output.temp_path(), OpenMode::ReadWrite, request.backend, request.golden_path);
+          stamp_open_image(image, result);
+        }
+        append(result.warnings, renew_bootstrap_artifact(output.temp_path(), result.plan, request.backend, request.artifact_key));
       }
-      append(result.warnings, renew_bootstrap_artifact(output.temp_path(), result.plan, request.backend, request.artifact_key));
       if (!request.bmap_path.empty()) bmap.emplace(pending_bmap(output, request.bmap_path));
     } catch (const Error& error) {
       // Out of space (the output's disk, a file size limit, or a full partition in the image):

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <string_view>
 #include <string>
 
 #include "imprint/fs/filesystem.hpp"
@@ -23,6 +25,10 @@ struct Ext4OpenOptions {
   // with the same key is not scanned again. The caller vouches that one key means the same
   // filesystem bytes, or those bytes plus what imprint wrote after the scan.
   std::string scan_key = {};
+  // Writable with commit_to set: image_path is opened read-only and is never written; flush() hands
+  // the changed bytes (offset in the image file) to commit_to instead (an ImageOverlay; nothing,
+  // for a dry run). It may throw.
+  std::function<void(std::uint64_t offset, std::string_view bytes)> commit_to = {};
 };
 
 // Refuses (Error with a clear message naming `name`): a bad superblock, a filesystem that needs

@@ -35,6 +35,9 @@ class GuestfsSession {
     std::string path;       // a host path qemu can open (not /proc/self/...: that is qemu's own)
     bool writable = false;  // read-only drives are protected by an overlay; writable ones use cache=unsafe
     std::string name;       // for messages, e.g. the image path
+    // A read-only drive whose filesystems still mount read-write: the writes stay in libguestfs's
+    // overlay and are thrown away with it (a dry run applies its plan this way).
+    bool scratch_writes = false;
   };
 
   explicit GuestfsSession(std::vector<Drive> drives);

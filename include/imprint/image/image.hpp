@@ -99,6 +99,7 @@ class ImageView {
 };
 
 class GuestfsSession;
+class ImageOverlay;
 
 class DiskImage final : public ImageView {
  public:
@@ -111,6 +112,16 @@ class DiskImage final : public ImageView {
   static DiskImage open(const std::string& path, OpenMode mode, Backend backend = Backend::Auto,
                         const std::string& name = {});
 
+  // Opens the image file read-only, with every filesystem writable: ext filesystems commit their
+  // changes into `overlay` on flush() (image = file + overlay, overlay.hpp), and the file is never
+  // written. A null overlay throws the changes away (a dry run): then libguestfs partitions are
+  // written to libguestfs's own throw-away overlay too. With an overlay, a partition only libguestfs
+  // opens is Error(Unsupported) (its writes cannot reach the overlay): callers ask overlay_covers first.
+  static DiskImage open_overlay(const std::string& path, std::shared_ptr<ImageOverlay> overlay,
+                                Backend backend = Backend::Auto, const std::string& name = {});
+  // Can every partition the given locations name be written into an ImageOverlay (native ext)?
+  bool overlay_covers(const std::vector<int>& partition_numbers) const;
+
   DiskImage(DiskImage&&) noexcept = default;
   DiskImage& operator=(DiskImage&&) noexcept = default;
   ~DiskImage();
@@ -118,6 +129,7 @@ class DiskImage final : public ImageView {
   const std::string& path() const noexcept override { return path_; }  // as the user named it
   const Layout& layout() const noexcept override { return layout_; }
   bool writable() const noexcept { return mode_ == OpenMode::ReadWrite; }
+  bool overlaid() const noexcept { return overlaid_; }
 
   // Opens a partition's filesystem in place with the backend backend_for() names. Types neither
   // backend opens are Error(Unsupported). Filesystems are cached per partition and flushed by flush().
@@ -147,6 +159,8 @@ class DiskImage final : public ImageView {
   Backend backend_ = Backend::Auto;
   Layout layout_;
   std::string scan_key_;
+  bool overlaid_ = false;                   // open_overlay: the file is read-only, writes go to overlay_
+  std::shared_ptr<ImageOverlay> overlay_;  // null with overlaid_: the writes are thrown away
   // Declared after fd_: the appliance (which may open the image through /proc/PID/fd/N) goes first.
   std::shared_ptr<GuestfsSession> session_;
   std::vector<std::pair<int, std::unique_ptr<Filesystem>>> filesystems_;

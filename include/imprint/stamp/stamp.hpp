@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -52,6 +53,13 @@ Compression output_compression(const std::string& path, const std::optional<Comp
 // flash -p without --manifest) would exist only inside it: nobody could preauthorize or enroll the
 // device. Error(Invalid) naming the profile entry and `keeper` (the option that keeps it) then.
 void require_generated_credentials_kept(const Profile& profile, const std::string& device_id, bool kept, const std::string& keeper);
+
+class ImageOverlay;
+// A device's image as golden + overlay (image/overlay.hpp): result.plan checked and applied to the
+// golden opened read-only, its writes kept in the returned overlay. Null (nothing applied) where
+// that does not apply: a compressed golden, a written partition only libguestfs opens, or a
+// bootstrap Artifact to renew; then the caller copies the golden and edits the copy instead.
+std::shared_ptr<ImageOverlay> stamp_overlay(const std::string& golden_path, StampResult& result, Backend backend);
 
 // Checks the plan against the open image, applies it, notes warnings, flushes.
 void stamp_open_image(DiskImage& image, StampResult& result);

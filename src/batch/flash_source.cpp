@@ -101,7 +101,7 @@ void apply_bmap(Source& source, const std::string& bmap_path) {
 Source stamped_source(const FlashRequest& request) {
   if (request.device_id.empty()) throw Error("flash -p needs --device ID", ErrorCode::Usage);
   const Profile profile = load_profile(request.profile_path);
-  require_generated_credentials_kept(profile, request.device_id, !request.manifest_path.empty(), "--manifest FILE");
+  require_generated_credentials_kept(profile, request.device_id, !request.manifest_path.empty() || request.record_kept, "--manifest FILE");
   const DevicePlan device = prepare_device(profile, request.device_id, request.overrides);
   // The golden image's digest (for the record) is a read of the whole image: on the other core,
   // while this one copies and stamps.

@@ -332,6 +332,7 @@ void Station::Impl::flash_card(const CardJob& job, const PoolEntry& entry, const
   request.profile_path = options_.profile_path;
   request.golden_path = golden_;
   request.golden_sha256 = golden_sha256_;
+  request.record_kept = true;  // the ledger keeps every card's record
   request.device_id = entry.device_id;
   request.overrides = options_.overrides;
   for (const auto& [key, value] : entry.variables) {

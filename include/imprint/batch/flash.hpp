@@ -41,6 +41,8 @@ struct FlashRequest {
   bool force = false;          // a non-removable disk; overwriting an existing regular file
   bool zero_unmapped = false;  // also write zeros over the unmapped blocks of the image's span
   std::string manifest_path;   // when set, the flash record is appended to it
+  bool record_kept = false;    // the caller keeps the record itself (the station: in its ledger), so a
+                               // generate: credential is not lost without manifest_path
   Backend backend = Backend::Auto;  // stamp mode: which Filesystem implementation opens each partition
   FlashProgress progress;           // optional (the factory station's operator view)
   // Stamp mode: the record's golden_sha256 when the caller already has it (golden_digest of the

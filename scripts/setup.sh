@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
   # build
   build-essential cmake pkg-config
+  ninja-build ccache  # scripts/build.sh: Ninja for new trees; ccache serves fresh clones (CI, the demo)
   # libraries
   libext2fs-dev libblkid-dev libfdisk-dev libarchive-dev libssl-dev libyaml-cpp-dev libcli11-dev
   libgtest-dev libgmock-dev nlohmann-json3-dev libguestfs-dev libseccomp-dev libxml2-dev

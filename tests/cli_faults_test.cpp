@@ -208,9 +208,14 @@ TEST(KillNine, HundredRandomKillsOfAStampLeaveNothingButCompleteOutputs) {
   expect_complete_output(output);
 }
 
-// The same for a batch of 5 devices (2 jobs), 30 random kills: every name in the output
-// directory is the manifest or a complete image of its own device, never a hidden temp file; a
-// re-run over what a kill left completes every device.
+// The same for a batch of 5 devices (2 jobs), 15 kills: every name in the output directory is the
+// manifest or a complete image of its own device, never a hidden temp file; a re-run over what a
+// kill left completes every device. The kills are stratified: one at a random moment inside each
+// fifteenth of the run time, so every phase of the batch (the base, each device's copy and edits,
+// the renames, the manifest) is hit on every run, never more than 2/15 of the run time apart. The
+// 30 uniformly random kills this test used before left on average two of those fifteenths unhit
+// (15 x (14/15)^30) and a widest gap of about 13% (H(31)/31): the same coverage for half the
+// batch runs, which are what this test's time goes to.
 TEST(KillNine, RandomKillsOfABatchLeaveOnlyCompleteImagesAndAResumableDirectory) {
   const std::uint32_t seed = fault_seed();
   SCOPED_TRACE(seed_note(seed));
@@ -231,7 +236,8 @@ TEST(KillNine, RandomKillsOfABatchLeaveOnlyCompleteImagesAndAResumableDirectory)
     fs::remove_all(out);  // else the re-run would skip every device
     fs::create_directory(out);
   });
-  std::uniform_real_distribution<double> delay(0.0, run_seconds);
+  constexpr int kKills = 15;
+  std::uniform_real_distribution<double> within(0.0, run_seconds / kKills);
 
   auto check_directory = [&](const std::string& moment) {
     for (const std::string& name : entries(out)) {
@@ -242,10 +248,10 @@ TEST(KillNine, RandomKillsOfABatchLeaveOnlyCompleteImagesAndAResumableDirectory)
     }
   };
   int killed = 0;
-  for (int trial = 0; trial < 30; ++trial) {
+  for (int trial = 0; trial < kKills; ++trial) {
     fs::remove_all(out);
     fs::create_directory(out);
-    const double seconds = delay(random);
+    const double seconds = trial * run_seconds / kKills + within(random);
     const pid_t pid = spawn_imprint(arguments);
     ASSERT_GT(pid, 0);
     std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
@@ -255,7 +261,7 @@ TEST(KillNine, RandomKillsOfABatchLeaveOnlyCompleteImagesAndAResumableDirectory)
     if (!WIFEXITED(status)) ++killed;
     check_directory("trial " + std::to_string(trial) + ", kill at " + std::to_string(seconds) + " s");
   }
-  EXPECT_GE(killed, 15);
+  EXPECT_GE(killed, (kKills + 1) / 2) << "most kills must land before the batch finishes (run time " << run_seconds << " s)";
   const CommandResult resumed = run_imprint(arguments);
   ASSERT_EQ(resumed.status, 0) << resumed.err;
   check_directory("re-run");

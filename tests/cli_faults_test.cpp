@@ -617,8 +617,8 @@ TEST(HostPaths, OutputThatIsASymlinkOrHardLinkToTheGoldenIsRefused) {
   EXPECT_EQ(fs::hard_link_count(golden), 2u);
 }
 
-// An output name that is a hard link to some other file, or a symlink to one: the stamp replaces
-// the name (rename), and the other file keeps its content.
+// An output name that is a hard link to some other file, or a symlink to one: the stamp (with
+// --force: the name exists) replaces the name (rename), and the other file keeps its content.
 TEST(HostPaths, ReplacingAnOutputNameKeepsWhatItWasLinkedTo) {
   TempDir dir;
   write_file(dir / "other", "precious\n");
@@ -626,7 +626,9 @@ TEST(HostPaths, ReplacingAnOutputNameKeepsWhatItWasLinkedTo) {
   fs::create_symlink(dir / "other", dir / "sym.img");
   for (const std::string name : {"hard.img", "sym.img"}) {
     SCOPED_TRACE(name);
-    const CommandResult result = run_imprint(stamp_arguments(fixture("mbr.img"), dir / name));
+    std::vector<std::string> arguments = stamp_arguments(fixture("mbr.img"), dir / name);
+    arguments.push_back("--force");
+    const CommandResult result = run_imprint(arguments);
     ASSERT_EQ(result.status, 0) << result.err;
     EXPECT_TRUE(fs::is_regular_file(fs::symlink_status(dir / name)));
     EXPECT_EQ(read_file(dir / "other"), "precious\n");

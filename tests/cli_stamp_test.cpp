@@ -347,9 +347,14 @@ TEST(Stamp, KillNineLeavesNothingBehind) {
     int status = 0;
     waitpid(pid, &status, 0);
     if (WIFEXITED(status)) {
-      ++finished;  // it won the race: the output must then be complete
+      ++finished;  // it won the race
       EXPECT_EQ(WEXITSTATUS(status), 0);
-      EXPECT_EQ(e2fsck(dir / "out.img", 4).status, 0);
+    }
+    // Whatever stands under the output's name is complete: a finished stamp's, or one whose kill
+    // landed after the rename but before the exit (the one-pass stamp takes well under a second).
+    if (std::filesystem::exists(dir / "out.img")) {
+      EXPECT_EQ(std::filesystem::file_size(dir / "out.img"), std::filesystem::file_size(golden)) << "after kill at " << delay_ms << " ms";
+      for (int partition : {2, 3, 4}) EXPECT_EQ(e2fsck(dir / "out.img", partition).status, 0) << "p" << partition << " after kill at " << delay_ms << " ms";
       std::filesystem::remove(dir / "out.img");
     }
     EXPECT_TRUE(std::filesystem::is_empty(dir.path())) << "after kill at " << delay_ms << " ms";

@@ -147,8 +147,7 @@ void add_profile(CLI::App& app) {
     const Profile profile = load_profile(*profile_path);
     write_stdout(*profile_path + ": ok\nvariables:\n");
     for (const auto& name : required_variables(profile)) {
-      const auto found = profile.variables.find(name);
-      const bool defaulted = found != profile.variables.end();
+      const bool defaulted = variable_has_default(profile, name);
       write_stdout("  " + name + (name == "device_id" ? " (from --device)" : defaulted ? " (has a default)" : " (required)") + "\n");
     }
   });

@@ -35,10 +35,16 @@ std::string quoted_list(const std::vector<std::string>& names) {
 
 }  // namespace
 
+bool variable_has_default(const Profile& profile, const std::string& name) {
+  if (profile.variables.count(name) != 0) return true;
+  // credentials.pfx_password left at its default template: the PFX gets the built-in password.
+  return name == "pfx_password" && profile.credentials && profile.credentials->pfx_password == "{{pfx_password}}";
+}
+
 void require_variables(const Profile& profile, const Variables& variables) {
   std::vector<std::string> missing;
   for (const std::string& name : required_variables(profile)) {
-    if (variables.find(name) == variables.end()) missing.push_back(name);
+    if (variables.find(name) == variables.end() && !variable_has_default(profile, name)) missing.push_back(name);
   }
   if (missing.empty()) return;
   const bool one = missing.size() == 1;

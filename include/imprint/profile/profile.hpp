@@ -120,6 +120,9 @@ std::vector<std::string> required_variables(const Profile& profile);
 // missing ones at once: "<profile>: no value for variables 'a', 'b': set each with --set NAME=...
 // or a column of the devices CSV".
 void require_variables(const Profile& profile, const Variables& variables);
+// Does a device get a value for `name` without being given one: a default in the profile's
+// variables, or credentials.pfx_password left at its default template (the built-in password)?
+bool variable_has_default(const Profile& profile, const std::string& name);
 
 // A variable given by --set (or --set-file, --set-env, a CSV column) that the profile neither uses
 // nor defines a default for: "<profile> never uses variable 'dps_clinet' (did you mean

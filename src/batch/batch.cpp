@@ -371,13 +371,10 @@ void refuse_colliding_outputs(const BatchRequest& request, const std::string& ou
   }
 }
 
-// Checks every plan against the golden image, then applies the common ops to the base.
-// The base's ext filesystems are scanned once (under scan_key) before their first write, for it and
-// every device copy made from it.
-std::vector<Prepared> build_base(const std::string& base_path, const std::string& golden, const std::string& scan_key,
-                                 Backend backend, const std::string& csv, std::vector<Prepared> prepared, BatchResult& result) {
-  DiskImage image = DiskImage::open(base_path, OpenMode::ReadWrite, backend, golden);
-  image.share_scans(scan_key);
+// The rows whose plans the image accepts (check_plan_against_image); the others go to
+// result.bad_rows as "CSV:LINE: device ID: why".
+std::vector<Prepared> rows_the_image_accepts(ImageView& image, const std::string& csv, std::vector<Prepared> prepared,
+                                             BatchResult& result) {
   std::vector<Prepared> good;
   for (Prepared& item : prepared) {
     try {
@@ -388,6 +385,17 @@ std::vector<Prepared> build_base(const std::string& base_path, const std::string
       result.bad_rows.push_back(BadRow{item.line, item.device.plan.device_id, where + error.what(), error.what()});
     }
   }
+  return good;
+}
+
+// Checks every plan against the golden image, then applies the common ops to the base.
+// The base's ext filesystems are scanned once (under scan_key) before their first write, for it and
+// every device copy made from it.
+std::vector<Prepared> build_base(const std::string& base_path, const std::string& golden, const std::string& scan_key,
+                                 Backend backend, const std::string& csv, std::vector<Prepared> prepared, BatchResult& result) {
+  DiskImage image = DiskImage::open(base_path, OpenMode::ReadWrite, backend, golden);
+  image.share_scans(scan_key);
+  std::vector<Prepared> good = rows_the_image_accepts(image, csv, std::move(prepared), result);
   std::vector<const Plan*> plans;
   for (const Prepared& item : good) plans.push_back(&item.device.plan);
   SharedOps split = split_shared_ops(plans);
@@ -565,16 +573,7 @@ std::vector<std::string> planned_files(const BatchRequest& request, const std::s
 // batch --dry-run: each plan checked against the golden image opened read-only; nothing written.
 BatchResult dry_run(const BatchRequest& request, const std::string& out_dir, std::vector<Prepared> prepared, BatchResult result) {
   DiskImage golden = DiskImage::open(request.golden_path, OpenMode::ReadOnly, request.backend);
-  std::vector<Prepared> good;
-  for (Prepared& item : prepared) {
-    try {
-      check_plan_against_image(golden, item.device.plan);
-      good.push_back(std::move(item));
-    } catch (const Error& error) {
-      const std::string where = request.devices_csv + ":" + std::to_string(item.line) + ": device " + item.device.plan.device_id + ": ";
-      result.bad_rows.push_back(BadRow{item.line, item.device.plan.device_id, where + error.what(), error.what()});
-    }
-  }
+  std::vector<Prepared> good = rows_the_image_accepts(golden, request.devices_csv, std::move(prepared), result);
   std::sort(result.bad_rows.begin(), result.bad_rows.end(), [](const BadRow& a, const BadRow& b) { return a.line < b.line; });
   result.would_write = planned_files(request, out_dir, result.manifest_path, good);
   result.total = static_cast<std::size_t>(std::count_if(good.begin(), good.end(), [&](const Prepared& item) { return request.shard.contains(item.index); }));

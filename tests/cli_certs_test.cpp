@@ -68,14 +68,6 @@ TEST(Certs, WrongCaPasswordIsOneClearLine) {
   EXPECT_FALSE(std::filesystem::exists(dir / "certs/dev-0003.key.pem"));
 }
 
-std::vector<std::string> entries(const std::string& directory) {
-  std::vector<std::string> names;
-  if (!std::filesystem::exists(directory)) return names;
-  for (const auto& entry : std::filesystem::directory_iterator(directory)) names.push_back(entry.path().filename().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 // --days 3000000 wrote a certificate whose notAfter openssl prints as "Bad time value", exit 0.
 TEST(Certs, DaysOutOfRangeAreRefused) {
   TempDir dir;
@@ -83,7 +75,7 @@ TEST(Certs, DaysOutOfRangeAreRefused) {
     const CommandResult result = make_certs(dir, "dev-days", {"--days", days});
     EXPECT_EQ(result.status, 1) << days << ": " << result.err;
     EXPECT_NE(result.err.find(std::string("certs: validity of ") + days + " days is "), std::string::npos) << result.err;
-    EXPECT_TRUE(entries(dir / "certs").empty()) << days;
+    EXPECT_TRUE(directory_entries(dir / "certs").empty()) << days;
   }
 }
 
@@ -99,7 +91,7 @@ TEST(Certs, ValidityPastTheCaIsRefusedSayingWhatFits) {
   ASSERT_NE(at, std::string::npos) << result.err;
   const int fit = std::stoi(result.err.substr(at + 10));
   EXPECT_EQ(result.err.substr(at), "; at most " + std::to_string(fit) + " days fit\n");
-  EXPECT_TRUE(entries(dir / "certs").empty());
+  EXPECT_TRUE(directory_entries(dir / "certs").empty());
   // openssl agrees: the CA is still valid `fit` days from now, not `fit + 1`.
   const auto checkend = [&](int days) {
     return run({"openssl", "x509", "-in", credential("intermediate.cert.pem"), "-noout", "-checkend", std::to_string(days * 86400)}).status;
@@ -132,7 +124,7 @@ TEST(Certs, ExistingCredentialsAreKeptWithoutForceAndReplacedTogetherWithIt) {
   const CommandResult pfx_only = make_certs(dir, "dev-twice");
   EXPECT_EQ(pfx_only.status, 1);
   EXPECT_NE(pfx_only.err.find(files[3] + " already exists"), std::string::npos) << pfx_only.err;
-  EXPECT_EQ(entries(dir / "certs"), std::vector<std::string>{"dev-twice.cert.pfx"});
+  EXPECT_EQ(directory_entries(dir / "certs"), std::vector<std::string>{"dev-twice.cert.pfx"});
 
   // --force replaces all four together: a new key, and the PFX holds it.
   ASSERT_EQ(make_certs(dir, "dev-twice", {"--force"}).status, 0);
@@ -150,7 +142,7 @@ TEST(Certs, ExistingCredentialsAreKeptWithoutForceAndReplacedTogetherWithIt) {
   EXPECT_EQ(blocked.status, 1);
   EXPECT_EQ(blocked.err, "imprint: certs: " + files[3] + " is a directory\n");
   for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(file_sha256(files[i]), current[i]) << files[i] << " was replaced";
-  EXPECT_EQ(entries(dir / "certs").size(), 4u) << "a temporary file was left";
+  EXPECT_EQ(directory_entries(dir / "certs").size(), 4u) << "a temporary file was left";
 }
 
 // No private key or password on stdout/stderr, and nothing in the temp directory: every command

@@ -28,14 +28,6 @@ std::vector<std::string> batch_arguments(const TempDir& dir, const std::string& 
   return arguments;
 }
 
-std::vector<std::string> entries(const std::string& directory) {
-  std::vector<std::string> names;
-  if (!std::filesystem::exists(directory)) return names;
-  for (const auto& entry : std::filesystem::directory_iterator(directory)) names.push_back(entry.path().filename().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 int lines(const std::string& text) { return static_cast<int>(std::count(text.begin(), text.end(), '\n')); }
 
 }  // namespace
@@ -56,7 +48,7 @@ TEST(BatchOutputs, ManifestInAMissingDirectoryIsRefusedBeforeAnyImage) {
   EXPECT_EQ(directory.status, 1) << directory.err;
   EXPECT_NE(directory.err.find("manifest " + dir / "m.jsonl" + " exists and is not a regular file"), std::string::npos) << directory.err;
   EXPECT_EQ(lines(directory.err), 1) << directory.err;
-  EXPECT_TRUE(entries(out).empty()) << "an image was stamped";
+  EXPECT_TRUE(directory_entries(out).empty()) << "an image was stamped";
 }
 
 // Devices x and x.img with --name '{{device_id}}' --bmap both wrote x.bmap.
@@ -67,11 +59,11 @@ TEST(BatchOutputs, DerivedBmapNamesThatCollideAreRefusedNamingBothDevices) {
   EXPECT_EQ(result.status, 1) << result.err;
   EXPECT_EQ(result.err, "imprint: " + out + "/x.bmap would be written as the bmap of device x (" + dir / "devices.csv:2) and as the bmap of device x.img (" +
                             dir / "devices.csv:3)\n");
-  EXPECT_TRUE(entries(out).empty());
+  EXPECT_TRUE(directory_entries(out).empty());
   // Case matters on the output filesystem: X and x are two files.
   const CommandResult cases = run_imprint(batch_arguments(dir, "device_id\nx\nX\n", out, {"--name", "{{device_id}}", "--bmap"}));
   EXPECT_EQ(cases.status, 0) << cases.err;
-  EXPECT_EQ(entries(out), (std::vector<std::string>{"X", "X.bmap", "manifest.csv", "manifest.jsonl", "x", "x.bmap"}));
+  EXPECT_EQ(directory_entries(out), (std::vector<std::string>{"X", "X.bmap", "manifest.csv", "manifest.jsonl", "x", "x.bmap"}));
   EXPECT_EQ(e2fsck(out + "/X", 4).status, 0);
 }
 
@@ -83,7 +75,7 @@ TEST(BatchOutputs, ADeviceNamedLikeTheManifestOrAnInputIsRefused) {
   EXPECT_EQ(manifest.status, 1) << manifest.err;
   EXPECT_EQ(manifest.err, "imprint: " + out + "/manifest.jsonl would be written as the manifest and as the image of device manifest (" +
                               dir / "devices.csv:3)\n");
-  EXPECT_TRUE(entries(out).empty());
+  EXPECT_TRUE(directory_entries(out).empty());
   // --compress adds its suffix to the image's name; the manifest's CSV view is a file of its own.
   const CommandResult compressed =
       run_imprint(batch_arguments(dir, "device_id\nm\n", out, {"--name", "{{device_id}}", "--compress", "gz", "--manifest", out + "/m.gz"}));
@@ -95,7 +87,7 @@ TEST(BatchOutputs, ADeviceNamedLikeTheManifestOrAnInputIsRefused) {
   EXPECT_NE(view.err.find(out + "/manifest.csv would be written as the manifest's CSV view and as the image of device manifest"),
             std::string::npos)
       << view.err;
-  EXPECT_TRUE(entries(out).empty());
+  EXPECT_TRUE(directory_entries(out).empty());
   // An output directory that holds the inputs: a device named profile with --name '{{device_id}}.yaml'.
   const std::string before = file_sha256(dir / "profile.yaml");
   const CommandResult input = run_imprint(batch_arguments(dir, "device_id\nprofile\n", dir.path(), {"--name", "{{device_id}}.yaml"}));
@@ -128,7 +120,7 @@ files:
   const CommandResult over = stamp(dir / "out", dir / "out/" + device + ".pub.pem");
   EXPECT_EQ(over.status, 1) << over.err;
   EXPECT_EQ(over.err, "imprint: --emit would write " + dir / "out/" + device + ".pub.pem, which is the output image\n");
-  EXPECT_TRUE(entries(dir / "out").empty());
+  EXPECT_TRUE(directory_entries(dir / "out").empty());
 
   std::filesystem::create_directories(dir / "out");
   write_file(dir / "out/not-a-dir", "x");
@@ -136,21 +128,21 @@ files:
   EXPECT_EQ(file.status, 1) << file.err;
   EXPECT_NE(file.err.find("--emit " + dir / "out/not-a-dir" + ": cannot make it a directory"), std::string::npos) << file.err;
   EXPECT_EQ(lines(file.err), 1) << file.err;
-  EXPECT_EQ(entries(dir / "out"), std::vector<std::string>{"not-a-dir"});
+  EXPECT_EQ(directory_entries(dir / "out"), std::vector<std::string>{"not-a-dir"});
 
   // One emitted name taken by a directory: found before the image is written, not after.
   std::filesystem::create_directories(dir / "emit/" + device + ".preauth.json");
   const CommandResult taken = stamp(dir / "emit");
   EXPECT_EQ(taken.status, 1) << taken.err;
   EXPECT_EQ(taken.err, "imprint: --emit: " + dir / "emit/" + device + ".preauth.json is a directory\n");
-  EXPECT_EQ(entries(dir / "out"), std::vector<std::string>{"not-a-dir"});
-  EXPECT_EQ(entries(dir / "emit"), std::vector<std::string>{device + ".preauth.json"});
+  EXPECT_EQ(directory_entries(dir / "out"), std::vector<std::string>{"not-a-dir"});
+  EXPECT_EQ(directory_entries(dir / "emit"), std::vector<std::string>{device + ".preauth.json"});
 
   // Once the way is clear, the image and all four emitted files appear together.
   std::filesystem::remove(dir / "emit/" + device + ".preauth.json");
   const CommandResult ok = stamp(dir / "emit");
   ASSERT_EQ(ok.status, 0) << ok.err;
-  EXPECT_EQ(entries(dir / "emit"), (std::vector<std::string>{device + ".enrollment.json", device + ".preauth.json", device + ".pub.pem",
+  EXPECT_EQ(directory_entries(dir / "emit"), (std::vector<std::string>{device + ".enrollment.json", device + ".preauth.json", device + ".pub.pem",
                                                               device + ".thumbprints.txt"}));
   EXPECT_EQ(shell("openssl pkey -pubin -in '" + dir / "emit/" + device + ".pub.pem" + "' -noout && echo ok"), "ok\n");
   EXPECT_EQ(e2fsck(dir / "out/dev.img", 4).status, 0);

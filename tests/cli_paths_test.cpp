@@ -19,14 +19,6 @@ namespace {
 
 const std::vector<std::string> kEpoch{"SOURCE_DATE_EPOCH=1700000000"};
 
-std::vector<std::string> entries(const std::string& directory) {
-  std::vector<std::string> names;
-  if (!std::filesystem::exists(directory)) return names;
-  for (const auto& entry : std::filesystem::directory_iterator(directory)) names.push_back(entry.path().filename().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 std::vector<std::string> batch(const TempDir& dir, const std::string& csv, const std::string& out,
                                const std::vector<std::string>& extra = {}) {
   write_file(dir / "profile.yaml", kDeviceIdProfile);
@@ -90,7 +82,7 @@ files:
                                          " --devices ../csvdir/devices.csv -O ../out2 --backend native --set extra=extra.txt"});
   EXPECT_EQ(missing.status, 1);
   EXPECT_NE(missing.err.find(dir / "csvdir/files/missing.txt"), std::string::npos) << missing.err;
-  EXPECT_TRUE(entries(dir / "out2").empty()) << "an image was written";
+  EXPECT_TRUE(directory_entries(dir / "out2").empty()) << "an image was written";
 }
 
 // README's CI layout: shards in shard-1/, shard-2/, merged next to them. The merged records kept
@@ -202,7 +194,7 @@ TEST(Paths, OneOverwriteRuleBatchRefusesForeignFilesButResumes) {
   CommandResult result = run_imprint(batch(dir, "device_id\nd1\nd2\n", out));
   EXPECT_EQ(result.status, 1);
   EXPECT_EQ(result.err, "imprint: " + out + "/d2.img already exists (and is not in the manifest as device d2's; --force replaces it)\n");
-  EXPECT_EQ(entries(out), (std::vector<std::string>{"d2.img"})) << "a refused batch wrote something";
+  EXPECT_EQ(directory_entries(out), (std::vector<std::string>{"d2.img"})) << "a refused batch wrote something";
   EXPECT_EQ(read_file(out + "/d2.img"), "someone else's file\n");
 
   result = run_imprint(batch(dir, "device_id\nd1\nd2\n", out, {"--force"}));
@@ -246,7 +238,7 @@ TEST(Paths, GeneratedCredentialsNeedEmit) {
   emitting.insert(emitting.end(), {"--emit", dir / "emit"});
   result = run_imprint(emitting);
   ASSERT_EQ(result.status, 0) << result.err;
-  EXPECT_EQ(entries(dir / "emit"), (std::vector<std::string>{"dev-1.enrollment.json", "dev-1.preauth.json", "dev-1.pub.pem", "dev-1.thumbprints.txt"}));
+  EXPECT_EQ(directory_entries(dir / "emit"), (std::vector<std::string>{"dev-1.enrollment.json", "dev-1.preauth.json", "dev-1.pub.pem", "dev-1.thumbprints.txt"}));
   // The emitted public key is the one whose private half is in the image.
   write_file(dir / "agent.pem", debugfs(dir / "dev-1.img", 4, "cat /mender/mender-agent.pem"));
   EXPECT_EQ(shell("openssl pkey -in " + quoted(dir / "agent.pem") + " -pubout"), read_file(dir / "emit/dev-1.pub.pem"));
@@ -257,10 +249,10 @@ TEST(Paths, RerunWithAnotherCompressRemovesThePreviousOutputs) {
   TempDir dir;
   const std::string out = dir / "out";
   ASSERT_EQ(run_imprint(batch(dir, "device_id\nd1\nd2\n", out, {"--compress", "gz", "--bmap"})).status, 0);
-  EXPECT_EQ(entries(out), (std::vector<std::string>{"d1.bmap", "d1.img.gz", "d2.bmap", "d2.img.gz", "manifest.csv", "manifest.jsonl"}));
+  EXPECT_EQ(directory_entries(out), (std::vector<std::string>{"d1.bmap", "d1.img.gz", "d2.bmap", "d2.img.gz", "manifest.csv", "manifest.jsonl"}));
   const CommandResult result = run_imprint(batch(dir, "device_id\nd1\nd2\n", out, {"--compress", "zst"}));
   ASSERT_EQ(result.status, 0) << result.err;
-  EXPECT_EQ(entries(out), (std::vector<std::string>{"d1.img.zst", "d2.img.zst", "manifest.csv", "manifest.jsonl"}));
+  EXPECT_EQ(directory_entries(out), (std::vector<std::string>{"d1.img.zst", "d2.img.zst", "manifest.csv", "manifest.jsonl"}));
   EXPECT_NE(result.err.find("imprint: warning: removed " + out + "/d1.img.gz: its device was re-stamped under another name"), std::string::npos)
       << result.err;
   EXPECT_NE(result.err.find("removed " + out + "/d2.bmap"), std::string::npos) << result.err;

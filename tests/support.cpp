@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -230,6 +231,14 @@ std::string partition_sha256(const std::string& image, int number) {
   return shell("dd if='" + image + "' bs=1M iflag=skip_bytes,count_bytes skip=" + std::to_string(span.offset) +
                " count=" + std::to_string(span.size) + " status=none | sha256sum | cut -d' ' -f1")
       .substr(0, 64);
+}
+
+std::vector<std::string> directory_entries(const std::string& directory) {
+  std::vector<std::string> names;
+  if (!std::filesystem::exists(directory)) return names;
+  for (const auto& entry : std::filesystem::directory_iterator(directory)) names.push_back(entry.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 std::uint64_t allocated_bytes(const std::string& path) {

@@ -99,6 +99,8 @@ CommandResult e2fsck(const std::string& image, int number);
 std::string partition_sha256(const std::string& image, int number);
 // Allocated bytes of a host file (st_blocks * 512).
 std::uint64_t allocated_bytes(const std::string& path);
+// The names in a directory (hidden ones included), sorted; none when it does not exist.
+std::vector<std::string> directory_entries(const std::string& directory);
 
 // Runs action, which must throw imprint::Error with this code; returns the error for more checks
 // (a test failure, and an empty Error, when nothing is thrown).

@@ -76,6 +76,7 @@ NR == 1 { next }
   if ($6 != "ok") { bad[key] = bad[key] " run " $3 ": " $6; next }
   count[key]++; t[key, count[key]] = $4
   if ($5 != "-" && $5 + 0 > rss[key] + 0) rss[key] = $5
+  if ($8 != "" && $8 + 0 > written[key] + 0) written[key] = $8
 }
 END {
   for (k = 1; k <= nkeys; k++) if (count[order[k]] > 0) med[order[k]] = median(order[k])
@@ -150,6 +151,38 @@ END {
   }
   if (fl != "") printf "- imprint flash throughput vs `bmaptool copy` (issue 5 asks for the ratio, no threshold; above 1 means imprint is faster): %s\n", fl
   else print "- imprint flash throughput vs `bmaptool copy` (issue 5): not measured"
+  print ""
+  print "## Targets (issue 16: the golden read-only, each device an overlay)"
+  print ""
+  for (s = 1; s <= nsizes; s++) {
+    if (!has(sizes[s], "imprint") || !has(sizes[s], "floor")) continue
+    r = med[sizes[s], "imprint"] / med[sizes[s], "floor"]
+    printf "- imprint stamp at most 1.1x `cp --sparse=always` + `sync` (%s GiB, %s): %.2fx, %s\n", sizes[s], workfs, r,
+      sizes[s] >= 4 ? verdict(r <= 1.1) : "(the issue sets it on 4 GiB)"
+  }
+  if (has(1, "reflink:imprint")) printf "- imprint stamp on XFS with reflink at most 0.1 s (1 GiB): %.3f s, %s\n", med[1, "reflink:imprint"], verdict(med[1, "reflink:imprint"] <= 0.1)
+  else print "- imprint stamp on XFS with reflink at most 0.1 s: not measured"
+  for (s = 1; s <= nsizes; s++) {
+    for (kk = 1; kk <= 2; kk++) {
+      kind = kk == 1 ? "file" : "loop"
+      im = sizes[s] SUBSEP "flash_imprint:" kind; st = sizes[s] SUBSEP "flash_stamp:" kind
+      if (count[im] == 0 || count[st] == 0) continue
+      r = med[st] / med[im]
+      printf "- imprint flash -p at most 1.1x imprint flash of the stamped image (%s GiB, %s): %.2fx, %s", sizes[s], label(kind), r, verdict(r <= 1.1)
+      if (kind == "file" && (st in written) && (im in written)) {
+        extra = written[st] - written[im]
+        printf "; written to storage by the process: %.1f MiB on the fly vs %.1f MiB from the stamped image (extra %.1f MiB: %s)", written[st] / 1048576, written[im] / 1048576, extra / 1048576, verdict(extra < 64 * 1048576)
+      }
+      printf "\n"
+    }
+  }
+  line = ""; rss_ok = 1
+  for (s = 1; s <= nsizes; s++) {
+    st = sizes[s] SUBSEP "flash_stamp:file"
+    if (has(sizes[s], "imprint")) { line = line sprintf("%s%s GiB stamp %.1f MiB", line == "" ? "" : ", ", sizes[s], rss[sizes[s], "imprint"] / 1024); rss_ok = rss_ok && rss[sizes[s], "imprint"] / 1024 <= 64 }
+    if (count[st] > 0) { line = line sprintf("%s%s GiB flash -p %.1f MiB", line == "" ? "" : ", ", sizes[s], rss[st] / 1024); rss_ok = rss_ok && rss[st] / 1024 <= 64 }
+  }
+  if (line != "") printf "- peak RSS at most 64 MiB, overlay included: %s, %s\n", line, verdict(rss_ok)
   print ""
   if ((1 SUBSEP "batch_imprint") in seen) {
     print "## Batch (1 GiB golden image)"

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -92,6 +93,11 @@ std::string zip_image_member(int fd, const std::string& path) {
   return members.front();
 }
 
+// A copy someone stopped (BackgroundCopy's owner failed first) ends between chunks.
+void throw_if_stopped(const std::atomic<bool>* stop, const std::string& what) {
+  if (stop != nullptr && stop->load(std::memory_order_relaxed)) throw Error("the copy of " + what + " was stopped");
+}
+
 bool all_zero(const char* data, std::size_t size) {
   return size == 0 || (data[0] == 0 && std::memcmp(data, data + 1, size - 1) == 0);
 }
@@ -147,7 +153,7 @@ Error decompression_bomb(const std::string& path, std::uint64_t cap) {
 
 // Streams the current entry of reader into fd, holes for zero blocks. Returns the bytes written.
 // A golden of several GiB takes a while to decompress: progress on a terminal.
-std::uint64_t extract_entry(archive* reader, int fd, const std::string& path) {
+std::uint64_t extract_entry(archive* reader, int fd, const std::string& path, const std::atomic<bool>* stop) {
   ProgressLine progress("decompressing", "decompressed", path);
   std::vector<char> buffer(kChunk);
   std::uint64_t offset = 0;
@@ -163,6 +169,7 @@ std::uint64_t extract_entry(archive* reader, int fd, const std::string& path) {
       filled += static_cast<std::size_t>(got);
     }
     if (cap && offset + filled > *cap) throw decompression_bomb(path, *cap);
+    throw_if_stopped(stop, path);
     write_skipping_zeros(fd, buffer.data(), filled, offset, what);
     offset += filled;
     if (!cap) {
@@ -180,8 +187,9 @@ std::uint64_t extract_entry(archive* reader, int fd, const std::string& path) {
 
 // Copies [begin, end) of src into dst at the same offsets, zero blocks left as holes.
 void copy_range(int src_fd, int dst_fd, std::uint64_t begin, std::uint64_t end, std::vector<char>& buffer,
-                const std::string& src_name, ProgressLine* progress) {
+                const std::string& src_name, ProgressLine* progress, const std::atomic<bool>* stop) {
   while (begin < end) {
+    throw_if_stopped(stop, src_name);
     const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), end - begin));
     const ssize_t got = ::pread(src_fd, buffer.data(), want, static_cast<off_t>(begin));
     if (got < 0) {
@@ -245,7 +253,8 @@ bool is_compressed_image(const std::string& path) {
 namespace {
 
 // copy_sparse, telling `progress` (when given) how far into the source it is.
-std::vector<Extent> copy_sparse_shown(int src_fd, int dst_fd, const std::string& src_name, ProgressLine* progress) {
+std::vector<Extent> copy_sparse_shown(int src_fd, int dst_fd, const std::string& src_name, ProgressLine* progress,
+                                      const std::atomic<bool>* stop = nullptr) {
   if (::ioctl(dst_fd, FICLONE, src_fd) == 0) return data_extents(dst_fd);  // shares blocks, keeps holes
   const std::uint64_t size = file_size(src_fd, src_name);
   if (progress) progress->set_total(size);
@@ -262,7 +271,7 @@ std::vector<Extent> copy_sparse_shown(int src_fd, int dst_fd, const std::string&
       if (hole < 0) hole = static_cast<off_t>(size);
     }
     const std::uint64_t end = std::min(static_cast<std::uint64_t>(hole), size);
-    copy_range(src_fd, dst_fd, static_cast<std::uint64_t>(data), end, buffer, src_name, progress);
+    copy_range(src_fd, dst_fd, static_cast<std::uint64_t>(data), end, buffer, src_name, progress, stop);
     position = end;
   }
   set_size(dst_fd, size, "the copy of " + src_name);
@@ -276,7 +285,9 @@ std::vector<Extent> copy_sparse(int src_fd, int dst_fd, const std::string& src_n
   return copy_sparse_shown(src_fd, dst_fd, src_name, nullptr);
 }
 
-std::vector<Extent> decompress_image(const std::string& path, int dst_fd) {
+namespace {
+
+std::vector<Extent> decompress_stoppable(const std::string& path, int dst_fd, const std::atomic<bool>* stop) {
   UniqueFd fd = open_read(path, InputKind::File, "a compressed image file");
   Archive reader = open_archive(fd.get(), path);
   archive_entry* entry = next_entry(reader.get(), path);
@@ -289,18 +300,37 @@ std::vector<Extent> decompress_image(const std::string& path, int dst_fd) {
       if (entry == nullptr) throw Error(path + ": " + member + " vanished from the zip archive", ErrorCode::Corrupt);
     } while (!is_image_member(entry) || member != archive_entry_pathname(entry));
   }
-  const std::uint64_t size = extract_entry(reader.get(), dst_fd, path);
+  const std::uint64_t size = extract_entry(reader.get(), dst_fd, path, stop);
   set_size(dst_fd, size, "the decompressed copy of " + path);
   return data_extents(dst_fd);
 }
 
-std::vector<Extent> copy_image(const std::string& path, int dst_fd) {
-  if (is_compressed_image(path)) return decompress_image(path, dst_fd);
+}  // namespace
+
+std::vector<Extent> decompress_image(const std::string& path, int dst_fd) { return decompress_stoppable(path, dst_fd, nullptr); }
+
+std::vector<Extent> copy_image(const std::string& path, int dst_fd, const std::atomic<bool>* stop) {
+  if (is_compressed_image(path)) return decompress_stoppable(path, dst_fd, stop);
   // A golden is a file: copy_sparse sizes the copy by st_size, which a block device does not have.
   UniqueFd src = open_read(path, InputKind::File, "an image file");
   // A golden of several GiB takes a while to copy where it cannot be reflinked: progress on a terminal.
   ProgressLine progress("copying", "copied", path);
-  return copy_sparse_shown(src.get(), dst_fd, path, &progress);
+  return copy_sparse_shown(src.get(), dst_fd, path, &progress, stop);
 }
+
+BackgroundCopy::BackgroundCopy(std::string path, int dst_fd)
+    : copy_(std::async(std::launch::async, [this, path = std::move(path), dst_fd] { return copy_image(path, dst_fd, &stop_); })) {}
+
+BackgroundCopy::~BackgroundCopy() {
+  if (!copy_.valid()) return;
+  stop_ = true;
+  try {
+    copy_.get();
+  } catch (const Error&) {
+    // stopped, or failed: nobody waits for this copy's result (the caller's own error is on its way)
+  }
+}
+
+std::vector<Extent> BackgroundCopy::wait() { return copy_.get(); }
 
 }  // namespace imprint

@@ -384,16 +384,19 @@ StampResult stamp(const StampRequest& request) {
     PendingFile output(request.output_path);  // the raw image; never named when the output is compressed
     std::optional<PendingFile> bmap;
     try {
-      // One pass where it applies: the plan is applied to the read-only golden with its writes
-      // kept in an overlay, the golden is copied (reflinked where the filesystem can) and the
-      // overlay's few MiB written over the copy. Else the copy is edited in place.
+      // One pass where it applies: the golden is copied (reflinked where the filesystem can) on
+      // another thread while this one applies the plan to the read-only golden, its writes kept in
+      // an overlay; then the overlay's few MiB go over the copy. The copy starts only now, after
+      // the credentials' checks: nothing is written for a device whose key and certificate do not
+      // belong together. Where the overlay does not apply, the copy is edited in place.
+      BackgroundCopy copy(request.golden_path, output.fd());
       StampResult overlaid = result;
       if (const auto overlay = stamp_overlay(request.golden_path, overlaid, request.backend)) {
         result = std::move(overlaid);
-        copy_image(request.golden_path, output.fd());
+        copy.wait();
         overlay->write_to(output.fd(), request.output_path);
       } else {
-        copy_image(request.golden_path, output.fd());
+        copy.wait();
         {
           DiskImage image = DiskImage::open(output.temp_path(), OpenMode::ReadWrite, request.backend, request.golden_path);
           stamp_open_image(image, result);

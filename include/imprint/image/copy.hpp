@@ -3,7 +3,9 @@
 // compressed images through libarchive (copy.cpp), and compression (compress.cpp).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <future>
 #include <string>
 #include <vector>
 
@@ -22,8 +24,25 @@ std::vector<Extent> copy_sparse(int src_fd, int dst_fd, const std::string& src_n
 // member) into dst_fd, writing holes for all-zero blocks. Returns the data extents.
 std::vector<Extent> decompress_image(const std::string& path, int dst_fd);
 
-// Copies or decompresses `path` into dst_fd, whichever it needs.
-std::vector<Extent> copy_image(const std::string& path, int dst_fd);
+// Copies or decompresses `path` into dst_fd, whichever it needs. A set `stop` ends it between
+// chunks with an Error.
+std::vector<Extent> copy_image(const std::string& path, int dst_fd, const std::atomic<bool>* stop = nullptr);
+
+// copy_image on another thread, so that the golden's copy (the bulk of a stamp's time) runs while
+// the caller stamps the plan into an overlay. wait() returns the extents or rethrows the copy's
+// error; destroyed without wait() (the caller failed first), it stops the copy and waits for it.
+class BackgroundCopy {
+ public:
+  BackgroundCopy(std::string path, int dst_fd);
+  BackgroundCopy(const BackgroundCopy&) = delete;
+  BackgroundCopy& operator=(const BackgroundCopy&) = delete;
+  ~BackgroundCopy();
+  std::vector<Extent> wait();
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::future<std::vector<Extent>> copy_;  // last: started once stop_ exists
+};
 
 enum class Compression { None, Gzip, Xz, Zstd };
 Compression parse_compression(const std::string& text);  // "none" | "gz" | "xz" | "zst"

@@ -132,6 +132,10 @@ TEST_P(StampFixture, WritesTheTutorialsFilesAndNothingElse) {
   for (const auto& argument : device_variables()) verify.push_back(argument);
   CommandResult verified = run_imprint(verify);
   EXPECT_EQ(verified.status, 0) << verified.out << verified.err;
+  // And byte for byte against golden + this device's overlay (a .gz golden decompressed once).
+  verify.insert(verify.end(), {"--golden", golden});
+  verified = run_imprint(verify);
+  EXPECT_EQ(verified.status, 0) << verified.out << verified.err;
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -104,6 +104,8 @@ void add_verify(CLI::App& app) {
   command->add_option("-p,--profile", request.profile_path, "Profile (YAML)")->required();
   command->add_option("--device", request.device_id, "Device id")->required();
   command->add_option("IMAGE", request.image_path, "Stamped image, or the card it was flashed to")->required();
+  command->add_option("--golden", request.golden_path,
+                      "Also compare IMAGE byte for byte with this golden + the device's writes (raw or compressed)");
   command->add_flag("--structure", request.structure, "Also check every filesystem's structure (e2fsck -fn, fsck.fat -n)");
   options->add_to(command);
   command->callback([options] { options->run(); });
@@ -117,6 +119,7 @@ void VerifyOptions::run() {
   const std::string& image = request.image_path;
   if (json) {
     nlohmann::ordered_json out{{"device_id", request.device_id}, {"image", image}, {"ok", differences.empty()}, {"differences", differences}};
+    if (!request.golden_path.empty()) out["golden"] = request.golden_path;
     if (result.structure) {
       out["structure"] = {{"checked", result.structure->checked}, {"skipped", result.structure->skipped}, {"problems", result.structure->problems}};
     }
@@ -125,15 +128,16 @@ void VerifyOptions::run() {
     for (const auto& difference : differences) write_stdout(difference + "\n");
   }
   if (!differences.empty()) {
-    throw Error(image + " does not match the plan for " + request.device_id + ": " + std::to_string(differences.size()) +
-                    " difference(s)",
+    throw Error(image + " does not match " + (request.golden_path.empty() ? "" : request.golden_path + " + ") + "the plan for " +
+                    request.device_id + ": " + std::to_string(differences.size()) + " difference(s)",
                 ErrorCode::CheckFailed);
   }
   if (!json) {  // the success lines: none with --quiet
     if (result.structure) {
       for (const auto& line : result.structure->checked) write_result(line);
     }
-    write_result(image + ": matches the plan for " + request.device_id + (result.structure ? ", filesystems clean" : ""));
+    write_result(image + ": matches " + (request.golden_path.empty() ? "" : request.golden_path + " + ") + "the plan for " +
+                 request.device_id + (result.structure ? ", filesystems clean" : ""));
   }
 }
 

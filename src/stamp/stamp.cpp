@@ -199,24 +199,31 @@ std::vector<int> written_partitions(ImageView& image, const Plan& plan) {
   return numbers;
 }
 
-// Does the golden + overlay path apply? A raw golden whose written partitions are all native ext,
-// and no bootstrap Artifact to renew (the renewal hashes the finished partitions through a second
-// open of the image, which must then be a file): otherwise the copy is edited as before.
-bool overlay_applies(DiskImage& golden, const Plan& plan) {
-  try {
-    if (!golden.overlay_covers(written_partitions(golden, plan))) return false;
-    if (!bootstrap_renewable(golden) || !touches_rootfs(golden, plan)) return true;
-    return !golden.filesystem(golden.partition(Role::Data)).stat("/mender/bootstrap.mender");
-  } catch (const Error&) {
-    return false;  // the copy's path reports it, as it always has
-  }
-}
+bool overlay_applies(DiskImage& golden, const Plan& plan) { return !overlay_obstacle(golden, plan); }
 
 void append(std::vector<std::string>& to, std::vector<std::string> more) {
   to.insert(to.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
 }
 
 }  // namespace
+
+// Does the golden + overlay path apply? A raw golden whose written partitions are all native ext,
+// and no bootstrap Artifact to renew (the renewal hashes the finished partitions through a second
+// open of the image, which must then be a file): otherwise stamp edits a copy as before.
+std::optional<std::string> overlay_obstacle(DiskImage& golden, const Plan& plan) {
+  try {
+    for (const int number : written_partitions(golden, plan)) {
+      if (!golden.overlay_covers({number})) {
+        return "the plan writes " + partition_name(golden.partition_number(number)) + ", which only libguestfs opens";
+      }
+    }
+    if (!bootstrap_renewable(golden) || !touches_rootfs(golden, plan)) return std::nullopt;
+    if (!golden.filesystem(golden.partition(Role::Data)).stat("/mender/bootstrap.mender")) return std::nullopt;
+    return std::string("the plan edits the root filesystems and data:/mender/bootstrap.mender is renewed after them");
+  } catch (const Error& error) {
+    return std::string(error.what());  // stamp's copy path reports it, as it always has
+  }
+}
 
 void stamp_open_image(DiskImage& image, StampResult& result) {
   check_plan_against_image(image, result.plan);  // before the first write
@@ -247,9 +254,13 @@ void apply_plan(ImageView& image, const Plan& plan) {
 VerifyResult verify(const VerifyRequest& request) {
   const Profile profile = load_profile(request.profile_path);
   const DevicePlan device = prepare_device(profile, request.device_id, request.overrides);
-  DiskImage disk = DiskImage::open(request.image_path, OpenMode::ReadOnly, request.backend);
   VerifyResult result;
-  result.differences = verify_plan(disk, device);
+  if (!request.golden_path.empty()) {
+    result.differences = verify_against_golden(request.golden_path, request.image_path, device, request.backend);
+    if (!request.structure) return result;
+  }
+  DiskImage disk = DiskImage::open(request.image_path, OpenMode::ReadOnly, request.backend);
+  if (request.golden_path.empty()) result.differences = verify_plan(disk, device);
   if (request.structure) {
     result.structure = check_structure(disk);
     result.differences.insert(result.differences.end(), result.structure->problems.begin(), result.structure->problems.end());

@@ -60,6 +60,10 @@ class ImageOverlay;
 // that does not apply: a compressed golden, a written partition only libguestfs opens, or a
 // bootstrap Artifact to renew; then the caller copies the golden and edits the copy instead.
 std::shared_ptr<ImageOverlay> stamp_overlay(const std::string& golden_path, StampResult& result, Backend backend);
+// Why golden + overlay does not apply to this plan on this golden (opened with open_overlay): "the
+// plan writes boot (p1), which only libguestfs opens", the bootstrap Artifact to renew, or the error
+// the golden gave; nullopt when it applies.
+std::optional<std::string> overlay_obstacle(DiskImage& golden, const Plan& plan);
 
 // Checks the plan against the open image, applies it, notes warnings, flushes.
 void stamp_open_image(DiskImage& image, StampResult& result);
@@ -81,11 +85,14 @@ std::vector<std::string> verify_plan(ImageView& image, const DevicePlan& device)
 
 // imprint verify: the device's plan (profile + device + variables, its checks run) against an image
 // or the card it was flashed to, opened read-only; with `structure`, the filesystems' own checks too.
+// With golden_path: the image is also compared byte for byte with golden + the device's overlay
+// (verify_against_golden).
 struct VerifyRequest {
   std::string profile_path;
   std::string device_id;
   Variables overrides;
   std::string image_path;
+  std::string golden_path;  // --golden; empty: the plan's files only
   bool structure = false;
   Backend backend = Backend::Auto;
 };
@@ -94,6 +101,18 @@ struct VerifyResult {
   std::optional<StructureReport> structure;  // with request.structure
 };
 VerifyResult verify(const VerifyRequest& request);
+
+// verify --golden: the expected image is the golden plus the overlay stamp would write for `device`
+// (the same plan, applied to the golden opened read-only). Every byte of image_path (a file, a
+// compressed image, or a card: its bytes past the golden's size are not looked at) outside the
+// overlay's written runs must equal the golden's: one line for all that differ (how many bytes and
+// ranges, the first offset and the partition it falls in), a change stamp never makes. Written runs
+// that are byte-equal are fine; when any differs, verify_plan's meaning check judges the plan's
+// files and its lines are added. A compressed golden (or image) is decompressed once into an
+// unnamed temp file; a plan the overlay cannot hold (a partition only libguestfs opens, a bootstrap
+// Artifact to renew) is Error(Unsupported) naming why. Empty: a match.
+std::vector<std::string> verify_against_golden(const std::string& golden_path, const std::string& image_path, const DevicePlan& device,
+                                               Backend backend);
 
 // The warning for a plan that edits a root filesystem of an image holding a bootstrap Artifact.
 std::optional<std::string> bootstrap_warning(ImageView& image, const Plan& plan);

@@ -31,7 +31,6 @@
 #include "imprint/core/lifetime.hpp"
 #include "imprint/image/image.hpp"
 #include "imprint/image/overlay.hpp"
-#include "imprint/image/pathmap.hpp"
 #include "imprint/core/progress.hpp"
 #include "imprint/profile/profile.hpp"
 #include "imprint/stamp/stamp.hpp"
@@ -272,20 +271,6 @@ ManifestRecord device_record(const Context& context, const Prepared& prepared, c
 // means one thing.
 Written compressed_output(const std::string& output, std::string output_sha256, std::uint64_t image_size, std::optional<Bmap> bmap) {
   return Written{std::move(output_sha256), std::filesystem::file_size(output), std::nullopt, image_size, std::move(bmap)};
-}
-
-// Can this device's own ops go to an overlay on the shared base? Only when every partition they
-// write is native ext (the overlay cannot hold what libguestfs writes).
-bool overlay_takes(DiskImage& base, const Plan& own) {
-  try {
-    std::vector<int> partitions;
-    for (const PlanOp& op : own.ops) {
-      for (const Location& location : resolve(op.target, base)) partitions.push_back(location.partition);
-    }
-    return base.overlay_covers(partitions);
-  } catch (const Error&) {
-    return false;  // the copy's path reports it
-  }
 }
 
 // A compressed output at the cost of its delta: the device's own ops go to an overlay on the shared

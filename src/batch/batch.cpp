@@ -283,8 +283,8 @@ std::optional<ManifestRecord> stamp_compressed_overlay(const Context& context, c
   auto overlay = std::make_shared<ImageOverlay>();
   {
     DiskImage image = DiskImage::open_overlay(fd_path(context.base_fd), overlay, request.backend, request.golden_path);
+    image.share_scans(context.scan_key);  // before overlay_takes, whose resolving opens the rootfs
     if (!overlay_takes(image, prepared.own)) return std::nullopt;
-    image.share_scans(context.scan_key);
     apply_plan(image, prepared.own);
     image.flush();
     const auto differences = verify_plan(image, prepared.device);

@@ -41,6 +41,17 @@ TEST(BatchPlan, OpsEveryDeviceHasIdenticallyGoIntoTheSharedBase) {
   EXPECT_EQ(targets(split.own[2].ops), (std::vector<std::string>{"/data/mender/device-id", "/etc/only-c"}));  // c's order
 }
 
+// A compressed batch's choice per device: own ops on native ext partitions (/data, the rootfs) go to
+// an overlay on the base; one on the vfat boot partition (libguestfs) sends the device to a copy of
+// the base; so does a target that does not resolve (the copy's path reports it).
+TEST(BatchPlan, OwnOpsGoToAnOverlayOnlyWhenEveryPartitionTheyWriteIsNativeExt) {
+  DiskImage base = DiskImage::open_overlay(test::fixture("mbr.img"), nullptr);
+  EXPECT_TRUE(overlay_takes(base, Plan{"a", {file("/data/mender/device-id", "a"), file("/etc/device-id", "a")}}));
+  EXPECT_TRUE(overlay_takes(base, Plan{"a", {}}));
+  EXPECT_FALSE(overlay_takes(base, Plan{"a", {file("/data/mender/device-id", "a"), file("/uboot/device-id", "a")}}));
+  EXPECT_FALSE(overlay_takes(base, Plan{"a", {file("p9:/x", "a")}}));
+}
+
 TEST(BatchPlan, AnyDifferenceKeepsAnOpOwnAndAFreshPfxIsNeverShared) {
   const PlanOp base = file("/etc/x", "x");
   const auto differing = [&](const std::function<void(PlanOp&)>& change) {

@@ -30,8 +30,11 @@
 #include "imprint/core/overwrite.hpp"
 #include "imprint/core/lifetime.hpp"
 #include "imprint/image/image.hpp"
+#include "imprint/image/overlay.hpp"
+#include "imprint/core/progress.hpp"
 #include "imprint/profile/profile.hpp"
 #include "imprint/stamp/stamp.hpp"
+#include "flash_internal.hpp"
 #include "record.hpp"
 
 namespace imprint {
@@ -81,6 +84,91 @@ class LazyFramedBase {
   std::optional<FramedBase> base_;
 };
 
+// Reads `length` bytes of an image into digest, through `read`, a MiB at a time.
+void hash_through(const ImageReader& read, std::uint64_t offset, std::uint64_t length, Sha256& digest) {
+  std::vector<char> buffer(std::min<std::uint64_t>(length, 1 << 20));
+  for (std::uint64_t at = offset; at < offset + length;) {
+    const auto part = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), offset + length - at));
+    read(at, part, buffer.data());
+    digest.update(std::string_view(buffer.data(), part));
+    at += part;
+  }
+}
+
+// Block map extents cut at every multiple of `piece` bytes: a device's bmap then differs from the
+// base's only in the pieces its overlay touches.
+std::vector<Extent> cut(const std::vector<Extent>& extents, std::uint64_t piece) {
+  std::vector<Extent> pieces;
+  for (const Extent& extent : extents) {
+    for (std::uint64_t at = extent.offset; at < extent.end();) {
+      const std::uint64_t end = std::min(extent.end(), (at / piece + 1) * piece);
+      pieces.push_back({at, end - at});
+      at = end;
+    }
+  }
+  return pieces;
+}
+
+// The shared base's block map, cut into pieces of a frame with a sha256 each, built once by the
+// first device of a compressed --bmap batch: a device's bmap reuses the checksum of every piece its
+// overlay leaves alone and hashes only the others (never the whole image).
+class LazyBaseMap {
+ public:
+  struct Piece {
+    std::uint64_t length = 0;
+    std::string sha256;
+  };
+  struct Map {
+    std::uint64_t size = 0;
+    std::vector<Extent> extents;              // the base's block map, merged
+    std::map<std::uint64_t, Piece> pieces;  // by offset
+  };
+  const Map& get(int base_fd, const std::string& name) {
+    std::lock_guard lock(mutex_);
+    if (!map_) {
+      Map map;
+      map.size = flash_detail::fd_size(base_fd, name);
+      map.extents = image_block_map(fd_path(base_fd), name).extents;
+      const ImageOverlay nothing;  // reads the base as it is
+      const ImageReader read = [&](std::uint64_t offset, std::size_t size, char* out) { nothing.read(base_fd, offset, size, out); };
+      for (const Extent& piece : cut(map.extents, kDefaultFrameSize)) {
+        Sha256 digest;
+        hash_through(read, piece.offset, piece.length, digest);
+        map.pieces[piece.offset] = Piece{piece.length, digest.hex_digest()};
+      }
+      map_ = std::move(map);
+    }
+    return *map_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::optional<Map> map_;
+};
+
+// The bmap of base + overlay: the base's block map and every block the overlay wrote (blocks its
+// writes allocated are not in the base's map; blocks they freed stay: free space), as flash -p maps
+// golden + overlay; a piece's checksum is the base's unless the overlay wrote into it.
+Bmap overlay_bmap(const LazyBaseMap::Map& base, const std::vector<Extent>& written, const ImageReader& read) {
+  std::vector<Extent> map = base.extents;
+  map.insert(map.end(), written.begin(), written.end());
+  Bmap bmap;
+  bmap.image_size = base.size;
+  for (const Extent& piece : cut(block_aligned(map, base.size), kDefaultFrameSize)) {
+    const auto found = base.pieces.find(piece.offset);
+    std::string sha256;
+    if (found != base.pieces.end() && found->second.length == piece.length && intersect(written, {piece}).empty()) {
+      sha256 = found->second.sha256;
+    } else {
+      Sha256 digest;
+      hash_through(read, piece.offset, piece.length, digest);
+      sha256 = digest.hex_digest();
+    }
+    bmap.ranges.push_back(BmapRange{piece.offset / kBmapBlockSize, (piece.end() + kBmapBlockSize - 1) / kBmapBlockSize - 1, sha256});
+  }
+  return bmap;
+}
+
 // Everything the workers share, read-only once the batch starts.
 struct Context {
   const BatchRequest& request;
@@ -92,6 +180,7 @@ struct Context {
   std::string scan_key;  // the golden's: every device copy shares its damage scan
   std::set<std::string> claimed;  // names (in out_dir) this batch writes: never removed as superseded
   LazyFramedBase* framed_base = nullptr;
+  LazyBaseMap* base_map = nullptr;
 };
 
 std::string output_path(const Context& context, const Prepared& prepared) {
@@ -139,8 +228,89 @@ std::optional<std::string> redo_reason(const Context& context, const Prepared& p
   }
 }
 
+// What a device's output came to, for its record.
+struct Written {
+  std::string output_sha256;
+  std::uint64_t output_size = 0;
+  std::optional<std::string> image_sha256;  // none for a compressed output (compressed_output)
+  std::uint64_t image_size = 0;
+  std::optional<Bmap> bmap;  // with --bmap
+};
+
+// The device's record (its bmap written first, named in it), fields in the same order on every path.
+ManifestRecord device_record(const Context& context, const Prepared& prepared, const Written& written) {
+  ManifestRecord record;
+  record["device_id"] = prepared.device.plan.device_id;
+  record["output"] = relative(context, output_path(context, prepared));
+  record["output_sha256"] = written.output_sha256;
+  record["output_size"] = written.output_size;
+  record["image_sha256"] = written.image_sha256 ? ManifestRecord(*written.image_sha256) : ManifestRecord(nullptr);
+  record["image_size"] = written.image_size;
+  const std::string suffix = compression_suffix(context.request.compression);
+  record["compression"] = suffix.empty() ? "none" : suffix.substr(1);
+  if (const auto path = bmap_path(context, prepared); path && written.bmap) {
+    const std::string text = format_bmap(*written.bmap);
+    write_file_atomically(*path, text, 0644);
+    record["bmap"] = relative(context, *path);
+    record["bmap_sha256"] = sha256_hex(text);
+  } else {
+    record["bmap"] = nullptr;
+  }
+  record["profile_sha256"] = context.profile_sha256;
+  record["golden_sha256"] = context.golden_sha256;
+  const ManifestRecord device = detail::device_record(prepared.device, prepared.exports);
+  record["credentials"] = device["credentials"];
+  record["files"] = device["files"];
+  record["imprint_version"] = IMPRINT_VERSION;
+  return record;
+}
+
+// A compressed output's record has no image_sha256: it would take a hash of the whole image
+// (seconds on a large one, more than its frames cost); a consumer checks the output's own sha256,
+// and decompressing it and `imprint verify` check the image. The same on both paths, so the field
+// means one thing.
+Written compressed_output(const std::string& output, std::string output_sha256, std::uint64_t image_size, std::optional<Bmap> bmap) {
+  return Written{std::move(output_sha256), std::filesystem::file_size(output), std::nullopt, image_size, std::move(bmap)};
+}
+
+// A compressed output at the cost of its delta: the device's own ops go to an overlay on the shared
+// base (opened read-only), and its frames are the base's compressed frames except those the overlay
+// touches, recompressed from base + overlay. Nothing device-sized is written or read. nullopt when
+// the overlay cannot take the device's ops (the caller copies the base as before).
+std::optional<ManifestRecord> stamp_compressed_overlay(const Context& context, const Prepared& prepared) {
+  const BatchRequest& request = context.request;
+  const std::string output = output_path(context, prepared);
+  auto overlay = std::make_shared<ImageOverlay>();
+  {
+    DiskImage image = DiskImage::open_overlay(fd_path(context.base_fd), overlay, request.backend, request.golden_path);
+    image.share_scans(context.scan_key);  // before overlay_takes, whose resolving opens the rootfs
+    if (!overlay_takes(image, prepared.own)) return std::nullopt;
+    apply_plan(image, prepared.own);
+    image.flush();
+    const auto differences = verify_plan(image, prepared.device);
+    if (!differences.empty()) throw Error(output + ": does not match the plan after stamping: " + differences.front(), ErrorCode::CheckFailed);
+  }
+  const FramedBase& base = context.framed_base->get(context.base_fd, request.compression,
+                                                    std::thread::hardware_concurrency(), context.out_dir);
+  const ImageReader read = [&](std::uint64_t offset, std::size_t size, char* out) { overlay->read(context.base_fd, offset, size, out); };
+  const std::vector<Extent> written = overlay->extents();
+  PendingFile compressed(output);
+  Sha256 digest;
+  const FrameStats stats = write_framed(base, read, ChangedRanges{written}, compressed.fd(), output, &digest);
+  verbose_note(output + ": " + std::to_string(stats.recompressed) + " frame(s) recompressed from the shared base + the device's overlay (" +
+               std::to_string(overlay->bytes()) + " bytes written), " + std::to_string(stats.reused) + " reused");
+  std::optional<Bmap> bmap;
+  if (request.bmap) bmap = overlay_bmap(context.base_map->get(context.base_fd, "the shared base image"), written, read);
+  compressed.commit();
+  return device_record(context, prepared, compressed_output(output, digest.hex_digest(), base.size(), std::move(bmap)));
+}
+
 ManifestRecord stamp_device(const Context& context, const Prepared& prepared) {
   const BatchRequest& request = context.request;
+  if (request.compression != Compression::None) {
+    if (auto record = stamp_compressed_overlay(context, prepared)) return *record;
+    verbose_note(output_path(context, prepared) + ": the device's operations write a partition an overlay cannot hold; stamping a copy of the shared base");
+  }
   const std::string raw_path = context.out_dir + "/" + prepared.name;
   const std::string output = output_path(context, prepared);
   PendingFile raw(raw_path);  // committed only when the output is the raw image
@@ -157,49 +327,26 @@ ManifestRecord stamp_device(const Context& context, const Prepared& prepared) {
   if (::fstat(raw.fd(), &info) != 0) throw_errno("cannot stat the image for " + output);
   const auto size = static_cast<std::uint64_t>(info.st_size);
   const std::vector<Extent> extents = data_extents(raw.fd());
-  // The bmap lists the image's block map (zero blocks the filesystems need included), not its data.
-  const std::vector<Extent> map = request.bmap ? image_block_map(raw.temp_path(), output).extents : std::vector<Extent>{};
-  const MappedImage mapped = map_image(raw.fd(), size, extents, map, output);
-
-  ManifestRecord record;
-  record["device_id"] = prepared.device.plan.device_id;
-  record["output"] = relative(context, output);
-  std::string output_sha256 = mapped.image_sha256;
-  std::uint64_t output_size = size;
   if (request.compression != Compression::None) {
     // The base's compressed frames where this device's changes leave them alone, recompressed
     // frames where they do: the same bytes as compressing the whole image frame by frame.
     const FramedBase& base = context.framed_base->get(context.base_fd, request.compression,
                                                       std::thread::hardware_concurrency(), context.out_dir);
     const ChangedRanges changed = changed_ranges_by_comparison(context.base_fd, base.extents(), raw.fd(), extents, size);
+    std::optional<Bmap> bmap;
+    if (request.bmap) bmap = map_image(raw.fd(), size, extents, image_block_map(raw.temp_path(), output).extents, output).bmap;
     PendingFile compressed(output);
     write_framed(base, raw.fd(), extents, changed, compressed.fd(), output);
     compressed.commit();
-    output_sha256 = sha256_file_hex(output);
-    output_size = std::filesystem::file_size(output);
-  } else {
-    raw.commit();
+    return device_record(context, prepared, compressed_output(output, sha256_file_hex(output), size, std::move(bmap)));
   }
-  record["output_sha256"] = output_sha256;
-  record["output_size"] = output_size;
-  record["image_sha256"] = mapped.image_sha256;
-  record["image_size"] = size;
-  record["compression"] = compression_suffix(request.compression).empty() ? "none" : compression_suffix(request.compression).substr(1);
-  if (const auto bmap = bmap_path(context, prepared)) {
-    const std::string text = format_bmap(mapped.bmap);
-    write_file_atomically(*bmap, text, 0644);
-    record["bmap"] = relative(context, *bmap);
-    record["bmap_sha256"] = sha256_hex(text);
-  } else {
-    record["bmap"] = nullptr;
-  }
-  record["profile_sha256"] = context.profile_sha256;
-  record["golden_sha256"] = context.golden_sha256;
-  const ManifestRecord device = detail::device_record(prepared.device, prepared.exports);
-  record["credentials"] = device["credentials"];
-  record["files"] = device["files"];
-  record["imprint_version"] = IMPRINT_VERSION;
-  return record;
+  // The bmap lists the image's block map (zero blocks the filesystems need included), not its data.
+  const std::vector<Extent> map = request.bmap ? image_block_map(raw.temp_path(), output).extents : std::vector<Extent>{};
+  const MappedImage mapped = map_image(raw.fd(), size, extents, map, output);
+  raw.commit();
+  std::optional<Bmap> bmap;
+  if (request.bmap) bmap = mapped.bmap;
+  return device_record(context, prepared, Written{mapped.image_sha256, size, mapped.image_sha256, size, std::move(bmap)});
 }
 
 // A column the profile never uses (every row has the same columns): a warning naming the closest
@@ -629,8 +776,9 @@ BatchResult run_batch(const BatchRequest& request, const BatchObserver& observer
   }
 
   LazyFramedBase framed_base;
+  LazyBaseMap base_map;
   Context context{request, out_dir, sha256_hex(read_host_file(request.profile_path)),
-                  golden_digest(request.golden_path), base.fd(), std::move(previous), scan_key, {}, &framed_base};
+                  golden_digest(request.golden_path), base.fd(), std::move(previous), scan_key, {}, &framed_base, &base_map};
   for (const std::string& path : planned_files(request, out_dir, result.manifest_path, good)) {
     if (path.starts_with(out_dir + "/")) context.claimed.insert(path.substr(out_dir.size() + 1));
   }

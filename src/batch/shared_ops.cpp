@@ -3,6 +3,9 @@
 
 #include <algorithm>
 
+#include "imprint/core/error.hpp"
+#include "imprint/image/pathmap.hpp"
+
 namespace imprint {
 
 namespace {
@@ -35,6 +38,18 @@ SharedOps split_shared_ops(const std::vector<const Plan*>& plans) {
     split.own.push_back(std::move(own));
   }
   return split;
+}
+
+bool overlay_takes(DiskImage& base, const Plan& own) {
+  try {
+    std::vector<int> partitions;
+    for (const PlanOp& op : own.ops) {
+      for (const Location& location : resolve(op.target, base)) partitions.push_back(location.partition);
+    }
+    return base.overlay_covers(partitions);
+  } catch (const Error&) {
+    return false;
+  }
 }
 
 }  // namespace imprint

@@ -221,7 +221,9 @@ errcode_t overlay_commit(io_channel channel) {
       run.append(bytes.data(), bytes.size());
     }
     if (!run.empty()) overlay.sink(overlay.offset + run_start, run);
-    overlay.pages.clear();
+    // Kept: the file never gets them, so the filesystem still reads as file + writes after the
+    // commit (a batch verifies the device's plan on the flushed view). A later commit hands them
+    // over again, which the sink takes as the same bytes.
     return 0;
   }
   if (channel->manager != &manager) return EBADF;  // a read-only file and nowhere to put the writes

@@ -14,12 +14,13 @@ namespace imprint::ext4 {
 
 io_manager overlay_io_manager();
 // The same overlay on a file opened read-only (a golden that stays untouched): commit hands the
-// pending bytes (offset in the image file, offset option included) to the channel's sink.
+// pending bytes (offset in the image file, offset option included) to the channel's sink, and keeps
+// them: reads after the commit still see them (the file never will).
 io_manager overlay_sink_io_manager();
 using OverlaySink = std::function<void(std::uint64_t offset, std::string_view bytes)>;
 void overlay_set_sink(io_channel channel, OverlaySink sink);
 // Writes the pending changes of a channel opened by overlay_io_manager() to the file, then forgets
-// them. Returns 0 or an errno / libext2fs error code.
+// them (a sink channel: hands them to the sink, see above). Returns 0 or an errno / libext2fs error code.
 errcode_t overlay_commit(io_channel channel);
 
 }  // namespace imprint::ext4

@@ -134,6 +134,19 @@ void copy_range(int src_fd, std::uint64_t offset, std::uint64_t length, int dst_
   }
 }
 
+// Copies length bytes at offset of src to the end of dst through memory, hashing them on the way.
+void copy_and_hash(int src_fd, std::uint64_t offset, std::uint64_t length, int dst_fd, Sha256& digest, const std::string& name) {
+  std::vector<char> buffer(std::min<std::uint64_t>(length, 1 << 20));
+  while (length > 0) {
+    const auto part = static_cast<std::size_t>(std::min<std::uint64_t>(length, buffer.size()));
+    pread_exact(src_fd, buffer.data(), part, offset, "the compressed base for " + name);
+    digest.update(std::string_view(buffer.data(), part));
+    write_all(dst_fd, std::string_view(buffer.data(), part), name);
+    offset += part;
+    length -= part;
+  }
+}
+
 std::uint64_t frame_count(std::uint64_t size, std::uint64_t frame_size) { return (size + frame_size - 1) / frame_size; }
 
 }  // namespace
@@ -282,15 +295,32 @@ FramedBase FramedBase::build(int base_fd, std::uint64_t size, std::vector<Extent
 
 FrameStats write_framed(const FramedBase& base, int src_fd, const std::vector<Extent>& extents,
                         const ChangedRanges& changed, int dst_fd, const std::string& name) {
+  const std::vector<Extent> device_extents = intersect(merged(extents), {{0, base.size()}});
+  const ImageReader read = [&](std::uint64_t offset, std::size_t size, char* out) {
+    std::fill(out, out + size, '\0');
+    for (const Extent& part : clipped(device_extents, offset, offset + size)) {
+      pread_exact(src_fd, out + (part.offset - offset), part.length, part.offset, "the image for " + name);
+    }
+  };
+  return write_framed(base, read, changed, dst_fd, name);
+}
+
+FrameStats write_framed(const FramedBase& base, const ImageReader& read, const ChangedRanges& changed, int dst_fd,
+                        const std::string& name, Sha256* digest) {
   FrameStats stats;
   const std::vector<Extent> touched = merged(changed.ranges);
-  const std::vector<Extent> device_extents = intersect(merged(extents), {{0, base.size()}});
   const auto& frames = base.frames();
   std::vector<char> buffer;
   // Runs of reused frames go out as one copy.
   std::uint64_t run_begin = 0, run_length = 0;
   const auto flush_run = [&] {
-    if (run_length > 0) copy_range(base.fd(), run_begin, run_length, dst_fd, name);
+    if (run_length > 0) {
+      if (digest) {
+        copy_and_hash(base.fd(), run_begin, run_length, dst_fd, *digest, name);
+      } else {
+        copy_range(base.fd(), run_begin, run_length, dst_fd, name);
+      }
+    }
     run_length = 0;
   };
   for (std::size_t i = 0; i < frames.size(); ++i) {
@@ -303,8 +333,11 @@ FrameStats write_framed(const FramedBase& base, int src_fd, const std::vector<Ex
       continue;
     }
     flush_run();
-    read_image_range(src_fd, device_extents, begin, length, buffer, name);
-    write_all(dst_fd, compress_frame(base.compression(), buffer.data(), buffer.size()), name);
+    buffer.resize(length);
+    read(begin, length, buffer.data());
+    const std::string frame = compress_frame(base.compression(), buffer.data(), buffer.size());
+    if (digest) digest->update(frame);
+    write_all(dst_fd, frame, name);
     ++stats.recompressed;
   }
   flush_run();

@@ -8,6 +8,10 @@
 // one written wins), sorted by device_id, and the CSV view is written beside it.
 //
 // Batch records name their files ("output", "bmap") relative to the batch's output directory.
+// "output_sha256" is the sha256 of the output file as written; "image_sha256" that of the image,
+// the same for a raw output and null for a compressed one (it would take a hash of the whole image,
+// more than a device's frames cost: a consumer checks output_sha256, and decompressing the output
+// and `imprint verify` check the image); "image_size" is the image's size either way.
 // Fields that change from run to run for the same inputs live under the key "timing" only, so two
 // manifests compare equal with records_equal_ignoring_timing().
 #pragma once

@@ -1,9 +1,11 @@
 // Batch planning: the operations every device's plan holds identically are applied once, to the
-// shared base image every device's image is copied from; each device then applies only its own.
+// shared base image every device's image is copied from; each device then applies only its own
+// (to an overlay on the base where the overlay can hold them, to a copy of the base otherwise).
 #pragma once
 
 #include <vector>
 
+#include "imprint/image/image.hpp"
 #include "imprint/profile/plan.hpp"
 
 namespace imprint {
@@ -17,5 +19,10 @@ struct SharedOps {
   std::vector<Plan> own;       // own[i]: what plans[i] holds besides them, in its order
 };
 SharedOps split_shared_ops(const std::vector<const Plan*>& plans);
+
+// Can a device's own ops go to an overlay on the base (opened with DiskImage::open_overlay)? Only
+// when every partition they write is native ext: what libguestfs writes cannot reach an overlay.
+// False too when a target does not resolve (the copy's path reports it, as it always has).
+bool overlay_takes(DiskImage& base, const Plan& own);
 
 }  // namespace imprint

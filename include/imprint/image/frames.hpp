@@ -5,9 +5,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "imprint/core/bytes.hpp"
 #include "imprint/core/extent.hpp"
 #include "imprint/core/fileio.hpp"
 #include "imprint/image/copy.hpp"
@@ -77,6 +79,16 @@ class FramedBase {
 // reused.
 FrameStats write_framed(const FramedBase& base, int src_fd, const std::vector<Extent>& extents,
                         const ChangedRanges& changed, int dst_fd, const std::string& name);
+
+// Fills out with `size` bytes of the device image at `offset` (within the base's size).
+using ImageReader = std::function<void(std::uint64_t offset, std::size_t size, char* out)>;
+
+// The same, reading the touched frames through `read` (e.g. golden + a device's overlay, so no
+// device-sized file exists). With `digest`, every byte written to dst_fd is hashed on the way (the
+// output's sha256 without reading the output back); the reused frames then go through memory
+// instead of copy_file_range.
+FrameStats write_framed(const FramedBase& base, const ImageReader& read, const ChangedRanges& changed, int dst_fd,
+                        const std::string& name, Sha256* digest = nullptr);
 
 // Compresses `size` bytes as one independent frame of `compression` (zstd frame, gzip member, xz
 // stream), as FramedBase and write_framed do.

@@ -199,8 +199,8 @@ std::vector<int> written_partitions(ImageView& image, const Plan& plan) {
   return numbers;
 }
 
-// Does the golden + overlay path apply? A raw golden whose written partitions are all native ext,
-// and no bootstrap Artifact to renew (the renewal hashes the finished partitions through a second
+// Does the golden + overlay path apply? A raw golden whose written partitions all reach the overlay
+// (native ext, or libguestfs through its qcow2 overlay: overlay_covers), and no bootstrap Artifact to renew (the renewal hashes the finished partitions through a second
 // open of the image, which must then be a file): otherwise the copy is edited as before.
 bool overlay_applies(DiskImage& golden, const Plan& plan) {
   try {
@@ -329,10 +329,11 @@ PendingFile compress_output(const PendingFile& raw, const std::string& output, C
 
 }  // namespace
 
-std::shared_ptr<ImageOverlay> stamp_overlay(const std::string& golden_path, StampResult& result, Backend backend) {
+std::shared_ptr<ImageOverlay> stamp_overlay(const std::string& golden_path, StampResult& result, Backend backend,
+                                            const std::string& qcow2_beside) {
   if (is_compressed_image(golden_path)) return nullptr;  // its bytes exist only once decompressed
   auto overlay = std::make_shared<ImageOverlay>();
-  DiskImage golden = DiskImage::open_overlay(golden_path, overlay, backend);
+  DiskImage golden = DiskImage::open_overlay(golden_path, overlay, backend, {}, qcow2_beside);
   if (!overlay_applies(golden, result.plan)) return nullptr;
   stamp_open_image(golden, result);
   return overlay;
@@ -388,7 +389,7 @@ StampResult stamp(const StampRequest& request) {
       // kept in an overlay, the golden is copied (reflinked where the filesystem can) and the
       // overlay's few MiB written over the copy. Else the copy is edited in place.
       StampResult overlaid = result;
-      if (const auto overlay = stamp_overlay(request.golden_path, overlaid, request.backend)) {
+      if (const auto overlay = stamp_overlay(request.golden_path, overlaid, request.backend, request.output_path)) {
         result = std::move(overlaid);
         copy_image(request.golden_path, output.fd());
         overlay->write_to(output.fd(), request.output_path);

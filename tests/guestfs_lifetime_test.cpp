@@ -1,5 +1,6 @@
 // A guestfs-backed stamp stopped by SIGTERM or kill -9 while qemu-nbd and the appliance's qemu run
-// leaves no process, no temp directory and no holder of its stdout behind. Each case starts one
+// leaves no process, no temp directory, no qcow2 overlay beside the output and no holder of its
+// stdout behind. Each case starts one
 // launch and kills it after a few seconds (no appliance boots to the end).
 #include <gtest/gtest.h>
 #include <fcntl.h>
@@ -158,6 +159,8 @@ TEST_P(GuestfsLifetime, NothingOutlivesAStoppedStamp) {
     ADD_FAILURE() << "temp files left: " << shell("find '" + tmpdir + "' -ls; ps -eo pid,ppid,stat,comm | grep -E 'qemu|imprint' || true");
   }
   EXPECT_FALSE(std::filesystem::exists(dir / "out.img"));
+  // Nor the qcow2 overlay the appliance writes into (beside the output: it holds the device's secrets).
+  EXPECT_EQ(directory_entries(dir.path()), (std::vector<std::string>{"profile.yaml", "tmp"}));
   EXPECT_EQ(file_sha256(golden), golden_sha);
 }
 

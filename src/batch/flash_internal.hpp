@@ -44,8 +44,9 @@ void read_source(const Source& source, char* out, std::size_t size, std::uint64_
 // The sha256 of the whole image (holes as zeros).
 std::string source_sha256(const Source& source);
 
-// Stamp mode: the device's image, the golden + an overlay of the plan's writes; where that does not
-// apply (stamp_overlay), stamped from the golden into an unnamed temp file.
+// Stamp mode: the device's image, the golden + an overlay of the plan's writes (a libguestfs
+// partition's by way of a qcow2 file in memory-backed storage); where that does not apply
+// (stamp_overlay), stamped from the golden into an unnamed temp file.
 Source stamped_source(const FlashRequest& request);
 // Image mode: an existing image (decompressed into an unnamed temp file when compressed), its
 // bmap's checksums when it has one.

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <filesystem>
 #include <future>
 
@@ -96,6 +97,17 @@ void apply_bmap(Source& source, const std::string& bmap_path) {
   source.bmap = std::move(bmap);
 }
 
+// Where flash -p's qcow2 overlay goes (a plan writing a partition only libguestfs opens). It holds
+// the device's key, so memory-backed and private to the user: $XDG_RUNTIME_DIR (a 0700 tmpfs), else
+// /dev/shm, as an unnamed file (PendingFile, never committed) that vanishes however imprint ends.
+// Nothing of the device reaches the host's disk, as with the ext overlay; a card has no directory
+// to put it beside, and the golden's may be read-only or shared. It holds the touched clusters only.
+std::string flash_qcow2_beside() {
+  const char* runtime = std::getenv("XDG_RUNTIME_DIR");
+  const bool usable = runtime != nullptr && *runtime == '/' && ::access(runtime, W_OK | X_OK) == 0;
+  return std::string(usable ? runtime : "/dev/shm") + "/imprint-flash-overlay";
+}
+
 }  // namespace
 
 Source stamped_source(const FlashRequest& request) {
@@ -113,7 +125,7 @@ Source stamped_source(const FlashRequest& request) {
   source.device_id = request.device_id;
   StampResult stamped;
   stamped.plan = device.plan;
-  if (auto overlay = stamp_overlay(request.golden_path, stamped, request.backend)) {
+  if (auto overlay = stamp_overlay(request.golden_path, stamped, request.backend, flash_qcow2_beside())) {
     // Nothing of the image is copied: the card gets the golden's ranges with the overlay on top.
     source.fd = open_read(request.golden_path);
     source.overlay = std::move(overlay);

@@ -128,6 +128,16 @@ void pwrite_all(int fd, std::string_view bytes, std::uint64_t offset, const std:
   }
 }
 
+void pread_all(int fd, char* out, std::size_t size, std::uint64_t offset, const std::string& what) {
+  for (std::size_t done = 0; done < size;) {
+    const ssize_t got = ::pread(fd, out + done, size - done, static_cast<off_t>(offset + done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) throw_errno("cannot read " + what);
+    if (got == 0) throw Error("cannot read " + what + ": it ends before byte " + std::to_string(offset + size), ErrorCode::Corrupt);
+    done += static_cast<std::size_t>(got);
+  }
+}
+
 namespace {
 std::string random_suffix() {
   static constexpr char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";

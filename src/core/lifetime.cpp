@@ -340,7 +340,7 @@ PrivateTempDir::~PrivateTempDir() {
   remove_tree_now(path_.c_str());
 }
 
-pid_t spawn_helper(const std::vector<std::string>& argv) {
+pid_t spawn_helper(const std::vector<std::string>& argv, int stdout_fd, int stderr_fd) {
   if (argv.empty()) throw Error("spawn_helper: no program", ErrorCode::Invalid);
   const std::string program = find_executable(argv.front());
   std::vector<char*> pointers;
@@ -359,6 +359,8 @@ pid_t spawn_helper(const std::vector<std::string>& argv) {
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     const int null_fd = ::open("/dev/null", O_RDONLY);
     if (null_fd >= 0) ::dup2(null_fd, 0);
+    if (stdout_fd >= 0) ::dup2(stdout_fd, 1);
+    if (stderr_fd >= 0) ::dup2(stderr_fd, 2);
     ::execv(program.c_str(), pointers.data());
     const int error = errno;
     [[maybe_unused]] const ssize_t ignored = ::write(report[1], &error, sizeof error);

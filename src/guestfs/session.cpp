@@ -68,9 +68,11 @@ class NbdServers {
 
   // Starts qemu-nbd for path with its socket in `directory`; returns the socket to give libguestfs
   // as "unix:SOCKET". qemu-nbd dies with imprint (lifetime.hpp), even after kill -9.
-  std::string serve(const std::string& directory, const std::string& path, bool writable, const std::string& name) {
+  // format: "raw", or "qcow2" for an overlay (qemu-nbd then serves the guest's view of it).
+  std::string serve(const std::string& directory, const std::string& path, const std::string& format, bool writable,
+                    const std::string& name) {
     const std::string socket = directory + "/nbd" + std::to_string(servers_.size()) + ".sock";
-    std::vector<std::string> arguments{"qemu-nbd", "--persistent", "--shared=0", "--format=raw", "--cache=unsafe",
+    std::vector<std::string> arguments{"qemu-nbd", "--persistent", "--shared=0", "--format=" + format, "--cache=unsafe",
                                        "--socket=" + socket};
     if (!writable) arguments.push_back("--read-only");
     arguments.push_back(path);
@@ -345,17 +347,21 @@ void GuestfsSession::launch() {
     choose_cachedir(g);
     if (tcg) guestfs_set_backend_setting(g, "force_tcg", "1");
     nbd_->stop();
+    if (!overlays_created_) create_overlays(g);
     for (const Drive& drive : drives_) {
       int added = 0;
       if (NbdServers::needs_server(drive.path)) {
-        const std::string server = "unix:" + nbd_->serve(temp_->path(), drive.path, drive.writable, drive.name);
+        // qemu-nbd reads the qcow2 and serves the guest's view of it: raw to libguestfs.
+        const std::string server =
+            "unix:" + nbd_->serve(temp_->path(), drive.path, drive.backing.empty() ? "raw" : "qcow2", drive.writable, drive.name);
         char* servers[] = {const_cast<char*>(server.c_str()), nullptr};
         added = guestfs_add_drive_opts(g, "", GUESTFS_ADD_DRIVE_OPTS_FORMAT, "raw", GUESTFS_ADD_DRIVE_OPTS_PROTOCOL, "nbd",
                                        GUESTFS_ADD_DRIVE_OPTS_SERVER, servers, GUESTFS_ADD_DRIVE_OPTS_READONLY,
                                        drive.writable ? 0 : 1, GUESTFS_ADD_DRIVE_OPTS_CACHEMODE,
                                        drive.writable ? "unsafe" : "writeback", -1);
       } else {
-        added = guestfs_add_drive_opts(g, drive.path.c_str(), GUESTFS_ADD_DRIVE_OPTS_FORMAT, "raw",
+        added = guestfs_add_drive_opts(g, drive.path.c_str(), GUESTFS_ADD_DRIVE_OPTS_FORMAT,
+                                       drive.backing.empty() ? "raw" : "qcow2",
                                        GUESTFS_ADD_DRIVE_OPTS_READONLY, drive.writable ? 0 : 1,
                                        GUESTFS_ADD_DRIVE_OPTS_CACHEMODE, drive.writable ? "unsafe" : "writeback", -1);
       }
@@ -389,6 +395,20 @@ void GuestfsSession::launch() {
     // Said when it happens (it cost a KVM timeout); later runs start with TCG without a word.
     note_tcg("the libguestfs appliance did not start with KVM (" + message + "); retrying with TCG (slower)", true);
   }
+}
+
+// Once per session (a relaunch, e.g. the TCG retry or a use after shutdown(), keeps what was written).
+void GuestfsSession::create_overlays(guestfs_h* g) {
+  for (const Drive& drive : drives_) {
+    if (drive.backing.empty()) continue;
+    if (guestfs_disk_create(g, drive.path.c_str(), "qcow2", -1, GUESTFS_DISK_CREATE_BACKINGFILE, drive.backing.c_str(),
+                            GUESTFS_DISK_CREATE_BACKINGFORMAT, "raw", -1) != 0) {
+      const std::string message = last_error(g);
+      guestfs_close(g);
+      throw Error(drive.name + ": cannot create the libguestfs overlay over it: " + message);
+    }
+  }
+  overlays_created_ = true;
 }
 
 std::string GuestfsSession::mountpoint(std::size_t drive, int number, const std::string& fs_type,

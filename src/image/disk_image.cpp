@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 
 #include "imprint/image/copy.hpp"
 #include "imprint/core/error.hpp"
@@ -83,19 +85,49 @@ DiskImage DiskImage::open(const std::string& path, OpenMode mode, Backend backen
 }
 
 DiskImage DiskImage::open_overlay(const std::string& path, std::shared_ptr<ImageOverlay> overlay, Backend backend,
-                                  const std::string& name) {
+                                  const std::string& name, const std::string& qcow2_beside) {
   DiskImage image = open(path, OpenMode::ReadOnly, backend, name);
   image.mode_ = OpenMode::ReadWrite;  // the filesystems are; the file stays read-only (fd_ is)
   image.overlaid_ = true;
   image.overlay_ = std::move(overlay);
+  image.qcow2_beside_ = qcow2_beside;
   return image;
 }
 
 bool DiskImage::overlay_covers(const std::vector<int>& partition_numbers) const {
+  if (!qcow2_beside_.empty()) return true;  // libguestfs writes into the qcow2 overlay
   for (const int number : partition_numbers) {
     if (backend_for(partition_number(number)) != Backend::Native) return false;
   }
   return true;
+}
+
+// One appliance per image, shared by its partitions, launched on the first operation. With an
+// ImageOverlay, its drive is a qcow2 overlay over the read-only image (taken over by flush()).
+std::shared_ptr<GuestfsSession> DiskImage::guestfs_session() {
+  if (session_) return session_;
+  GuestfsSession::Drive drive{path_for_another_process(io_path_), writable() && !overlaid_, path_, overlaid_, {}};
+  if (overlaid_ && overlay_) {
+    qcow2_ = std::make_unique<PendingFile>(qcow2_beside_);
+    drive = GuestfsSession::Drive{path_for_another_process(std::filesystem::absolute(qcow2_->temp_path()).string()), true,
+                                  path_, false, path_for_another_process(std::filesystem::absolute(io_path_).string())};
+  }
+  session_ = std::make_shared<GuestfsSession>(std::vector<GuestfsSession::Drive>{drive});
+  return session_;
+}
+
+// What the appliance wrote (the qcow2's own clusters, 64 KiB each: the bytes around a write are the
+// golden's, copied up) goes into the ImageOverlay, in runs of at most 8 MiB.
+void DiskImage::take_qcow2_writes() {
+  const std::string what = "the libguestfs overlay of " + path_;
+  std::string run;
+  for (const Qcow2Run& written : qcow2_written_runs(path_for_another_process(qcow2_->temp_path()), path_)) {
+    for (std::uint64_t done = 0; done < written.length; done += run.size()) {
+      run.assign(static_cast<std::size_t>(std::min<std::uint64_t>(written.length - done, 8ull << 20)), '\0');
+      if (!written.zero) pread_all(qcow2_->fd(), run.data(), run.size(), written.file_offset + done, what);
+      overlay_->write(written.offset + done, run);
+    }
+  }
 }
 
 // A filesystem that does not open is a fault of the image the user gave (the golden, for a stamp's
@@ -149,16 +181,11 @@ Filesystem& DiskImage::filesystem(const Partition& partition) {
       throw Error(named_as_given(error.what()), error.code());
     }
   } else {
-    if (overlaid_ && overlay_) {
+    if (overlaid_ && overlay_ && qcow2_beside_.empty()) {
       throw Error(path_ + ": " + name + " (" + partition.fs_type + ") is written through libguestfs, whose writes cannot go to an overlay",
                   ErrorCode::Unsupported);
     }
-    // One appliance per image, shared by its partitions, launched on the first operation.
-    if (!session_) {
-      session_ = std::make_shared<GuestfsSession>(std::vector<GuestfsSession::Drive>{
-          GuestfsSession::Drive{path_for_another_process(io_path_), writable() && !overlaid_, path_, overlaid_}});
-    }
-    opened = open_guestfs(GuestfsOpenOptions{session_, 0, partition.number, partition.fs_type, writable(), name});
+    opened = open_guestfs(GuestfsOpenOptions{guestfs_session(), 0, partition.number, partition.fs_type, writable(), name});
   }
   // A copy being stamped is named after its golden in errors; here it must not read as the golden.
   verbose_note((io_path_ != path_ ? "the copy of " + path_ : path_) + ": opened " + name + " (" + partition.fs_type + ", " +
@@ -171,6 +198,7 @@ Filesystem& DiskImage::filesystem(const Partition& partition) {
 void DiskImage::flush() {
   for (auto& [number, opened] : filesystems_) opened->flush();
   if (session_) session_->shutdown();
+  if (qcow2_ && session_ && session_->overlays_created()) take_qcow2_writes();
   if (writable() && !overlaid_ && ::fsync(fd_.get()) != 0) throw_errno("cannot sync " + path_);
   if (writable()) {
     verbose_note((io_path_ != path_ ? "the copy of " + path_ : path_) + ": flushed " + std::to_string(filesystems_.size()) +

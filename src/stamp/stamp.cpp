@@ -207,9 +207,10 @@ void append(std::vector<std::string>& to, std::vector<std::string> more) {
 
 }  // namespace
 
-// Does the golden + overlay path apply? A raw golden whose written partitions are all native ext,
-// and no bootstrap Artifact to renew (the renewal hashes the finished partitions through a second
-// open of the image, which must then be a file): otherwise stamp edits a copy as before.
+// Does the golden + overlay path apply? A raw golden whose written partitions all reach the overlay
+// (native ext, or libguestfs through its qcow2 overlay: overlay_covers), and no bootstrap Artifact to
+// renew (the renewal hashes the finished partitions through a second open of the image, which must
+// then be a file): otherwise stamp edits a copy as before.
 std::optional<std::string> overlay_obstacle(DiskImage& golden, const Plan& plan) {
   try {
     for (const int number : written_partitions(golden, plan)) {
@@ -340,10 +341,11 @@ PendingFile compress_output(const PendingFile& raw, const std::string& output, C
 
 }  // namespace
 
-std::shared_ptr<ImageOverlay> stamp_overlay(const std::string& golden_path, StampResult& result, Backend backend) {
+std::shared_ptr<ImageOverlay> stamp_overlay(const std::string& golden_path, StampResult& result, Backend backend,
+                                            const std::string& qcow2_beside) {
   if (is_compressed_image(golden_path)) return nullptr;  // its bytes exist only once decompressed
   auto overlay = std::make_shared<ImageOverlay>();
-  DiskImage golden = DiskImage::open_overlay(golden_path, overlay, backend);
+  DiskImage golden = DiskImage::open_overlay(golden_path, overlay, backend, {}, qcow2_beside);
   if (!overlay_applies(golden, result.plan)) return nullptr;
   stamp_open_image(golden, result);
   return overlay;
@@ -402,7 +404,7 @@ StampResult stamp(const StampRequest& request) {
       // belong together. Where the overlay does not apply, the copy is edited in place.
       BackgroundCopy copy(request.golden_path, output.fd());
       StampResult overlaid = result;
-      if (const auto overlay = stamp_overlay(request.golden_path, overlaid, request.backend)) {
+      if (const auto overlay = stamp_overlay(request.golden_path, overlaid, request.backend, request.output_path)) {
         result = std::move(overlaid);
         copy.wait();
         overlay->write_to(output.fd(), request.output_path);

@@ -56,6 +56,8 @@ std::string read_fd(int fd, const std::string& what, std::uint64_t limit);
 void write_all(int fd, std::string_view bytes, const std::string& what);
 // pwrite all bytes at offset; throws Error naming `what`.
 void pwrite_all(int fd, std::string_view bytes, std::uint64_t offset, const std::string& what);
+// pread exactly size bytes at offset; throws Error naming `what` (Corrupt when the file ends first).
+void pread_all(int fd, char* out, std::size_t size, std::uint64_t offset, const std::string& what);
 
 // $TMPDIR, else /tmp: where scratch files and directories go.
 std::string temp_directory();

@@ -90,8 +90,9 @@ class InterruptNote {
 };
 
 // posix_spawnp-like: runs argv[0] from PATH with stdin /dev/null, stdout and stderr inherited, and
-// PR_SET_PDEATHSIG(SIGKILL). Throws Error naming argv[0] when it cannot be executed.
-pid_t spawn_helper(const std::vector<std::string>& argv);
+// PR_SET_PDEATHSIG(SIGKILL). Throws Error naming argv[0] when it cannot be executed. stdout_fd and
+// stderr_fd (>= 0) replace its standard output and error (e.g. memfds whose text the caller reads).
+pid_t spawn_helper(const std::vector<std::string>& argv, int stdout_fd = -1, int stderr_fd = -1);
 
 // Ends imprint as SIGTERM/SIGINT/SIGHUP would when nothing else handles them: the registered children
 // SIGKILLed, the registered paths removed, then the signal re-raised with its default action. For a

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,6 +39,10 @@ class GuestfsSession {
     // A read-only drive whose filesystems still mount read-write: the writes stay in libguestfs's
     // overlay and are thrown away with it (a dry run applies its plan this way).
     bool scratch_writes = false;
+    // Non-empty: `path` is a qcow2 overlay over this raw file (absolute path), made by the first
+    // launch (guestfs_disk_create). qemu opens `backing` read-only and the appliance's writes land
+    // in the qcow2: read them back after shutdown() with qcow2_written_runs().
+    std::string backing;
   };
 
   explicit GuestfsSession(std::vector<Drive> drives);
@@ -59,11 +64,14 @@ class GuestfsSession {
   // used again (it relaunches on the next call).
   void shutdown();
   bool launched() const noexcept { return handle_ != nullptr; }
+  // The drives' qcow2 overlays (Drive::backing) exist: made by the first launch.
+  bool overlays_created() const noexcept { return overlays_created_; }
   // Seconds the last launch took (0 before the first).
   double launch_seconds() const noexcept { return launch_seconds_; }
 
  private:
   void launch();
+  void create_overlays(guestfs_h* g);
   void close() noexcept;
 
   std::vector<Drive> drives_;
@@ -74,6 +82,7 @@ class GuestfsSession {
   };
   std::vector<Mounted> mounted_;  // in this launch
   double launch_seconds_ = 0;
+  bool overlays_created_ = false;  // the drives' qcow2 overlays (Drive::backing) exist
   std::shared_ptr<class NbdServers> nbd_;  // qemu-nbd for unnamed files (session.cpp)
   std::unique_ptr<PrivateTempDir> temp_;   // libguestfs' temp files and sockets, qemu-nbd's sockets
   ChildRegistration qemu_;                 // the appliance's qemu, killed if imprint is
@@ -87,6 +96,20 @@ struct GuestfsOpenOptions {
   bool writable = false;
   std::string name;          // for messages, e.g. "boot (p1)"
 };
+
+// A guest range that a qcow2 overlay's own layer holds (what was written over its backing file).
+struct Qcow2Run {
+  std::uint64_t offset = 0;       // in the guest (the image)
+  std::uint64_t length = 0;
+  bool zero = false;              // reads as zeros (a zero cluster): no bytes in the file
+  std::uint64_t file_offset = 0;  // where the bytes are in the qcow2 file (when not zero)
+};
+
+// The runs of `path`'s top layer, in order, from `qemu-img map --output=json` (qemu-utils, which
+// libguestfs needs anyway): the entries at depth 0. `name` is for messages. Error when qemu-img is
+// missing or fails, or a written run has no plain offset in the file (compressed/encrypted: never
+// in the overlays disk_create makes).
+std::vector<Qcow2Run> qcow2_written_runs(const std::string& path, const std::string& name);
 
 // Filesystem types the backend opens (those the appliance kernel mounts and imprint was tested on).
 bool guestfs_supports(const std::string& fs_type);

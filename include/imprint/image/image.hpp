@@ -115,11 +115,17 @@ class DiskImage final : public ImageView {
   // Opens the image file read-only, with every filesystem writable: ext filesystems commit their
   // changes into `overlay` on flush() (image = file + overlay, overlay.hpp), and the file is never
   // written. A null overlay throws the changes away (a dry run): then libguestfs partitions are
-  // written to libguestfs's own throw-away overlay too. With an overlay, a partition only libguestfs
-  // opens is Error(Unsupported) (its writes cannot reach the overlay): callers ask overlay_covers first.
+  // written to libguestfs's own throw-away overlay too. With an overlay, partitions libguestfs opens
+  // write into a qcow2 file over the (read-only) image, made as a PendingFile for `qcow2_beside` (in
+  // its directory, unnamed where the filesystem allows; never committed: gone on every exit, kill -9
+  // included), and flush() moves what it holds into `overlay`. It holds the device's secrets: give
+  // the output's path, never one in $TMPDIR. Without qcow2_beside such a partition is
+  // Error(Unsupported): callers ask overlay_covers first.
   static DiskImage open_overlay(const std::string& path, std::shared_ptr<ImageOverlay> overlay,
-                                Backend backend = Backend::Auto, const std::string& name = {});
-  // Can every partition the given locations name be written into an ImageOverlay (native ext)?
+                                Backend backend = Backend::Auto, const std::string& name = {},
+                                const std::string& qcow2_beside = {});
+  // Can every partition the given locations name be written into the ImageOverlay (native ext, or
+  // through the qcow2 overlay when open_overlay was given where to put it)?
   bool overlay_covers(const std::vector<int>& partition_numbers) const;
 
   DiskImage(DiskImage&&) noexcept = default;
@@ -152,6 +158,8 @@ class DiskImage final : public ImageView {
  private:
   DiskImage() = default;
   std::string named_as_given(std::string message) const;
+  std::shared_ptr<GuestfsSession> guestfs_session();
+  void take_qcow2_writes();
   std::string path_;
   std::string io_path_;
   UniqueFd fd_;
@@ -161,6 +169,8 @@ class DiskImage final : public ImageView {
   std::string scan_key_;
   bool overlaid_ = false;                   // open_overlay: the file is read-only, writes go to overlay_
   std::shared_ptr<ImageOverlay> overlay_;  // null with overlaid_: the writes are thrown away
+  std::string qcow2_beside_;                // open_overlay: where the libguestfs overlay file goes
+  std::unique_ptr<PendingFile> qcow2_;      // that file (the appliance's writes), once a session uses it
   // Declared after fd_: the appliance (which may open the image through /proc/PID/fd/N) goes first.
   std::shared_ptr<GuestfsSession> session_;
   std::vector<std::pair<int, std::unique_ptr<Filesystem>>> filesystems_;

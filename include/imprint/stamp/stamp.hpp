@@ -56,10 +56,14 @@ void require_generated_credentials_kept(const Profile& profile, const std::strin
 
 class ImageOverlay;
 // A device's image as golden + overlay (image/overlay.hpp): result.plan checked and applied to the
-// golden opened read-only, its writes kept in the returned overlay. Null (nothing applied) where
-// that does not apply: a compressed golden, a written partition only libguestfs opens, or a
+// golden opened read-only, its writes kept in the returned overlay. Partitions only libguestfs opens
+// are written into a qcow2 overlay file over the golden, a PendingFile for `qcow2_beside` (it holds
+// the device's secrets: the output's path, never $TMPDIR; gone on every exit) whose clusters then
+// join the overlay; an empty qcow2_beside leaves such plans to the copy. Null (nothing applied) where
+// the overlay does not apply: a compressed golden, such a partition without qcow2_beside, or a
 // bootstrap Artifact to renew; then the caller copies the golden and edits the copy instead.
-std::shared_ptr<ImageOverlay> stamp_overlay(const std::string& golden_path, StampResult& result, Backend backend);
+std::shared_ptr<ImageOverlay> stamp_overlay(const std::string& golden_path, StampResult& result, Backend backend,
+                                            const std::string& qcow2_beside = {});
 // Why golden + overlay does not apply to this plan on this golden (opened with open_overlay): "the
 // plan writes boot (p1), which only libguestfs opens", the bootstrap Artifact to renew, or the error
 // the golden gave; nullopt when it applies.

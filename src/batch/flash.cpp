@@ -41,8 +41,8 @@ FlashResult flash(const FlashRequest& request) {
   result.warnings = source.warnings;
   // The digest of the whole image (holes as zeros) for the record: on the other core, while this one
   // writes; both read the source from the page cache.
-  auto image_sha256 = std::async(std::launch::async, [&] {
-    return flash_detail::source_sha256(source);
+  auto image_sha256 = std::async(request.record_wanted() ? std::launch::async : std::launch::deferred, [&] {
+    return request.record_wanted() ? flash_detail::source_sha256(source) : std::string();
   });
   result.mapped_bytes = 0;
   for (const Extent& range : source.ranges) result.mapped_bytes += range.length;
@@ -66,7 +66,7 @@ FlashResult flash(const FlashRequest& request) {
   record["device_id"] = result.device_id;
   record["target"] = request.target;
   record["verified"] = result.verified;
-  record["image_sha256"] = result.image_sha256;
+  record["image_sha256"] = result.image_sha256.empty() ? nlohmann::json() : nlohmann::json(result.image_sha256);
   record["image_size"] = result.image_size;
   record["mapped_bytes"] = result.mapped_bytes;
   record["zero_bytes"] = result.zero_bytes;

@@ -117,7 +117,8 @@ Source stamped_source(const FlashRequest& request) {
   const DevicePlan device = prepare_device(profile, request.device_id, request.overrides);
   // The golden image's digest (for the record) is a read of the whole image: on the other core,
   // while this one copies and stamps.
-  auto golden_sha256 = std::async(std::launch::async, [&] {
+  auto golden_sha256 = std::async(request.record_wanted() ? std::launch::async : std::launch::deferred, [&] {
+    if (!request.record_wanted()) return std::string();
     return request.golden_sha256.empty() ? golden_digest(request.golden_path) : request.golden_sha256;
   });
   Source source;
@@ -144,7 +145,8 @@ Source stamped_source(const FlashRequest& request) {
   }
   source.record = detail::device_record(device, device_exports(device));
   source.record["profile_sha256"] = sha256_hex(read_host_file(request.profile_path));
-  source.record["golden_sha256"] = golden_sha256.get();
+  const std::string golden = golden_sha256.get();
+  source.record["golden_sha256"] = golden.empty() ? nlohmann::json() : nlohmann::json(golden);
   return source;
 }
 

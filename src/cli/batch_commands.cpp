@@ -174,6 +174,7 @@ void add_flash(CLI::App& app) {
   command->callback([o] {
     FlashRequest& request = o->request;
     const bool json = o->json;
+    request.record_printed = json;
     request.backend = o->backend.get();
     if (request.profile_path.empty() == request.image_path.empty()) {
       usage_error("flash takes either IMAGE or -p PROFILE -i GOLDEN --device ID");

@@ -43,6 +43,10 @@ struct FlashRequest {
   std::string manifest_path;   // when set, the flash record is appended to it
   bool record_kept = false;    // the caller keeps the record itself (the station: in its ledger), so a
                                // generate: credential is not lost without manifest_path
+  bool record_printed = false;  // the caller prints the record (flash --json)
+  // Does the record leave flash()? Only then are its digests computed (image_sha256, golden_sha256:
+  // each a read and hash of the whole image, on the core the write pass and read-back also need).
+  bool record_wanted() const { return !manifest_path.empty() || record_kept || record_printed; }
   Backend backend = Backend::Auto;  // stamp mode: which Filesystem implementation opens each partition
   FlashProgress progress;           // optional (the factory station's operator view)
   // Stamp mode: the record's golden_sha256 when the caller already has it (golden_digest of the
@@ -61,7 +65,7 @@ struct FlashResult {
   std::size_t ranges = 0;
   bool verified = false;
   std::string failure;  // the first range whose read-back differs
-  std::string image_sha256;
+  std::string image_sha256;  // empty (null in the record) unless request.record_wanted()
   std::vector<std::string> warnings;
   ManifestRecord record;
 };

@@ -153,12 +153,7 @@ Source stamped_source(const FlashRequest& request) {
 void read_source(const Source& source, char* out, std::size_t size, std::uint64_t offset) {
   if (offset + size > source.size) throw Error("cannot read " + source.name + ": it ends at byte " + std::to_string(source.size));
   if (source.overlay) return source.overlay->read(source.fd.get(), offset, size, out);
-  for (std::size_t done = 0; done < size;) {
-    const ssize_t got = ::pread(source.fd.get(), out + done, size - done, static_cast<off_t>(offset + done));
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) throw_errno("cannot read " + source.name);
-    done += static_cast<std::size_t>(got);
-  }
+  pread_all(source.fd.get(), out, size, offset, source.name);
 }
 
 std::string source_sha256(const Source& source) {

@@ -78,18 +78,6 @@ std::string xz_stream(const char* data, std::size_t size) {
   return out;
 }
 
-void pread_exact(int fd, char* data, std::size_t size, std::uint64_t offset, const std::string& what) {
-  while (size > 0) {
-    const ssize_t got = ::pread(fd, data, size, static_cast<off_t>(offset));
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) throw_errno("cannot read " + what);
-    if (got == 0) throw Error("cannot read " + what + ": unexpected end of file");
-    data += got;
-    size -= static_cast<std::size_t>(got);
-    offset += static_cast<std::uint64_t>(got);
-  }
-}
-
 // The extents (sorted, disjoint) that overlap [begin, end), clipped to it.
 std::vector<Extent> clipped(const std::vector<Extent>& extents, std::uint64_t begin, std::uint64_t end) {
   std::vector<Extent> out;
@@ -107,7 +95,7 @@ void read_image_range(int fd, const std::vector<Extent>& extents, std::uint64_t 
                       std::vector<char>& buffer, const std::string& name) {
   buffer.assign(length, '\0');
   for (const Extent& part : clipped(extents, begin, begin + length)) {
-    pread_exact(fd, buffer.data() + (part.offset - begin), part.length, part.offset, "the image for " + name);
+    pread_all(fd, buffer.data() + (part.offset - begin), part.length, part.offset, "the image for " + name);
   }
 }
 
@@ -127,7 +115,7 @@ void copy_range(int src_fd, std::uint64_t offset, std::uint64_t length, int dst_
   std::vector<char> buffer(std::min<std::uint64_t>(length, 1 << 20));
   while (length > 0) {
     const auto part = static_cast<std::size_t>(std::min<std::uint64_t>(length, buffer.size()));
-    pread_exact(src_fd, buffer.data(), part, static_cast<std::uint64_t>(in), "the compressed base for " + name);
+    pread_all(src_fd, buffer.data(), part, static_cast<std::uint64_t>(in), "the compressed base for " + name);
     write_all(dst_fd, std::string_view(buffer.data(), part), name);
     in += static_cast<off_t>(part);
     length -= part;
@@ -139,7 +127,7 @@ void copy_and_hash(int src_fd, std::uint64_t offset, std::uint64_t length, int d
   std::vector<char> buffer(std::min<std::uint64_t>(length, 1 << 20));
   while (length > 0) {
     const auto part = static_cast<std::size_t>(std::min<std::uint64_t>(length, buffer.size()));
-    pread_exact(src_fd, buffer.data(), part, offset, "the compressed base for " + name);
+    pread_all(src_fd, buffer.data(), part, offset, "the compressed base for " + name);
     digest.update(std::string_view(buffer.data(), part));
     write_all(dst_fd, std::string_view(buffer.data(), part), name);
     offset += part;
@@ -299,7 +287,7 @@ FrameStats write_framed(const FramedBase& base, int src_fd, const std::vector<Ex
   const ImageReader read = [&](std::uint64_t offset, std::size_t size, char* out) {
     std::fill(out, out + size, '\0');
     for (const Extent& part : clipped(device_extents, offset, offset + size)) {
-      pread_exact(src_fd, out + (part.offset - offset), part.length, part.offset, "the image for " + name);
+      pread_all(src_fd, out + (part.offset - offset), part.length, part.offset, "the image for " + name);
     }
   };
   return write_framed(base, read, changed, dst_fd, name);

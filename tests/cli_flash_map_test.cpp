@@ -29,17 +29,6 @@ void make_dirty(const std::string& path, std::uint64_t size, Fill fill) {
 
 std::uint64_t size_of(const std::string& path) { return std::filesystem::file_size(path); }
 
-// A loop device over a backing file, detached at the end of the scope.
-struct Loop {
-  std::string device;
-  explicit Loop(const std::string& backing) {
-    const CommandResult attached = run({"losetup", "--find", "--show", backing});
-    if (attached.status != 0) throw std::runtime_error("this test needs root and a free loop device (losetup): " + attached.err);
-    device = attached.out.substr(0, attached.out.find('\n'));
-  }
-  ~Loop() { run({"losetup", "-d", device}); }
-};
-
 // sfdisk's dump with the device names taken out: the partition table as data.
 std::string table_of(const std::string& disk) {
   std::string dump = shell("sfdisk --dump '" + disk + "'");

@@ -57,16 +57,6 @@ std::uint64_t free_byte_in_data(const std::string& image) {
 
 std::size_t lines_of(const std::string& text) { return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')); }
 
-struct Loop {
-  std::string device;
-  explicit Loop(const std::string& backing) {
-    const CommandResult attached = run({"losetup", "--find", "--show", backing});
-    if (attached.status != 0) throw std::runtime_error("this test needs root and a free loop device (losetup): " + attached.err);
-    device = attached.out.substr(0, attached.out.find('\n'));
-  }
-  ~Loop() { run({"losetup", "-d", device}); }
-};
-
 TEST(VerifyGolden, AStampedImageMatchesGoldenPlusItsOverlayByteForByteOrByMeaning) {
   TempDir dir;
   const std::string golden = fixture("mbr.img");

@@ -233,6 +233,14 @@ std::string partition_sha256(const std::string& image, int number) {
       .substr(0, 64);
 }
 
+Loop::Loop(const std::string& backing) {
+  const CommandResult attached = run({"losetup", "--find", "--show", backing});
+  if (attached.status != 0) throw std::runtime_error("this test needs root and a free loop device (losetup): " + attached.err);
+  device = attached.out.substr(0, attached.out.find('\n'));
+}
+
+Loop::~Loop() { run({"losetup", "-d", device}); }
+
 std::vector<std::string> directory_entries(const std::string& directory) {
   std::vector<std::string> names;
   if (!std::filesystem::exists(directory)) return names;

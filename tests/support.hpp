@@ -102,6 +102,16 @@ std::uint64_t allocated_bytes(const std::string& path);
 // The names in a directory (hidden ones included), sorted; none when it does not exist.
 std::vector<std::string> directory_entries(const std::string& directory);
 
+// A loop device over a backing file (losetup: root), detached at the end of the scope; throws with
+// what is missing when none can be attached.
+struct Loop {
+  std::string device;
+  explicit Loop(const std::string& backing);
+  ~Loop();
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+};
+
 // Runs action, which must throw imprint::Error with this code; returns the error for more checks
 // (a test failure, and an empty Error, when nothing is thrown).
 template <typename Action>

@@ -61,7 +61,7 @@ std::uint64_t zero_range(const Target& target, const Extent& extent, const std::
 
 // Copies one piece of the image onto the target; feeds its bytes to range_digest when given.
 void copy_range(const Source& source, int target, const Extent& extent, const std::string& target_name, std::vector<char>& buffer,
-                Sha256* range_digest, Meter& meter) {
+                Sha256* range_digest, Meter& meter, EarlyWriteback& writeback) {
   for (std::uint64_t at = extent.offset; at < extent.end();) {
     const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), extent.end() - at));
     read_source(source, buffer.data(), want, at);
@@ -70,6 +70,7 @@ void copy_range(const Source& source, int target, const Extent& extent, const st
     pwrite_all(target, chunk, at, target_name);
     meter.add(want);
     at += want;
+    writeback.written_up_to(at);
   }
 }
 
@@ -128,6 +129,9 @@ WritePass write_map(const Source& source, const Target& target, const std::strin
   if (source.bmap && !check_inline) check_bmap_checksums(source, buffer);
   WritePass pass;
   pass.written = flash_pieces(source.ranges, source.data);
+  // The pieces go in ascending order: the card writes while the next ones are read, and the meter
+  // shows the card's pace rather than the page cache's.
+  EarlyWriteback writeback(target.fd.get());
   std::size_t piece = 0;
   for (std::size_t i = 0; i < source.ranges.size(); ++i) {
     const Extent& range = source.ranges[i];
@@ -140,7 +144,7 @@ WritePass write_map(const Source& source, const Target& target, const std::strin
         meter.add(part.range.length);
         if (check_inline) hash_zeros(digest, part.range.length);
       } else {
-        copy_range(source, target.fd.get(), part.range, target_name, buffer, check_inline ? &digest : nullptr, meter);
+        copy_range(source, target.fd.get(), part.range, target_name, buffer, check_inline ? &digest : nullptr, meter, writeback);
         pass.bytes_written += part.range.length;
       }
     }

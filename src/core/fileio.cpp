@@ -158,6 +158,12 @@ void fsync_directory_of(const std::string& path) {
 }
 }  // namespace
 
+void EarlyWriteback::written_up_to(std::uint64_t end) {
+  if (end < started_ + window_) return;
+  ::sync_file_range(fd_, static_cast<off64_t>(started_), static_cast<off64_t>(end - started_), SYNC_FILE_RANGE_WRITE);
+  started_ = end;
+}
+
 PendingFile::PendingFile(std::string final_path) : final_path_(std::move(final_path)) {
   const std::filesystem::path final_fs(final_path_);
   const std::string name = final_fs.filename().string();

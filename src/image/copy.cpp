@@ -187,7 +187,7 @@ std::uint64_t extract_entry(archive* reader, int fd, const std::string& path, co
 
 // Copies [begin, end) of src into dst at the same offsets, zero blocks left as holes.
 void copy_range(int src_fd, int dst_fd, std::uint64_t begin, std::uint64_t end, std::vector<char>& buffer,
-                const std::string& src_name, ProgressLine* progress, const std::atomic<bool>* stop) {
+                const std::string& src_name, ProgressLine* progress, const std::atomic<bool>* stop, EarlyWriteback& writeback) {
   while (begin < end) {
     throw_if_stopped(stop, src_name);
     const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), end - begin));
@@ -199,6 +199,7 @@ void copy_range(int src_fd, int dst_fd, std::uint64_t begin, std::uint64_t end, 
     if (got == 0) return;  // the file shrank under us: stop at its end
     write_skipping_zeros(dst_fd, buffer.data(), static_cast<std::size_t>(got), begin, "the copy of " + src_name);
     begin += static_cast<std::uint64_t>(got);
+    writeback.written_up_to(begin);
     if (progress) progress->update(begin);
   }
 }
@@ -259,6 +260,7 @@ std::vector<Extent> copy_sparse_shown(int src_fd, int dst_fd, const std::string&
   const std::uint64_t size = file_size(src_fd, src_name);
   if (progress) progress->set_total(size);
   std::vector<char> buffer(kCopyChunk);
+  EarlyWriteback writeback(dst_fd);
   std::uint64_t position = 0;
   while (position < size) {
     off_t data = ::lseek(src_fd, static_cast<off_t>(position), SEEK_DATA);
@@ -271,7 +273,7 @@ std::vector<Extent> copy_sparse_shown(int src_fd, int dst_fd, const std::string&
       if (hole < 0) hole = static_cast<off_t>(size);
     }
     const std::uint64_t end = std::min(static_cast<std::uint64_t>(hole), size);
-    copy_range(src_fd, dst_fd, static_cast<std::uint64_t>(data), end, buffer, src_name, progress, stop);
+    copy_range(src_fd, dst_fd, static_cast<std::uint64_t>(data), end, buffer, src_name, progress, stop, writeback);
     position = end;
   }
   set_size(dst_fd, size, "the copy of " + src_name);

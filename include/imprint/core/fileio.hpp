@@ -76,6 +76,23 @@ UniqueFd unnamed_temp_file(const std::string& purpose);
 // descriptors, so it becomes "/proc/<our pid>/..."; any other path is returned as it is.
 std::string path_for_another_process(const std::string& path);
 
+// Starts the kernel's writeback of what a writer has put in a file so far, a window at a time
+// (sync_file_range(SYNC_FILE_RANGE_WRITE): asynchronous), so the disk writes while the writer makes the
+// rest and the final fsync finds little left. With plenty of RAM the kernel otherwise holds gigabytes
+// of dirty pages until that fsync, and producing the bytes and flushing them run one after the other.
+// Errors are left to the fsync (a filesystem without sync_file_range just flushes at the end).
+class EarlyWriteback {
+ public:
+  explicit EarlyWriteback(int fd, std::uint64_t window = 16ull << 20) : fd_(fd), window_(window) {}
+  // Bytes before `end` are written (writers that go forward: offsets only grow).
+  void written_up_to(std::uint64_t end);
+
+ private:
+  int fd_;
+  std::uint64_t window_;
+  std::uint64_t started_ = 0;  // writeback started for [0, started_)
+};
+
 // An output file created 0600 in the directory of its final path, unnamed (O_TMPFILE) where the
 // filesystem allows, else under a hidden temp name (".NAME.imprint-PID-XXXXXXXX"). commit() fsyncs,
 // gives it the final name (rename) and fsyncs the directory. Until then nothing exists under the

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -408,6 +409,41 @@ TEST_F(BatchTest, CompressedOutputsAreFramedAndHoldExactlyTheRawBatchsImages) {
     EXPECT_NE((again.out + again.err).find("0 stamped, 2 already done"), std::string::npos) << again.out << again.err;
     EXPECT_EQ(std::filesystem::last_write_time(out + "/" + device_id(0) + ".img." + format), before);
   }
+}
+
+// The golden's sha256 and compressed frames are kept in $XDG_CACHE_HOME/imprint: a second compressed
+// batch on the same golden reads them back (as --verbose says) and writes byte-identical outputs
+// holding the raw batch's image, with the manifest's golden_sha256 still sha256sum's; the cached
+// frames are the golden compressed; --no-cache keeps nothing; a golden rewritten since is read again.
+TEST_F(BatchTest, ACompressedBatchKeepsTheGoldensFramesForTheNextOne) {
+  const std::string golden = path("cached-golden.img");
+  shell("cp --sparse=always '" + fixture("mbr.img") + "' '" + golden + "'");
+  const std::string csv = read_file(path("devices.csv"));
+  write_file(path("one.csv"), csv.substr(0, csv.find('\n', csv.find('\n') + 1) + 1));
+  const auto batch = [&](const std::string& out, const std::string& cache, std::vector<std::string> extra) {
+    std::vector<std::string> arguments = batch_arguments(out, {"--verbose"}, path("one.csv"));
+    if (std::find(extra.begin(), extra.end(), "--compress") == extra.end()) extra.insert(extra.end(), {"--compress", "zst"});
+    *(std::find(arguments.begin(), arguments.end(), "-i") + 1) = golden;
+    arguments.insert(arguments.end(), extra.begin(), extra.end());
+    CommandResult result = run_imprint(arguments, "", {kEpoch[0], "XDG_CACHE_HOME=" + cache});
+    EXPECT_EQ(result.status, 0) << result.err;
+    return result.err;
+  };
+  const std::string cache = path("cache");
+  const std::string note = "its compressed frames come from the cache";
+  EXPECT_EQ(batch(path("cold"), cache, {}).find(note), std::string::npos);
+  EXPECT_NE(batch(path("warm"), cache, {}).find(note), std::string::npos);
+  const std::string name = "/" + device_id(0) + ".img.zst";
+  EXPECT_EQ(run({"cmp", path("cold") + name, path("warm") + name}).status, 0);
+  batch(path("raw"), cache, {"--compress", "none"});  // the same device set: the same shared operations
+  EXPECT_EQ(run({"sh", "-c", "zstd -dc '" + path("warm") + name + "' | cmp - '" + path("raw") + "/" + device_id(0) + ".img'"}).status, 0);
+  EXPECT_EQ(manifest_lines(path("warm") + "/manifest.jsonl").at(0).at("golden_sha256"), file_sha256(golden));
+  EXPECT_EQ(run({"sh", "-c", "zstd -dc '" + cache + "'/imprint/frames/*.frames | cmp - '" + golden + "'"}).status, 0);
+
+  batch(path("uncached"), path("no-cache"), {"--no-cache"});
+  EXPECT_FALSE(std::filesystem::exists(path("no-cache")));
+  shell("touch '" + golden + "'");
+  EXPECT_EQ(batch(path("rewritten"), cache, {}).find(note), std::string::npos);
 }
 
 TEST_F(BatchTest, BadRowsStopTheBatchBeforeAnyImageOrAreListedWithKeepGoing) {

@@ -60,8 +60,14 @@ CommandResult run(const std::vector<std::string>& argv, const std::string& stdin
   posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
 
+  // An extra entry replaces the inherited one of its name (getenv would return the first of two).
+  const auto name_of = [](std::string_view entry) { return entry.substr(0, entry.find('=')); };
   std::vector<std::string> env_strings;
-  for (char** entry = environ; *entry != nullptr; ++entry) env_strings.emplace_back(*entry);
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    const bool replaced = std::any_of(environment.begin(), environment.end(),
+                                      [&](const std::string& extra) { return name_of(extra) == name_of(*entry); });
+    if (!replaced) env_strings.emplace_back(*entry);
+  }
   for (const auto& extra : environment) env_strings.push_back(extra);
   std::vector<char*> env_pointers;
   for (auto& entry : env_strings) env_pointers.push_back(entry.data());

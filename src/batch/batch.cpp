@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <functional>
 #include <charconv>
 #include <filesystem>
 #include <map>
@@ -23,6 +24,7 @@
 #include "imprint/core/bytes.hpp"
 #include "imprint/image/copy.hpp"
 #include "imprint/image/frames.hpp"
+#include "imprint/image/golden_cache.hpp"
 #include "imprint/profile/csv.hpp"
 #include "imprint/stamp/device.hpp"
 #include "imprint/core/error.hpp"
@@ -64,24 +66,22 @@ std::string bmap_name(const std::string& name) {
 }
 
 
-// The shared base compressed as frames, built by the first device that needs it (a batch whose
-// devices are all done already never compresses it).
-class LazyFramedBase {
+// Built once, by the first device that needs it (a batch whose devices are all done already never
+// builds it), then shared read-only by every worker.
+template <typename T>
+class Lazy {
  public:
-  const FramedBase& get(int base_fd, Compression compression, unsigned threads, const std::string& directory) {
+  explicit Lazy(std::function<T()> build) : build_(std::move(build)) {}
+  const T& get() {
     std::lock_guard lock(mutex_);
-    if (!base_) {
-      struct stat info {};
-      if (::fstat(base_fd, &info) != 0) throw_errno("cannot stat the shared base image");
-      base_ = FramedBase::build(base_fd, static_cast<std::uint64_t>(info.st_size), data_extents(base_fd), compression,
-                                threads, directory, "the shared base image");
-    }
-    return *base_;
+    if (!value_) value_ = build_();
+    return *value_;
   }
 
  private:
+  std::function<T()> build_;
   std::mutex mutex_;
-  std::optional<FramedBase> base_;
+  std::optional<T> value_;
 };
 
 // Reads `length` bytes of an image into digest, through `read`, a MiB at a time.
@@ -112,44 +112,33 @@ std::vector<Extent> cut(const std::vector<Extent>& extents, std::uint64_t piece)
 // The shared base's block map, cut into pieces of a frame with a sha256 each, built once by the
 // first device of a compressed --bmap batch: a device's bmap reuses the checksum of every piece its
 // overlay leaves alone and hashes only the others (never the whole image).
-class LazyBaseMap {
- public:
+struct BaseMap {
   struct Piece {
     std::uint64_t length = 0;
     std::string sha256;
   };
-  struct Map {
-    std::uint64_t size = 0;
-    std::vector<Extent> extents;              // the base's block map, merged
-    std::map<std::uint64_t, Piece> pieces;  // by offset
-  };
-  const Map& get(int base_fd, const std::string& name) {
-    std::lock_guard lock(mutex_);
-    if (!map_) {
-      Map map;
-      map.size = flash_detail::fd_size(base_fd, name);
-      map.extents = image_block_map(fd_path(base_fd), name).extents;
-      const ImageOverlay nothing;  // reads the base as it is
-      const ImageReader read = [&](std::uint64_t offset, std::size_t size, char* out) { nothing.read(base_fd, offset, size, out); };
-      for (const Extent& piece : cut(map.extents, kDefaultFrameSize)) {
-        Sha256 digest;
-        hash_through(read, piece.offset, piece.length, digest);
-        map.pieces[piece.offset] = Piece{piece.length, digest.hex_digest()};
-      }
-      map_ = std::move(map);
-    }
-    return *map_;
-  }
-
- private:
-  std::mutex mutex_;
-  std::optional<Map> map_;
+  std::uint64_t size = 0;
+  std::vector<Extent> extents;              // the base's block map, merged
+  std::map<std::uint64_t, Piece> pieces;  // by offset
 };
+
+// `extents`: the base's block map (any order); `read`: its bytes.
+BaseMap base_map(std::uint64_t size, const std::vector<Extent>& extents, const ImageReader& read) {
+  BaseMap map;
+  map.size = size;
+  map.extents = block_aligned(merged(extents), size);
+  for (const Extent& piece : cut(map.extents, kDefaultFrameSize)) {
+    Sha256 digest;
+    hash_through(read, piece.offset, piece.length, digest);
+    map.pieces[piece.offset] = BaseMap::Piece{piece.length, digest.hex_digest()};
+  }
+  return map;
+}
 
 // The bmap of base + overlay: the base's block map and every block the overlay wrote (blocks its
 // writes allocated are not in the base's map; blocks they freed stay: free space), as flash -p maps
 // golden + overlay; a piece's checksum is the base's unless the overlay wrote into it.
-Bmap overlay_bmap(const LazyBaseMap::Map& base, const std::vector<Extent>& written, const ImageReader& read) {
+Bmap overlay_bmap(const BaseMap& base, const std::vector<Extent>& written, const ImageReader& read) {
   std::vector<Extent> map = base.extents;
   map.insert(map.end(), written.begin(), written.end());
   Bmap bmap;
@@ -179,9 +168,16 @@ struct Context {
   std::map<std::string, ManifestRecord> previous;  // last manifest, by device_id
   std::string scan_key;  // the golden's: every device copy shares its damage scan
   std::set<std::string> claimed;  // names (in out_dir) this batch writes: never removed as superseded
-  LazyFramedBase* framed_base = nullptr;
-  LazyBaseMap* base_map = nullptr;
+  // The shared base: a file (base_fd: the golden's copy with the shared operations applied), or, for
+  // a compressed batch whose operations all go to overlays, the golden itself (golden_fd, never
+  // written) under `shared`, the overlay holding the shared operations' writes.
+  int golden_fd = -1;
+  std::shared_ptr<const ImageOverlay> shared;
+  Lazy<FramedBase>* framed_base = nullptr;
+  Lazy<BaseMap>* base_map = nullptr;
 };
+
+bool base_is_overlay(const Context& context) { return context.shared != nullptr; }
 
 std::string output_path(const Context& context, const Prepared& prepared) {
   return context.out_dir + "/" + prepared.name + compression_suffix(context.request.compression);
@@ -280,9 +276,11 @@ Written compressed_output(const std::string& output, std::string output_sha256, 
 std::optional<ManifestRecord> stamp_compressed_overlay(const Context& context, const Prepared& prepared) {
   const BatchRequest& request = context.request;
   const std::string output = output_path(context, prepared);
-  auto overlay = std::make_shared<ImageOverlay>();
+  // Over the golden and the shared overlay when the base is one; else over the base's file.
+  const int base_fd = base_is_overlay(context) ? context.golden_fd : context.base_fd;
+  auto overlay = base_is_overlay(context) ? std::make_shared<ImageOverlay>(context.shared) : std::make_shared<ImageOverlay>();
   {
-    DiskImage image = DiskImage::open_overlay(fd_path(context.base_fd), overlay, request.backend, request.golden_path);
+    DiskImage image = DiskImage::open_overlay(fd_path(base_fd), overlay, request.backend, request.golden_path);
     image.share_scans(context.scan_key);  // before overlay_takes, whose resolving opens the rootfs
     if (!overlay_takes(image, prepared.own)) return std::nullopt;
     apply_plan(image, prepared.own);
@@ -290,17 +288,16 @@ std::optional<ManifestRecord> stamp_compressed_overlay(const Context& context, c
     const auto differences = verify_plan(image, prepared.device);
     if (!differences.empty()) throw Error(output + ": does not match the plan after stamping: " + differences.front(), ErrorCode::CheckFailed);
   }
-  const FramedBase& base = context.framed_base->get(context.base_fd, request.compression,
-                                                    std::thread::hardware_concurrency(), context.out_dir);
-  const ImageReader read = [&](std::uint64_t offset, std::size_t size, char* out) { overlay->read(context.base_fd, offset, size, out); };
-  const std::vector<Extent> written = overlay->extents();
+  const FramedBase& base = context.framed_base->get();
+  const ImageReader read = [&](std::uint64_t offset, std::size_t size, char* out) { overlay->read(base_fd, offset, size, out); };
+  const std::vector<Extent> written = overlay->extents();  // this device's own writes: the rest is the base's
   PendingFile compressed(output);
   Sha256 digest;
   const FrameStats stats = write_framed(base, read, ChangedRanges{written}, compressed.fd(), output, &digest);
   verbose_note(output + ": " + std::to_string(stats.recompressed) + " frame(s) recompressed from the shared base + the device's overlay (" +
                std::to_string(overlay->bytes()) + " bytes written), " + std::to_string(stats.reused) + " reused");
   std::optional<Bmap> bmap;
-  if (request.bmap) bmap = overlay_bmap(context.base_map->get(context.base_fd, "the shared base image"), written, read);
+  if (request.bmap) bmap = overlay_bmap(context.base_map->get(), written, read);
   compressed.commit();
   return device_record(context, prepared, compressed_output(output, digest.hex_digest(), base.size(), std::move(bmap)));
 }
@@ -309,6 +306,8 @@ ManifestRecord stamp_device(const Context& context, const Prepared& prepared) {
   const BatchRequest& request = context.request;
   if (request.compression != Compression::None) {
     if (auto record = stamp_compressed_overlay(context, prepared)) return *record;
+    // An overlay base was chosen only when every device's operations go to overlays (run_batch).
+    if (base_is_overlay(context)) throw Error(output_path(context, prepared) + ": the device's operations cannot go to an overlay");
     verbose_note(output_path(context, prepared) + ": the device's operations write a partition an overlay cannot hold; stamping a copy of the shared base");
   }
   const std::string raw_path = context.out_dir + "/" + prepared.name;
@@ -330,8 +329,7 @@ ManifestRecord stamp_device(const Context& context, const Prepared& prepared) {
   if (request.compression != Compression::None) {
     // The base's compressed frames where this device's changes leave them alone, recompressed
     // frames where they do: the same bytes as compressing the whole image frame by frame.
-    const FramedBase& base = context.framed_base->get(context.base_fd, request.compression,
-                                                      std::thread::hardware_concurrency(), context.out_dir);
+    const FramedBase& base = context.framed_base->get();
     const ChangedRanges changed = changed_ranges_by_comparison(context.base_fd, base.extents(), raw.fd(), extents, size);
     std::optional<Bmap> bmap;
     if (request.bmap) bmap = map_image(raw.fd(), size, extents, image_block_map(raw.temp_path(), output).extents, output).bmap;
@@ -535,24 +533,103 @@ std::vector<Prepared> rows_the_image_accepts(ImageView& image, const std::string
   return good;
 }
 
-// Checks every plan against the golden image, then applies the common ops to the base.
-// The base's ext filesystems are scanned once (under scan_key) before their first write, for it and
-// every device copy made from it.
-std::vector<Prepared> build_base(const std::string& base_path, const std::string& golden, const std::string& scan_key,
-                                 Backend backend, const std::string& csv, std::vector<Prepared> prepared, BatchResult& result) {
-  DiskImage image = DiskImage::open(base_path, OpenMode::ReadWrite, backend, golden);
-  image.share_scans(scan_key);
-  std::vector<Prepared> good = rows_the_image_accepts(image, csv, std::move(prepared), result);
+// The batch's shared base: the golden with the operations every device shares applied, and the rows
+// whose plans the golden accepts, each with the operations left to it.
+struct SharedBase {
+  std::vector<Prepared> good;
+  Plan common;
+  // A compressed batch whose operations all go to overlays: the golden, never written, and the
+  // overlay holding the shared operations' writes (nothing image-sized is copied).
+  UniqueFd golden;
+  std::shared_ptr<ImageOverlay> overlay;
+  // Otherwise a copy of the golden (unnamed, in the output directory: the devices' copies of it can
+  // be reflinks) with them written into it.
+  std::unique_ptr<PendingFile> file;
+};
+
+// Checks every plan against the golden's image, and splits off the operations all devices share.
+void accept_and_split(ImageView& image, const std::string& csv, std::vector<Prepared> prepared, SharedBase& base,
+                      BatchResult& result) {
+  base.good = rows_the_image_accepts(image, csv, std::move(prepared), result);
   std::vector<const Plan*> plans;
-  for (const Prepared& item : good) plans.push_back(&item.device.plan);
+  for (const Prepared& item : base.good) plans.push_back(&item.device.plan);
   SharedOps split = split_shared_ops(plans);
-  for (std::size_t i = 0; i < good.size(); ++i) good[i].own = std::move(split.own[i]);
-  if (!good.empty()) {
-    if (auto warning = bootstrap_warning(image, good.front().device.plan)) result.warnings.push_back(*warning);
-    apply_plan(image, Plan{"", split.common});
-    image.flush();
+  for (std::size_t i = 0; i < base.good.size(); ++i) base.good[i].own = std::move(split.own[i]);
+  base.common = Plan{"", split.common};
+}
+
+void apply_common(DiskImage& image, const SharedBase& base, BatchResult& result) {
+  if (base.good.empty()) return;
+  if (auto warning = bootstrap_warning(image, base.good.front().device.plan)) result.warnings.push_back(*warning);
+  apply_plan(image, base.common);
+  image.flush();
+}
+
+// Can the shared operations and every device's own go to overlays on the golden (native ext
+// partitions: the layered overlay a device stamps through is read by libext2fs only)?
+bool overlays_take_all(DiskImage& image, const SharedBase& base) {
+  if (!overlay_takes(image, base.common)) return false;
+  return std::all_of(base.good.begin(), base.good.end(), [&](const Prepared& item) { return overlay_takes(image, item.own); });
+}
+
+// The ext filesystems are scanned once (under scan_key) before their first write, for the base and
+// every device stamped from it.
+SharedBase build_base(const BatchRequest& request, const std::string& out_dir, const std::string& scan_key,
+                      std::vector<Prepared> prepared, BatchResult& result) {
+  SharedBase base;
+  bool split = false;
+  if (request.compression != Compression::None && std::filesystem::is_regular_file(request.golden_path) &&
+      !is_compressed_image(request.golden_path)) {
+    base.golden = open_read(request.golden_path);
+    base.overlay = std::make_shared<ImageOverlay>();
+    DiskImage image = DiskImage::open_overlay(fd_path(base.golden.get()), base.overlay, request.backend, request.golden_path);
+    image.share_scans(scan_key);
+    accept_and_split(image, request.devices_csv, std::move(prepared), base, result);
+    split = true;
+    if (overlays_take_all(image, base)) {
+      apply_common(image, base, result);
+      return base;
+    }
+    verbose_note(request.golden_path + ": some operations write a partition an overlay cannot hold; the shared base is a copy");
+    base.golden.reset();
+    base.overlay.reset();
   }
-  return good;
+  base.file = std::make_unique<PendingFile>(out_dir + "/.imprint-shared-base.img");  // never committed
+  copy_image(request.golden_path, base.file->fd());
+  DiskImage image = DiskImage::open(base.file->temp_path(), OpenMode::ReadWrite, request.backend, request.golden_path);
+  image.share_scans(scan_key);
+  if (!split) accept_and_split(image, request.devices_csv, std::move(prepared), base, result);
+  apply_common(image, base, result);
+  return base;
+}
+
+// The shared base compressed as frames: the golden's cached frames with those the shared overlay
+// touches recompressed, or (a copied base) the base's file compressed.
+FramedBase framed_base(const Context& context, GoldenCache& cache) {
+  const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  if (base_is_overlay(context)) {
+    GoldenCache::Frames golden = cache.frames(context.golden_fd, context.request.compression, threads, context.out_dir);
+    const ImageReader read = [&](std::uint64_t offset, std::size_t size, char* out) { context.shared->read(context.golden_fd, offset, size, out); };
+    return FramedBase::patched(golden.frames, read, ChangedRanges{context.shared->extents()}, threads, context.out_dir, "the shared base image");
+  }
+  struct stat info {};
+  if (::fstat(context.base_fd, &info) != 0) throw_errno("cannot stat the shared base image");
+  return FramedBase::build(context.base_fd, static_cast<std::uint64_t>(info.st_size), data_extents(context.base_fd),
+                           context.request.compression, threads, context.out_dir, "the shared base image");
+}
+
+// The shared base's block map with a checksum per piece: the golden's map and the blocks the shared
+// overlay wrote, or the base file's map.
+BaseMap shared_base_map(const Context& context) {
+  const int fd = base_is_overlay(context) ? context.golden_fd : context.base_fd;
+  const std::string name = "the shared base image";
+  const ImageOverlay nothing;
+  const ImageOverlay& layer = base_is_overlay(context) ? *context.shared : nothing;
+  const ImageReader read = [&](std::uint64_t offset, std::size_t size, char* out) { layer.read(fd, offset, size, out); };
+  std::vector<Extent> extents = image_block_map(fd_path(fd), name).extents;
+  const std::vector<Extent> written = layer.extents();
+  extents.insert(extents.end(), written.begin(), written.end());
+  return base_map(flash_detail::fd_size(fd, name), extents, read);
 }
 
 // Appends the record of a device just stamped. An output without its record would be an image the
@@ -756,17 +833,13 @@ BatchResult run_batch(const BatchRequest& request, const BatchObserver& observer
   }
   if (request.dry_run) return dry_run(request, out_dir, std::move(prepared), std::move(result));
 
-  // The shared base: unnamed in the output directory (same filesystem as the outputs, so the
-  // per-device copies can be reflinks), never committed.
-  PendingFile base(out_dir + "/.imprint-shared-base.img");
   const std::string scan_key = golden_scan_key(request.golden_path);  // before the copy: a golden changed since gets another
-  copy_image(request.golden_path, base.fd());
-  std::vector<Prepared> good = build_base(base.temp_path(), request.golden_path, scan_key, request.backend,
-                                          request.devices_csv, std::move(prepared), result);
+  GoldenCache cache(request.cache_directory, request.golden_path);
+  SharedBase base = build_base(request, out_dir, scan_key, std::move(prepared), result);
   std::sort(result.bad_rows.begin(), result.bad_rows.end(), [](const BadRow& a, const BadRow& b) { return a.line < b.line; });
 
   std::vector<const Prepared*> work;
-  for (const Prepared& item : good) {
+  for (const Prepared& item : base.good) {
     if (request.shard.contains(item.index)) work.push_back(&item);
   }
   result.total = work.size();
@@ -775,11 +848,13 @@ BatchResult run_batch(const BatchRequest& request, const BatchObserver& observer
     return result;
   }
 
-  LazyFramedBase framed_base;
-  LazyBaseMap base_map;
-  Context context{request, out_dir, sha256_hex(read_host_file(request.profile_path)),
-                  golden_digest(request.golden_path), base.fd(), std::move(previous), scan_key, {}, &framed_base, &base_map};
-  for (const std::string& path : planned_files(request, out_dir, result.manifest_path, good)) {
+  Context context{request, out_dir, sha256_hex(read_host_file(request.profile_path)), cache.digest(),
+                  base.file ? base.file->fd() : -1, std::move(previous), scan_key, {}, base.golden.get(), base.overlay};
+  Lazy<FramedBase> frames([&] { return framed_base(context, cache); });
+  Lazy<BaseMap> map([&] { return shared_base_map(context); });
+  context.framed_base = &frames;
+  context.base_map = &map;
+  for (const std::string& path : planned_files(request, out_dir, result.manifest_path, base.good)) {
     if (path.starts_with(out_dir + "/")) context.claimed.insert(path.substr(out_dir.size() + 1));
   }
 

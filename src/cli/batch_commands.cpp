@@ -6,6 +6,7 @@
 
 #include "common.hpp"
 #include "imprint/batch/batch.hpp"
+#include "imprint/image/golden_cache.hpp"
 #include "imprint/core/bytes.hpp"
 #include "imprint/core/progress.hpp"
 #include "imprint/core/error.hpp"
@@ -72,6 +73,7 @@ void add_batch(CLI::App& app) {
   struct Options : CommandOptions {
     BatchRequest request;
     std::string shard = "1/1", compress = "none";
+    bool no_cache = false;
   };
   auto o = std::make_shared<Options>();
   command->add_option("-p,--profile", o->request.profile_path, "Profile (YAML)")->required();
@@ -87,6 +89,8 @@ void add_batch(CLI::App& app) {
   command->add_flag("--keep-going", o->request.keep_going, "Stamp the good rows even when some rows are bad");
   command->add_flag("--force", o->request.force, "Replace files at output names that the manifest does not list as the device's");
   command->add_flag("--dry-run", o->request.dry_run, "Prepare and check every row against the image; write nothing, list what would be written");
+  command->add_flag("--no-cache", o->no_cache,
+                    "Neither read nor keep the golden's sha256 and compressed frames in $XDG_CACHE_HOME/imprint (default ~/.cache/imprint)");
   o->add_to(command, "One JSON line per device on stdout");
   command->callback([o] {
     BatchRequest& request = o->request;
@@ -96,6 +100,7 @@ void add_batch(CLI::App& app) {
     request.compression = option_value([&] { return parse_compression(o->compress); });
     request.overrides = o->variables.collect(request.profile_path);
     request.strict_variables = o->variables.strict;
+    if (!o->no_cache) request.cache_directory = default_cache_directory();
     if (request.dry_run) return dry_run_report(request, run_batch(request), json);
     ProgressLine progress("stamping", "stamped", request.devices_csv, ProgressUnit::Items);
     progress.set_item_name("devices");

@@ -891,7 +891,11 @@ std::unique_ptr<Filesystem> open_ext4(const Ext4OpenOptions& options) {
   const io_manager manager = !options.writable ? unix_io_manager
                              : options.commit_to ? ext4::overlay_sink_io_manager()
                                                  : ext4::overlay_io_manager();
-  const errcode_t code = ext2fs_open2(options.image_path.c_str(), io_options.c_str(), flags, 0, 0, manager, &raw);
+  errcode_t code = 0;
+  {
+    const ext4::ScopedOverlaySource source(options.writable && options.commit_to ? options.read_from : nullptr);
+    code = ext2fs_open2(options.image_path.c_str(), io_options.c_str(), flags, 0, 0, manager, &raw);
+  }
   if (code != 0) refuse_open(options, io_options, code);
   FsHandle fs(raw);
   if (options.writable && options.commit_to) ext4::overlay_set_sink(fs->io, options.commit_to);

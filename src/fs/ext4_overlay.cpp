@@ -25,12 +25,23 @@ struct Overlay {
   std::uint64_t offset = 0;  // of the filesystem inside the file
   std::map<std::uint64_t, std::array<char, kPage>> pages;  // page index -> pending bytes
   OverlaySink sink;  // when set, commit hands the pending bytes here instead of writing the file
+  OverlaySource source;  // when set, what the file would be read for comes from here
 };
+
+thread_local OverlaySource opening_source;  // ScopedOverlaySource's, for sink_open
 
 Overlay& state(io_channel channel) { return *static_cast<Overlay*>(channel->private_data); }
 
 // Reads the file (no overlay); bytes past its end read as zeros, as a sparse tail would.
 errcode_t read_file(const Overlay& overlay, std::uint64_t at, std::size_t size, char* data) {
+  if (overlay.source) {
+    try {
+      overlay.source(overlay.offset + at, size, data);
+      return 0;
+    } catch (...) {
+      return EIO;
+    }
+  }
   std::size_t done = 0;
   while (done < size) {
     const ssize_t got = ::pread(overlay.fd, data + done, size - done, static_cast<off_t>(overlay.offset + at + done));
@@ -128,7 +139,9 @@ errcode_t overlay_open(const char* name, int flags, io_channel* result) {
 
 // The golden of a stamp without a copy: the file is only read; writes reach a sink at commit.
 errcode_t sink_open(const char* name, int, io_channel* result) {
-  return open_channel(name, false, overlay_sink_io_manager(), result);
+  const errcode_t code = open_channel(name, false, overlay_sink_io_manager(), result);
+  if (code == 0) state(*result).source = opening_source;
+  return code;
 }
 
 errcode_t overlay_close(io_channel channel) {
@@ -204,6 +217,9 @@ io_manager overlay_io_manager() { return &manager; }
 io_manager overlay_sink_io_manager() { return &sink_manager; }
 
 void overlay_set_sink(io_channel channel, OverlaySink sink) { state(channel).sink = std::move(sink); }
+
+ScopedOverlaySource::ScopedOverlaySource(OverlaySource source) { opening_source = std::move(source); }
+ScopedOverlaySource::~ScopedOverlaySource() { opening_source = nullptr; }
 
 errcode_t overlay_commit(io_channel channel) {
   if (channel->manager != &manager && channel->manager != &sink_manager) return EXT2_ET_INVALID_ARGUMENT;

@@ -19,6 +19,19 @@ io_manager overlay_io_manager();
 io_manager overlay_sink_io_manager();
 using OverlaySink = std::function<void(std::uint64_t offset, std::string_view bytes)>;
 void overlay_set_sink(io_channel channel, OverlaySink sink);
+// Where a channel reads what it has not written itself (offset in the image file): instead of the
+// file, e.g. the golden plus a batch's shared overlay. It may throw (the read then fails with EIO).
+// Given while the channel opens (ext2fs_open2 reads the superblock and group descriptors during its
+// open, before any setter could run): the sink channels opened on this thread while it lives read
+// through `source`.
+using OverlaySource = std::function<void(std::uint64_t offset, std::size_t size, char* out)>;
+class ScopedOverlaySource {
+ public:
+  explicit ScopedOverlaySource(OverlaySource source);
+  ~ScopedOverlaySource();
+  ScopedOverlaySource(const ScopedOverlaySource&) = delete;
+  ScopedOverlaySource& operator=(const ScopedOverlaySource&) = delete;
+};
 // Writes the pending changes of a channel opened by overlay_io_manager() to the file, then forgets
 // them (a sink channel: hands them to the sink, see above). Returns 0 or an errno / libext2fs error code.
 errcode_t overlay_commit(io_channel channel);

@@ -95,7 +95,8 @@ DiskImage DiskImage::open_overlay(const std::string& path, std::shared_ptr<Image
 }
 
 bool DiskImage::overlay_covers(const std::vector<int>& partition_numbers) const {
-  if (!qcow2_beside_.empty()) return true;  // libguestfs writes into the qcow2 overlay
+  // libguestfs writes into the qcow2 overlay, over the golden alone: not over a layered overlay's below.
+  if (!qcow2_beside_.empty() && !(overlay_ && overlay_->below())) return true;
   for (const int number : partition_numbers) {
     if (backend_for(partition_number(number)) != Backend::Native) return false;
   }
@@ -175,6 +176,12 @@ Filesystem& DiskImage::filesystem(const Partition& partition) {
         options.commit_to = [overlay](std::uint64_t offset, std::string_view bytes) {
           if (overlay) overlay->write(offset, bytes);
         };
+        // A layered overlay (a batch device's): the filesystem is read as golden + the layers below.
+        if (overlay && overlay->below()) {
+          options.read_from = [below = overlay->below(), fd = fd_.get()](std::uint64_t offset, std::size_t size, char* out) {
+            below->read(fd, offset, size, out);
+          };
+        }
       }
       opened = open_ext4(options);
     } catch (const Error& error) {

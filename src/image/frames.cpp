@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -122,20 +123,69 @@ void copy_range(int src_fd, std::uint64_t offset, std::uint64_t length, int dst_
   }
 }
 
+// Appends to a file, starting its writeback as it grows (EarlyWriteback).
+class Appender {
+ public:
+  Appender(int fd, std::string name) : fd_(fd), name_(std::move(name)), writeback_(fd) {}
+  void append(std::string_view bytes) {
+    write_all(fd_, bytes, name_);
+    advanced(bytes.size());
+  }
+  // `bytes` more were written at the file's position by someone else (copy_file_range).
+  void advanced(std::uint64_t bytes) {
+    end_ += bytes;
+    writeback_.written_up_to(end_);
+  }
+  int fd() const { return fd_; }
+
+ private:
+  int fd_;
+  std::string name_;
+  EarlyWriteback writeback_;
+  std::uint64_t end_ = 0;
+};
+
 // Copies length bytes at offset of src to the end of dst through memory, hashing them on the way.
-void copy_and_hash(int src_fd, std::uint64_t offset, std::uint64_t length, int dst_fd, Sha256& digest, const std::string& name) {
+void copy_and_hash(int src_fd, std::uint64_t offset, std::uint64_t length, Appender& dst, Sha256& digest) {
   std::vector<char> buffer(std::min<std::uint64_t>(length, 1 << 20));
   while (length > 0) {
     const auto part = static_cast<std::size_t>(std::min<std::uint64_t>(length, buffer.size()));
-    pread_all(src_fd, buffer.data(), part, offset, "the compressed base for " + name);
+    pread_all(src_fd, buffer.data(), part, offset, "the compressed base");
     digest.update(std::string_view(buffer.data(), part));
-    write_all(dst_fd, std::string_view(buffer.data(), part), name);
+    dst.append(std::string_view(buffer.data(), part));
     offset += part;
     length -= part;
   }
 }
 
 std::uint64_t frame_count(std::uint64_t size, std::uint64_t frame_size) { return (size + frame_size - 1) / frame_size; }
+
+// An unnamed file for compressed frames: in `directory` (the outputs' filesystem), else in $TMPDIR.
+UniqueFd compressed_file(const std::string& directory, const std::string& name) {
+  UniqueFd file = open_unnamed(directory, "cannot create the compressed base for " + name);
+  return file ? std::move(file) : unnamed_temp_file("the compressed base of " + name);
+}
+
+// Runs work(0..count-1) on up to `threads` threads; the first exception is rethrown after all stop.
+void run_parallel(std::size_t count, unsigned threads, const std::function<void(std::size_t)>& work) {
+  std::atomic<std::size_t> next{0};
+  std::exception_ptr failure;
+  std::mutex mutex;
+  const auto worker = [&] {
+    try {
+      for (std::size_t i; (i = next.fetch_add(1)) < count;) work(i);
+    } catch (...) {
+      std::lock_guard lock(mutex);
+      if (!failure) failure = std::current_exception();
+      next = count;
+    }
+  };
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < std::min<std::size_t>(std::max(1u, threads), count); ++t) pool.emplace_back(worker);
+  worker();
+  for (auto& thread : pool) thread.join();
+  if (failure) std::rethrow_exception(failure);
+}
 
 }  // namespace
 
@@ -184,8 +234,7 @@ FramedBase FramedBase::build(int base_fd, std::uint64_t size, std::vector<Extent
   base.size_ = size;
   base.frame_size_ = frame_size;
   base.extents_ = intersect(merged(std::move(extents)), {{0, size}});
-  base.file_ = open_unnamed(directory, "cannot create the compressed base for " + name);
-  if (!base.file_) base.file_ = unnamed_temp_file("the compressed base of " + name);
+  UniqueFd file = compressed_file(directory, name);
 
   const std::uint64_t count = frame_count(size, frame_size);
   // Frames without data all compress to the same bytes (per length): compressed once.
@@ -263,8 +312,8 @@ FramedBase FramedBase::build(int base_fd, std::uint64_t size, std::vector<Extent
         frame = std::move(compressed[i]);
       }
       const std::string& bytes = empty[i] ? zero_frames.at(std::min(frame_size, size - i * frame_size)) : frame;
-      write_all(base.file_.get(), bytes, "the compressed base for " + name);
-      base.frames_.push_back({offset, bytes.size()});
+      write_all(file.get(), bytes, "the compressed base for " + name);
+      base.frames_.push_back({offset, bytes.size(), 0});
       offset += bytes.size();
       std::lock_guard lock(mutex);
       written_upto = i + 1;
@@ -278,6 +327,52 @@ FramedBase FramedBase::build(int base_fd, std::uint64_t size, std::vector<Extent
   for (const auto& failure : failures) {
     if (failure) std::rethrow_exception(failure);
   }
+  base.files_.push_back(std::make_shared<const UniqueFd>(std::move(file)));
+  return base;
+}
+
+FramedBase FramedBase::patched(const FramedBase& base, const ImageReader& read, const ChangedRanges& changed, unsigned threads,
+                               const std::string& directory, const std::string& name) {
+  FramedBase result = base;  // shares base's files
+  const std::vector<Extent> touched = merged(changed.ranges);
+  std::vector<std::size_t> redo;
+  for (std::size_t i = 0; i < base.frames_.size(); ++i) {
+    const std::uint64_t begin = i * base.frame_size_;
+    if (!clipped(touched, begin, std::min(begin + base.frame_size_, base.size_)).empty()) redo.push_back(i);
+  }
+  if (redo.empty()) return result;
+  std::vector<std::string> frames(redo.size());
+  run_parallel(redo.size(), threads, [&](std::size_t k) {
+    const std::uint64_t begin = redo[k] * base.frame_size_;
+    std::vector<char> buffer(static_cast<std::size_t>(std::min(base.frame_size_, base.size_ - begin)));
+    read(begin, buffer.size(), buffer.data());
+    frames[k] = compress_frame(base.compression_, buffer.data(), buffer.size());
+  });
+  UniqueFd file = compressed_file(directory, name);
+  const auto index = static_cast<std::uint32_t>(result.files_.size());
+  std::uint64_t offset = 0;
+  for (std::size_t k = 0; k < redo.size(); ++k) {
+    write_all(file.get(), frames[k], "the compressed base for " + name);
+    result.frames_[redo[k]] = FrameSpan{offset, frames[k].size(), index};
+    offset += frames[k].size();
+  }
+  result.files_.push_back(std::make_shared<const UniqueFd>(std::move(file)));
+  std::vector<Extent> extents = result.extents_;
+  extents.insert(extents.end(), touched.begin(), touched.end());
+  result.extents_ = intersect(merged(std::move(extents)), {{0, base.size_}});
+  return result;
+}
+
+FramedBase FramedBase::adopt(UniqueFd file, Compression compression, std::uint64_t size, std::uint64_t frame_size,
+                             std::vector<Extent> extents, std::vector<FrameSpan> frames) {
+  if (frames.size() != frame_count(size, frame_size)) throw Error("a framed base needs one frame per " + std::to_string(frame_size) + " bytes", ErrorCode::Invalid);
+  FramedBase base;
+  base.compression_ = compression;
+  base.size_ = size;
+  base.frame_size_ = frame_size;
+  base.extents_ = std::move(extents);
+  base.frames_ = std::move(frames);
+  base.files_.push_back(std::make_shared<const UniqueFd>(std::move(file)));
   return base;
 }
 
@@ -298,15 +393,18 @@ FrameStats write_framed(const FramedBase& base, const ImageReader& read, const C
   FrameStats stats;
   const std::vector<Extent> touched = merged(changed.ranges);
   const auto& frames = base.frames();
+  Appender out(dst_fd, name);
   std::vector<char> buffer;
   // Runs of reused frames go out as one copy.
   std::uint64_t run_begin = 0, run_length = 0;
+  std::uint32_t run_file = 0;
   const auto flush_run = [&] {
     if (run_length > 0) {
       if (digest) {
-        copy_and_hash(base.fd(), run_begin, run_length, dst_fd, *digest, name);
+        copy_and_hash(base.file_fd(run_file), run_begin, run_length, out, *digest);
       } else {
-        copy_range(base.fd(), run_begin, run_length, dst_fd, name);
+        copy_range(base.file_fd(run_file), run_begin, run_length, dst_fd, name);
+        out.advanced(run_length);
       }
     }
     run_length = 0;
@@ -315,7 +413,8 @@ FrameStats write_framed(const FramedBase& base, const ImageReader& read, const C
     const std::uint64_t begin = i * base.frame_size();
     const std::uint64_t length = std::min(base.frame_size(), base.size() - begin);
     if (clipped(touched, begin, begin + length).empty()) {
-      if (run_length == 0) run_begin = frames[i].offset;
+      if (run_length > 0 && (frames[i].file != run_file || frames[i].offset != run_begin + run_length)) flush_run();
+      if (run_length == 0) run_begin = frames[i].offset, run_file = frames[i].file;
       run_length += frames[i].length;
       ++stats.reused;
       continue;
@@ -325,7 +424,7 @@ FrameStats write_framed(const FramedBase& base, const ImageReader& read, const C
     read(begin, length, buffer.data());
     const std::string frame = compress_frame(base.compression(), buffer.data(), buffer.size());
     if (digest) digest->update(frame);
-    write_all(dst_fd, frame, name);
+    out.append(frame);
     ++stats.recompressed;
   }
   flush_run();

@@ -61,7 +61,11 @@ void ImageOverlay::page_bytes(std::uint64_t index, char* out) const {
 }
 
 void ImageOverlay::read(int golden_fd, std::uint64_t offset, std::size_t size, char* out) const {
-  pread_or_zero(golden_fd, out, size, offset);
+  if (below_) {
+    below_->read(golden_fd, offset, size, out);
+  } else {
+    pread_or_zero(golden_fd, out, size, offset);
+  }
   Page page{};
   // Written pages over [offset, offset + size), from both stores.
   auto overlay_page = [&](std::uint64_t index) {

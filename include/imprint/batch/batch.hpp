@@ -60,6 +60,9 @@ struct BatchRequest {
   Variables overrides;                 // --set: below the CSV's columns, above the profile's defaults
   bool strict_variables = false;       // a CSV column the profile never uses: an error, not a warning
   Backend backend = Backend::Auto;     // which Filesystem implementation opens each partition
+  // Where the golden's sha256 and compressed frames are kept between runs (GoldenCache); "": not
+  // kept (the CLI passes default_cache_directory() unless --no-cache).
+  std::string cache_directory;
 };
 
 struct BadRow {

@@ -29,6 +29,9 @@ struct Ext4OpenOptions {
   // the changed bytes (offset in the image file) to commit_to instead (an ImageOverlay; nothing,
   // for a dry run). It may throw.
   std::function<void(std::uint64_t offset, std::string_view bytes)> commit_to = {};
+  // With commit_to: where the filesystem's bytes are read from instead of image_path (offset in the
+  // image file), e.g. the golden plus a batch's shared overlay. It may throw (the read fails).
+  std::function<void(std::uint64_t offset, std::size_t size, char* out)> read_from = {};
 };
 
 // Refuses (Error with a clear message naming `name`): a bad superblock, a filesystem that needs

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,10 +36,14 @@ ChangedRanges changed_ranges_by_comparison(int base_fd, const std::vector<Extent
                                            const std::vector<Extent>& device_extents, std::uint64_t size,
                                            std::uint64_t granularity = 64 * 1024);
 
-// One compressed frame in the base's compressed file.
+// Fills out with `size` bytes of the device image at `offset` (within the base's size).
+using ImageReader = std::function<void(std::uint64_t offset, std::size_t size, char* out)>;
+
+// One compressed frame in one of the base's compressed files.
 struct FrameSpan {
   std::uint64_t offset = 0;  // in the compressed file
   std::uint64_t length = 0;  // compressed bytes
+  std::uint32_t file = 0;    // which of the base's files (FramedBase::file_fd)
 };
 
 // What write_framed did, for tests and timing.
@@ -57,12 +62,22 @@ class FramedBase {
                           unsigned threads, const std::string& directory, const std::string& name,
                           std::uint64_t frame_size = kDefaultFrameSize);
 
+  // `base` with the frames `changed` touches recompressed from `read` (e.g. the golden's frames
+  // under a batch's shared operations): the untouched frames stay in base's file(s), shared, and the
+  // recompressed ones go to a new unnamed file in `directory`, on `threads` threads.
+  static FramedBase patched(const FramedBase& base, const ImageReader& read, const ChangedRanges& changed, unsigned threads,
+                            const std::string& directory, const std::string& name);
+  // A base whose frames are already in `file` (a cache's), as build made them.
+  static FramedBase adopt(UniqueFd file, Compression compression, std::uint64_t size, std::uint64_t frame_size,
+                          std::vector<Extent> extents, std::vector<FrameSpan> frames);
+
   Compression compression() const { return compression_; }
   std::uint64_t size() const { return size_; }
   std::uint64_t frame_size() const { return frame_size_; }
   const std::vector<FrameSpan>& frames() const { return frames_; }
   const std::vector<Extent>& extents() const { return extents_; }  // the base image's data extents
-  int fd() const { return file_.get(); }                          // the concatenated frames
+  int fd() const { return file_fd(0); }                           // the first file's concatenated frames
+  int file_fd(std::uint32_t file) const { return files_.at(file)->get(); }
 
  private:
   Compression compression_ = Compression::Zstd;
@@ -70,7 +85,7 @@ class FramedBase {
   std::uint64_t frame_size_ = kDefaultFrameSize;
   std::vector<FrameSpan> frames_;
   std::vector<Extent> extents_;
-  UniqueFd file_;
+  std::vector<std::shared_ptr<const UniqueFd>> files_;  // shared with the bases patched from this one
 };
 
 // Writes the device image (src_fd, the base's size, data `extents`) to dst_fd in the base's format:
@@ -79,9 +94,6 @@ class FramedBase {
 // reused.
 FrameStats write_framed(const FramedBase& base, int src_fd, const std::vector<Extent>& extents,
                         const ChangedRanges& changed, int dst_fd, const std::string& name);
-
-// Fills out with `size` bytes of the device image at `offset` (within the base's size).
-using ImageReader = std::function<void(std::uint64_t offset, std::size_t size, char* out)>;
 
 // The same, reading the touched frames through `read` (e.g. golden + a device's overlay, so no
 // device-sized file exists). With `digest`, every byte written to dst_fd is hashed on the way (the

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -21,6 +22,11 @@ class ImageOverlay {
   static constexpr std::uint64_t kPage = 512;  // a sector: partitions and ext blocks align to it
   // memory_limit: bytes kept in memory before the rest spills to an unnamed temp file.
   explicit ImageOverlay(std::uint64_t memory_limit = 16ull << 20) : memory_limit_(memory_limit) {}
+  // A layer over another overlay (a batch device's over the shared ops'): reads see the golden, then
+  // `below`'s pages, then this one's; extents(), bytes() and write_to() are this layer's own.
+  explicit ImageOverlay(std::shared_ptr<const ImageOverlay> below, std::uint64_t memory_limit = 16ull << 20)
+      : memory_limit_(memory_limit), below_(std::move(below)) {}
+  const std::shared_ptr<const ImageOverlay>& below() const noexcept { return below_; }
 
   // Records bytes written at an image offset. Offset and size are multiples of kPage (what the
   // filesystems commit always is); Error otherwise.
@@ -39,6 +45,7 @@ class ImageOverlay {
   void page_bytes(std::uint64_t index, char* out) const;
 
   std::uint64_t memory_limit_;
+  std::shared_ptr<const ImageOverlay> below_;
   std::map<std::uint64_t, Page> memory_;          // page index -> bytes
   std::map<std::uint64_t, std::uint64_t> spilled_;  // page index -> offset in spill_
   UniqueFd spill_;

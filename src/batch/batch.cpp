@@ -280,7 +280,9 @@ std::optional<ManifestRecord> stamp_compressed_overlay(const Context& context, c
   const int base_fd = base_is_overlay(context) ? context.golden_fd : context.base_fd;
   auto overlay = base_is_overlay(context) ? std::make_shared<ImageOverlay>(context.shared) : std::make_shared<ImageOverlay>();
   {
-    DiskImage image = DiskImage::open_overlay(fd_path(base_fd), overlay, request.backend, request.golden_path);
+    // The golden itself is opened by its name (messages then name it, not "the copy of" it).
+    const std::string path = base_is_overlay(context) ? request.golden_path : fd_path(base_fd);
+    DiskImage image = DiskImage::open_overlay(path, overlay, request.backend, request.golden_path);
     image.share_scans(context.scan_key);  // before overlay_takes, whose resolving opens the rootfs
     if (!overlay_takes(image, prepared.own)) return std::nullopt;
     apply_plan(image, prepared.own);
@@ -582,7 +584,7 @@ SharedBase build_base(const BatchRequest& request, const std::string& out_dir, c
       !is_compressed_image(request.golden_path)) {
     base.golden = open_read(request.golden_path);
     base.overlay = std::make_shared<ImageOverlay>();
-    DiskImage image = DiskImage::open_overlay(fd_path(base.golden.get()), base.overlay, request.backend, request.golden_path);
+    DiskImage image = DiskImage::open_overlay(request.golden_path, base.overlay, request.backend, request.golden_path);
     image.share_scans(scan_key);
     accept_and_split(image, request.devices_csv, std::move(prepared), base, result);
     split = true;
@@ -848,12 +850,16 @@ BatchResult run_batch(const BatchRequest& request, const BatchObserver& observer
     return result;
   }
 
-  Context context{request, out_dir, sha256_hex(read_host_file(request.profile_path)), cache.digest(),
+  Context context{request, out_dir, sha256_hex(read_host_file(request.profile_path)), "",
                   base.file ? base.file->fd() : -1, std::move(previous), scan_key, {}, base.golden.get(), base.overlay};
   Lazy<FramedBase> frames([&] { return framed_base(context, cache); });
   Lazy<BaseMap> map([&] { return shared_base_map(context); });
   context.framed_base = &frames;
   context.base_map = &map;
+  // A new compressed batch needs the golden's frames anyway: built first, they give its sha256 on the
+  // way (a re-run, whose devices may all be done, reads only what it needs).
+  if (base_is_overlay(context) && context.previous.empty() && !work.empty()) frames.get();
+  context.golden_sha256 = cache.digest();
   for (const std::string& path : planned_files(request, out_dir, result.manifest_path, base.good)) {
     if (path.starts_with(out_dir + "/")) context.claimed.insert(path.substr(out_dir.size() + 1));
   }

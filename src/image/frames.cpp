@@ -160,6 +160,20 @@ void copy_and_hash(int src_fd, std::uint64_t offset, std::uint64_t length, Appen
 
 std::uint64_t frame_count(std::uint64_t size, std::uint64_t frame_size) { return (size + frame_size - 1) / frame_size; }
 
+// Hashes a frame's bytes: `bytes`, or `length` zeros for a frame without data (bytes empty).
+void hash_frame(Sha256& digest, const std::vector<char>& bytes, std::uint64_t length) {
+  if (!bytes.empty()) {
+    digest.update(std::string_view(bytes.data(), bytes.size()));
+    return;
+  }
+  static const std::vector<char> zeros(1 << 20, '\0');
+  for (std::uint64_t left = length; left > 0;) {
+    const auto part = static_cast<std::size_t>(std::min<std::uint64_t>(left, zeros.size()));
+    digest.update(std::string_view(zeros.data(), part));
+    left -= part;
+  }
+}
+
 // An unnamed file for compressed frames: in `directory` (the outputs' filesystem), else in $TMPDIR.
 UniqueFd compressed_file(const std::string& directory, const std::string& name) {
   UniqueFd file = open_unnamed(directory, "cannot create the compressed base for " + name);
@@ -227,7 +241,7 @@ ChangedRanges changed_ranges_by_comparison(int base_fd, const std::vector<Extent
 
 FramedBase FramedBase::build(int base_fd, std::uint64_t size, std::vector<Extent> extents, Compression compression,
                              unsigned threads, const std::string& directory, const std::string& name,
-                             std::uint64_t frame_size) {
+                             std::uint64_t frame_size, Sha256* digest) {
   if (compression == Compression::None || frame_size == 0) throw Error("FramedBase needs a compression and a frame size", ErrorCode::Invalid);
   FramedBase base;
   base.compression_ = compression;
@@ -240,6 +254,7 @@ FramedBase FramedBase::build(int base_fd, std::uint64_t size, std::vector<Extent
   // Frames without data all compress to the same bytes (per length): compressed once.
   std::map<std::uint64_t, std::string> zero_frames;
   std::vector<std::string> compressed(count);
+  std::vector<std::vector<char>> raw(count);  // with digest: a frame's bytes until hashed (at most `window`)
   std::vector<bool> empty(count);
   for (std::uint64_t i = 0; i < count; ++i) {
     const std::uint64_t begin = i * frame_size;
@@ -277,6 +292,7 @@ FramedBase FramedBase::build(int base_fd, std::uint64_t size, std::vector<Extent
             std::string frame = compress_frame(compression, buffer.data(), buffer.size());
             std::lock_guard lock(mutex);
             compressed[i] = std::move(frame);
+            if (digest) raw[i] = std::move(buffer);
           }
           std::lock_guard lock(mutex);
           done[i] = true;
@@ -305,12 +321,15 @@ FramedBase FramedBase::build(int base_fd, std::uint64_t size, std::vector<Extent
   try {
     for (std::uint64_t i = 0; i < count; ++i) {
       std::string frame;
+      std::vector<char> bytes_of_frame;
       {
         std::unique_lock lock(mutex);
         ready.wait(lock, [&] { return done[i] || failed(); });
         if (!done[i]) break;
         frame = std::move(compressed[i]);
+        bytes_of_frame = std::move(raw[i]);
       }
+      if (digest) hash_frame(*digest, bytes_of_frame, std::min(frame_size, size - i * frame_size));
       const std::string& bytes = empty[i] ? zero_frames.at(std::min(frame_size, size - i * frame_size)) : frame;
       write_all(file.get(), bytes, "the compressed base for " + name);
       base.frames_.push_back({offset, bytes.size(), 0});

@@ -82,13 +82,14 @@ std::string GoldenCache::entry_path(const std::string& kind, const std::string& 
 }
 
 std::string GoldenCache::digest() {
+  if (!digest_.empty()) return digest_;
   const std::string path = directory_.empty() ? "" : entry_path("golden", ".sha256");
   if (!path.empty()) {
     try {
       const std::string cached = read_host_file(path, 128);
       if (cached.size() == 64 && cached.find_first_not_of("0123456789abcdef") == std::string::npos) {
         ::utimensat(AT_FDCWD, path.c_str(), nullptr, 0);  // recently used: kept by evict
-        return cached;
+        return digest_ = cached;
       }
     } catch (const Error&) {
       // not cached yet (or unreadable): computed below
@@ -97,18 +98,20 @@ std::string GoldenCache::digest() {
   UniqueFd fd = open_read(golden_path_);
   struct stat info {};
   if (::fstat(fd.get(), &info) != 0) throw_errno("cannot stat " + golden_path_);
-  const std::string digest = S_ISREG(info.st_mode)
-                                 ? sparse_image_sha256(fd.get(), static_cast<std::uint64_t>(info.st_size), data_extents(fd.get()), golden_path_)
-                                 : sha256_file_hex(golden_path_);
-  if (!path.empty() && S_ISREG(info.st_mode) && make_private_directory(directory_ + "/golden")) {
-    try {
-      write_file_atomically(path, digest, 0600);
-      evict(directory_ + "/golden", ".sha256", {}, kKeptDigests);
-    } catch (const Error& error) {
-      verbose_note(std::string("not caching the golden's sha256: ") + error.what());
-    }
+  if (!S_ISREG(info.st_mode)) return digest_ = sha256_file_hex(golden_path_);
+  digest_ = sparse_image_sha256(fd.get(), static_cast<std::uint64_t>(info.st_size), data_extents(fd.get()), golden_path_);
+  store_digest(digest_);
+  return digest_;
+}
+
+void GoldenCache::store_digest(const std::string& digest) const {
+  if (directory_.empty() || !make_private_directory(directory_ + "/golden")) return;
+  try {
+    write_file_atomically(entry_path("golden", ".sha256"), digest, 0600);
+    evict(directory_ + "/golden", ".sha256", {}, kKeptDigests);
+  } catch (const Error& error) {
+    verbose_note(std::string("not caching the golden's sha256: ") + error.what());
   }
-  return digest;
 }
 
 std::optional<FramedBase> GoldenCache::load_frames(Compression compression) const {
@@ -176,8 +179,14 @@ GoldenCache::Frames GoldenCache::frames(int golden_fd, Compression compression, 
   const bool cache = !directory_.empty() && make_private_directory(directory_ + "/frames");
   struct stat info {};
   if (::fstat(golden_fd, &info) != 0) throw_errno("cannot stat " + golden_path_);
+  Sha256 hashed;  // the golden's sha256 on the way, unless known already
   FramedBase built = FramedBase::build(golden_fd, static_cast<std::uint64_t>(info.st_size), data_extents(golden_fd), compression,
-                                       threads, cache ? directory_ + "/frames" : scratch_directory, golden_path_);
+                                       threads, cache ? directory_ + "/frames" : scratch_directory, golden_path_,
+                                       kDefaultFrameSize, digest_.empty() ? &hashed : nullptr);
+  if (digest_.empty()) {
+    digest_ = hashed.hex_digest();
+    store_digest(digest_);
+  }
   if (cache) {
     try {
       store_frames(built, compression);

@@ -58,9 +58,11 @@ class FramedBase {
  public:
   // Compresses the base image (size bytes; only `extents` are read, the rest is zeros; frames with
   // no data share one compressed zero frame) on `threads` threads.
+  // With `digest`, the image's bytes (holes as zeros) are hashed in order on the way, by the thread
+  // that would otherwise wait for the compressing ones (the image's sha256 without another read).
   static FramedBase build(int base_fd, std::uint64_t size, std::vector<Extent> extents, Compression compression,
                           unsigned threads, const std::string& directory, const std::string& name,
-                          std::uint64_t frame_size = kDefaultFrameSize);
+                          std::uint64_t frame_size = kDefaultFrameSize, Sha256* digest = nullptr);
 
   // `base` with the frames `changed` touches recompressed from `read` (e.g. the golden's frames
   // under a batch's shared operations): the untouched frames stay in base's file(s), shared, and the

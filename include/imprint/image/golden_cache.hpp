@@ -28,7 +28,8 @@ class GoldenCache {
 
   const std::string& directory() const noexcept { return directory_; }
 
-  // The golden's sha256 (its bytes, holes as zeros), from the cache or computed and stored.
+  // The golden's sha256 (its bytes, holes as zeros), from the cache or computed and stored (building
+  // the frames computes it on the way: call frames() first when both are needed).
   std::string digest();
 
   // The golden (golden_fd: the same file, open) compressed as frames: the cached frames when an
@@ -47,11 +48,13 @@ class GoldenCache {
  private:
   std::string entry_path(const std::string& kind, const std::string& suffix) const;
   std::optional<FramedBase> load_frames(Compression compression) const;
+  void store_digest(const std::string& digest) const;
   void store_frames(const FramedBase& frames, Compression compression) const;
 
   std::string directory_;
   std::string golden_path_;
   std::string key_;  // hex, from the golden's identity
+  std::string digest_;  // once known
 };
 
 }  // namespace imprint

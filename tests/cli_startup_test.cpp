@@ -1,5 +1,5 @@
-// What an imprint command loads before it does anything. libguestfs pulls ~70 shared libraries
-// (libvirt, glib/gio, gnutls, libssh...) and libpqxx/libpq another ~25 (Kerberos, LDAP...), whose
+// What an imprint command loads before it does anything. libguestfs pulls ~60 shared libraries
+// (libvirt, glib/gio, gnutls, libssh...) and libpqxx/libpq another ~28 (Kerberos, LDAP...), whose
 // constructors and relocations cost every command tens of milliseconds; only an appliance launch
 // and a PostgreSQL ledger need them, and load them then (src/guestfs/api.hpp,
 // src/ledger/postgres_module.cpp). Checked with binutils' readelf (the executable's dynamic

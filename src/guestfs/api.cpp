@@ -24,7 +24,7 @@ Libguestfs load() {
   const char* chosen = std::getenv("IMPRINT_LIBGUESTFS");
   const std::string file = chosen != nullptr && *chosen != '\0' ? chosen : kLibrary;
   const std::string hint = " (Debian package libguestfs0; install it with scripts/setup.sh)";
-  // RTLD_NOW: a missing symbol fails here, not in the middle of a launch. Never closed: its
+  // RTLD_NOW: a broken installation fails here, not in the middle of a launch. Never closed: its
   // threads and atexit handlers outlive any one session.
   void* library = ::dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (library == nullptr) {

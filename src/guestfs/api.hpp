@@ -1,8 +1,9 @@
 // libguestfs through dlopen (src/guestfs/api.cpp): the guestfs module's only door to the library.
 //
-// Why: linking libguestfs pulls ~70 shared libraries (libvirt, glib/gio, gnutls, libssh, curl...)
-// whose constructors and relocations cost every imprint command ~25 ms before main(), though only
-// the guestfs backend (vfat/xfs/btrfs partitions, --backend guestfs) ever launches an appliance.
+// Why: linking libguestfs pulls ~60 shared libraries (libvirt, glib/gio, libssh, curl...; 24 that
+// nothing else of imprint's needs) whose constructors and relocations cost every imprint command
+// 15-25 ms before main(), though only the guestfs backend (vfat/xfs/btrfs partitions, --backend
+// guestfs) ever launches an appliance.
 // The library is loaded the first time a session creates a handle instead. The pointer types are
 // guestfs.h's own declarations (decltype), so a call with the wrong signature does not compile.
 // Private to src/guestfs: nothing outside the module includes guestfs.h.

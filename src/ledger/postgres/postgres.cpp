@@ -4,7 +4,7 @@
 // connection, which rolls the transaction back and releases its row lock.
 //
 // Built as a module of its own (imprint-postgres.so, loaded by src/ledger/postgres_module.cpp when a
-// postgres:// ledger is opened): libpqxx and libpq pull ~25 shared libraries (Kerberos, LDAP,
+// postgres:// ledger is opened): libpqxx and libpq pull ~28 shared libraries (Kerberos, LDAP,
 // GnuTLS...) that every other command would load at start. It uses nothing of imprint's that is
 // not in a header (Error, SqlSession): the executable exports no symbols to it.
 #include <optional>

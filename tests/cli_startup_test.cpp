@@ -47,7 +47,9 @@ TEST(Startup, CommandsWithoutAnApplianceOrPostgresLoadNeither) {
   write_file(dir / "devices.csv", "device_id\ndev-001\n");
   // --version, a listing of an ext4 partition (native backend), a SQLite ledger.
   const std::vector<std::vector<std::string>> commands{
-      {"--version"}, {"ls", fixture("mbr.img") + ":data:/"}, {"ledger", "init", dir / "ledger.db", "--devices", dir / "devices.csv"}};
+      {"--version"},
+      {"ls", fixture("mbr.img") + ":data:/"},
+      {"ledger", "init", dir / "ledger.db", "--devices", dir / "devices.csv"}};
   for (const auto& arguments : commands) {
     const CommandResult trace = traced(arguments);
     EXPECT_EQ(trace.status, 0) << trace.err;

@@ -143,12 +143,14 @@ TEST(GuestfsBoot, MissingLibguestfsIsOneClearErrorAndNothingIsLeft) {
   write_file(dir / "x", "x\n");
   std::filesystem::create_directories(dir / "tmp");
   const std::string missing = dir / "libguestfs.so.0";
-  const CommandResult put = run_imprint({"put", dir / "x", image + ":/uboot/x"}, "",
-                                        {"IMPRINT_LIBGUESTFS=" + missing, "TMPDIR=" + (dir / "tmp"), "XDG_CACHE_HOME=" + (dir / "cache")});
+  const CommandResult put =
+      run_imprint({"put", dir / "x", image + ":/uboot/x"}, "",
+                  {"IMPRINT_LIBGUESTFS=" + missing, "TMPDIR=" + (dir / "tmp"), "XDG_CACHE_HOME=" + (dir / "cache")});
   EXPECT_EQ(put.status, 1) << put.err;
   EXPECT_EQ(count(put.err, "\n"), 1u) << put.err;
-  EXPECT_NE(put.err.find("cannot launch the libguestfs appliance for " + image +
-                         ": cannot load libguestfs.so.0 (Debian package libguestfs0; install it with scripts/setup.sh): " + missing),
+  EXPECT_NE(put.err.find(
+                "cannot launch the libguestfs appliance for " + image +
+                ": cannot load libguestfs.so.0 (Debian package libguestfs0; install it with scripts/setup.sh): " + missing),
             std::string::npos)
       << put.err;
   EXPECT_TRUE(std::filesystem::is_empty(dir / "tmp")) << "temp files left behind";

@@ -32,10 +32,10 @@ Libguestfs load() {
   }
   Libguestfs api;
   // dlsym returns void*: POSIX guarantees it converts to a function pointer.
-#define IMPRINT_GUESTFS_RESOLVE(name)                                                                      \
-  api.name = reinterpret_cast<decltype(api.name)>(::dlsym(library, "guestfs_" #name));                     \
-  if (api.name == nullptr) {                                                                               \
-    throw Error(file + " has no guestfs_" #name + hint, ErrorCode::Unsupported);                            \
+#define IMPRINT_GUESTFS_RESOLVE(name)                                                  \
+  api.name = reinterpret_cast<decltype(api.name)>(::dlsym(library, "guestfs_" #name)); \
+  if (api.name == nullptr) {                                                           \
+    throw Error(file + " has no guestfs_" #name + hint, ErrorCode::Unsupported);       \
   }
   IMPRINT_GUESTFS_FUNCTIONS(IMPRINT_GUESTFS_RESOLVE)
 #undef IMPRINT_GUESTFS_RESOLVE

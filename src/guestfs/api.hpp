@@ -14,13 +14,15 @@
 namespace imprint {
 
 // Every libguestfs function the module calls (add one here before calling it).
-#define IMPRINT_GUESTFS_FUNCTIONS(X)                                                                        \
-  X(create) X(close) X(last_error) X(last_errno) X(set_error_handler) X(parse_environment_list)            \
-  X(set_tmpdir) X(set_cachedir) X(set_backend_setting) X(add_drive_opts) X(disk_create) X(launch)          \
-  X(umask) X(get_pid) X(shutdown) X(sync) X(umount) X(umount_all) X(mkmountpoint) X(mount_options)         \
-  X(lstatns) X(free_statns) X(lstatnslist) X(free_statns_list) X(statvfs) X(free_statvfs) X(readlink)    \
-  X(readlinklist) X(ls) X(pread) X(pwrite) X(write) X(truncate_size) X(rename) X(mkdir_mode) X(ln_s)       \
+// clang-format off
+#define IMPRINT_GUESTFS_FUNCTIONS(X)                                                                    \
+  X(create) X(close) X(last_error) X(last_errno) X(set_error_handler) X(parse_environment_list)         \
+  X(set_tmpdir) X(set_cachedir) X(set_backend_setting) X(add_drive_opts) X(disk_create) X(launch)       \
+  X(umask) X(get_pid) X(shutdown) X(sync) X(umount) X(umount_all) X(mkmountpoint) X(mount_options)      \
+  X(lstatns) X(free_statns) X(lstatnslist) X(free_statns_list) X(statvfs) X(free_statvfs) X(readlink)   \
+  X(readlinklist) X(ls) X(pread) X(pwrite) X(write) X(truncate_size) X(rename) X(mkdir_mode) X(ln_s)    \
   X(chmod) X(lchown) X(utimens) X(rm) X(rm_f) X(rm_rf) X(rmdir)
+// clang-format on
 
 // Member `f` is guestfs_f: libguestfs().launch(g) calls guestfs_launch(g).
 struct Libguestfs {

@@ -300,7 +300,8 @@ void GuestfsFilesystem::set_attributes(const std::string& path, const Attributes
   if (keeps_permissions(options_.fs_type)) {
     check(libguestfs().lchown(g(), static_cast<int>(attributes.uid), static_cast<int>(attributes.gid), inside.c_str()), path,
           "cannot set the owner");
-    if (set_mode) check(libguestfs().chmod(g(), static_cast<int>(attributes.mode & 07777), inside.c_str()), path, "cannot set the mode");
+    if (set_mode)
+      check(libguestfs().chmod(g(), static_cast<int>(attributes.mode & 07777), inside.c_str()), path, "cannot set the mode");
   } else {
     require_representable(path, attributes.mode, attributes.uid, attributes.gid, directory);
   }
@@ -343,7 +344,7 @@ void GuestfsFilesystem::fill(const std::string& temp, ByteSource& content, const
       std::size_t written = position;
       while (written < run_end) {
         const int n = libguestfs().pwrite(g(), inside.c_str(), buffer.data() + written, run_end - written,
-                                     size + static_cast<std::int64_t>(written));
+                                          size + static_cast<std::int64_t>(written));
         if (n <= 0) fail(path, "cannot write");
         written += static_cast<std::size_t>(n);
       }
@@ -373,7 +374,8 @@ void GuestfsFilesystem::write(const std::string& path, ByteSource& content, cons
     const std::string inside = guest(temp);
     check(libguestfs().write(g(), inside.c_str(), "", 0), path, "cannot create the file");
     // Private while the bytes go in (they may be a key).
-    if (keeps_permissions(options_.fs_type)) check(libguestfs().chmod(g(), 0600, inside.c_str()), path, "cannot set the mode");
+    if (keeps_permissions(options_.fs_type))
+      check(libguestfs().chmod(g(), 0600, inside.c_str()), path, "cannot set the mode");
     fill(temp, content, path);
     set_attributes(temp, attributes, true, false);
     check(libguestfs().rename(g(), inside.c_str(), guest(path).c_str()), path, "cannot move the new file in place");

@@ -360,15 +360,15 @@ void GuestfsSession::launch() {
         const std::string server =
             "unix:" + nbd_->serve(temp_->path(), drive.path, drive.backing.empty() ? "raw" : "qcow2", drive.writable, drive.name);
         char* servers[] = {const_cast<char*>(server.c_str()), nullptr};
-        added = libguestfs().add_drive_opts(g, "", GUESTFS_ADD_DRIVE_OPTS_FORMAT, "raw", GUESTFS_ADD_DRIVE_OPTS_PROTOCOL, "nbd",
-                                       GUESTFS_ADD_DRIVE_OPTS_SERVER, servers, GUESTFS_ADD_DRIVE_OPTS_READONLY,
-                                       drive.writable ? 0 : 1, GUESTFS_ADD_DRIVE_OPTS_CACHEMODE,
-                                       drive.writable ? "unsafe" : "writeback", -1);
+        added = libguestfs().add_drive_opts(g, "", GUESTFS_ADD_DRIVE_OPTS_FORMAT, "raw", GUESTFS_ADD_DRIVE_OPTS_PROTOCOL,
+                                            "nbd", GUESTFS_ADD_DRIVE_OPTS_SERVER, servers, GUESTFS_ADD_DRIVE_OPTS_READONLY,
+                                            drive.writable ? 0 : 1, GUESTFS_ADD_DRIVE_OPTS_CACHEMODE,
+                                            drive.writable ? "unsafe" : "writeback", -1);
       } else {
         added = libguestfs().add_drive_opts(g, drive.path.c_str(), GUESTFS_ADD_DRIVE_OPTS_FORMAT,
-                                       drive.backing.empty() ? "raw" : "qcow2",
-                                       GUESTFS_ADD_DRIVE_OPTS_READONLY, drive.writable ? 0 : 1,
-                                       GUESTFS_ADD_DRIVE_OPTS_CACHEMODE, drive.writable ? "unsafe" : "writeback", -1);
+                                            drive.backing.empty() ? "raw" : "qcow2", GUESTFS_ADD_DRIVE_OPTS_READONLY,
+                                            drive.writable ? 0 : 1, GUESTFS_ADD_DRIVE_OPTS_CACHEMODE,
+                                            drive.writable ? "unsafe" : "writeback", -1);
       }
       if (added != 0) {
         const std::string message = last_error(g);
@@ -407,7 +407,7 @@ void GuestfsSession::create_overlays(guestfs_h* g) {
   for (const Drive& drive : drives_) {
     if (drive.backing.empty()) continue;
     if (libguestfs().disk_create(g, drive.path.c_str(), "qcow2", -1, GUESTFS_DISK_CREATE_BACKINGFILE, drive.backing.c_str(),
-                            GUESTFS_DISK_CREATE_BACKINGFORMAT, "raw", -1) != 0) {
+                                 GUESTFS_DISK_CREATE_BACKINGFORMAT, "raw", -1) != 0) {
       const std::string message = last_error(g);
       libguestfs().close(g);
       throw Error(drive.name + ": cannot create the libguestfs overlay over it: " + message);

@@ -44,4 +44,5 @@ std::unique_ptr<Ledger> make_sql_ledger(std::unique_ptr<SqlSession> session, boo
 // The PostgreSQL backend module's entry point (src/ledger/postgres/postgres.cpp): a new session on
 // url, whose messages name it as `location` (redacted), or an Error. Both sides are built from this
 // declaration, so the pointer open_postgres looks up has this type.
-extern "C" imprint::detail::SqlSession* imprint_open_postgres(const std::string& url, const std::string& location, bool init);
+extern "C" imprint::detail::SqlSession* imprint_open_postgres(const std::string& url, const std::string& location,
+                                                              bool init);

@@ -133,6 +133,31 @@ TEST(GuestfsBoot, NoApplianceIsOneClearErrorAndTheImageIsUntouched) {
   EXPECT_EQ(file_sha256(image), before);
 }
 
+// libguestfs is loaded only when an appliance is needed (src/guestfs/api.hpp): where it cannot be
+// loaded (IMPRINT_LIBGUESTFS names a file that does not exist), the command that needs it says so in
+// one line naming the library and its Debian package, and nothing is started or left behind.
+TEST(GuestfsBoot, MissingLibguestfsIsOneClearErrorAndNothingIsLeft) {
+  TempDir dir;
+  const std::string image = copy_fixture("mbr.img", dir);
+  const std::string before = file_sha256(image);
+  write_file(dir / "x", "x\n");
+  std::filesystem::create_directories(dir / "tmp");
+  const std::string missing = dir / "libguestfs.so.0";
+  const CommandResult put =
+      run_imprint({"put", dir / "x", image + ":/uboot/x"}, "",
+                  {"IMPRINT_LIBGUESTFS=" + missing, "TMPDIR=" + (dir / "tmp"), "XDG_CACHE_HOME=" + (dir / "cache")});
+  EXPECT_EQ(put.status, 1) << put.err;
+  EXPECT_EQ(count(put.err, "\n"), 1u) << put.err;
+  EXPECT_NE(put.err.find(
+                "cannot launch the libguestfs appliance for " + image +
+                ": cannot load libguestfs.so.0 (Debian package libguestfs0; install it with scripts/setup.sh): " + missing),
+            std::string::npos)
+      << put.err;
+  EXPECT_TRUE(std::filesystem::is_empty(dir / "tmp")) << "temp files left behind";
+  EXPECT_FALSE(std::filesystem::exists(dir / "cache")) << "the TCG note was shown before the library was found";
+  EXPECT_EQ(file_sha256(image), before);
+}
+
 // A batch whose profile writes the boot partition (auto backend: libguestfs for vfat, libext2fs for
 // the data partition): the shared file goes into the base once, each device gets its own, and every
 // image reads back right with mtools and debugfs.

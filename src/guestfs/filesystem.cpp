@@ -2,7 +2,6 @@
 // before acting (the daemon's calls would follow symlinks); new files and symlinks are built under a
 // temp name in their directory and renamed over the target, so a failure (ENOSPC) leaves the old
 // file or nothing. File bytes travel in chunks (pread/pwrite), never whole, never via a host file.
-#include <guestfs.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -16,6 +15,7 @@
 #include "imprint/core/fileio.hpp"
 #include "imprint/guestfs/guestfs.hpp"
 #include "imprint/core/pathspec.hpp"
+#include "api.hpp"
 
 namespace imprint {
 
@@ -119,13 +119,13 @@ std::string GuestfsFilesystem::guest(const std::string& path, bool for_writing) 
 
 void GuestfsFilesystem::fail(const std::string& path, const std::string& what) {
   guestfs_h* handle = g();
-  const int error_number = guestfs_last_errno(handle);
+  const int error_number = libguestfs().last_errno(handle);
   const ErrorCode code = code_for_errno(error_number);
   if (code == ErrorCode::NoSpace) {
     throw Error(at(path) + ": " + what + ": no space left in the filesystem (" + std::strerror(error_number) + ")", code);
   }
   // The daemon's message names the appliance's mount point; errno says the same more plainly.
-  const char* message = guestfs_last_error(handle);
+  const char* message = libguestfs().last_error(handle);
   const std::string reason = error_number != 0 ? std::strerror(error_number) : (message != nullptr ? message : "failed");
   throw Error(at(path) + ": " + what + ": " + reason, code);
 }
@@ -144,19 +144,19 @@ void GuestfsFilesystem::require_representable(const std::string& path, unsigned 
 
 std::optional<Statns> GuestfsFilesystem::lstat(const std::string& path) {
   const std::string inside = guest(path);
-  Statns* raw = guestfs_lstatns(g(), inside.c_str());
+  Statns* raw = libguestfs().lstatns(g(), inside.c_str());
   if (raw == nullptr) {
-    const int error_number = guestfs_last_errno(g());
+    const int error_number = libguestfs().last_errno(g());
     if (error_number == ENOENT) return std::nullopt;
     fail(path, "cannot stat");
   }
   const Statns copy = *raw;
-  guestfs_free_statns(raw);
+  libguestfs().free_statns(raw);
   return copy;
 }
 
 std::string GuestfsFilesystem::readlink(const std::string& path) {
-  char* target = guestfs_readlink(g(), guest(path).c_str());
+  char* target = libguestfs().readlink(g(), guest(path).c_str());
   if (target == nullptr) fail(path, "cannot read symlink");
   std::string result(target);
   std::free(target);
@@ -208,13 +208,13 @@ Statns GuestfsFilesystem::existing(const std::string& path) {
 }
 
 FsUsage GuestfsFilesystem::usage() {
-  struct guestfs_statvfs* raw = guestfs_statvfs(g(), guest("/").c_str());
+  struct guestfs_statvfs* raw = libguestfs().statvfs(g(), guest("/").c_str());
   if (raw == nullptr) fail("/", "cannot read the filesystem usage");
   FsUsage usage;
   usage.block_size = static_cast<std::uint64_t>(raw->bsize);
   usage.total_bytes = static_cast<std::uint64_t>(raw->blocks) * static_cast<std::uint64_t>(raw->frsize);
   usage.free_bytes = static_cast<std::uint64_t>(raw->bfree) * static_cast<std::uint64_t>(raw->frsize);
-  guestfs_free_statvfs(raw);
+  libguestfs().free_statvfs(raw);
   return usage;
 }
 
@@ -231,7 +231,7 @@ std::vector<DirEntry> GuestfsFilesystem::list(const std::string& directory) {
   bool missing = false;
   walk(components, components.size(), false, missing);
   const std::string inside = guest(directory);
-  StringList names(guestfs_ls(g(), inside.c_str()));
+  StringList names(libguestfs().ls(g(), inside.c_str()));
   if (!names) fail(directory, "cannot list the directory");
   std::vector<char*> name_pointers;
   for (char** name = names.get(); *name != nullptr; ++name) name_pointers.push_back(*name);
@@ -239,11 +239,11 @@ std::vector<DirEntry> GuestfsFilesystem::list(const std::string& directory) {
   name_pointers.push_back(nullptr);
 
   // One round trip for every entry's stat and one for the symlink targets.
-  struct guestfs_statns_list* stats = guestfs_lstatnslist(g(), inside.c_str(), name_pointers.data());
+  struct guestfs_statns_list* stats = libguestfs().lstatnslist(g(), inside.c_str(), name_pointers.data());
   if (stats == nullptr) fail(directory, "cannot stat the directory entries");
-  StringList targets(guestfs_readlinklist(g(), inside.c_str(), name_pointers.data()));
+  StringList targets(libguestfs().readlinklist(g(), inside.c_str(), name_pointers.data()));
   if (!targets) {
-    guestfs_free_statns_list(stats);
+    libguestfs().free_statns_list(stats);
     fail(directory, "cannot read the symlinks of the directory");
   }
   std::vector<DirEntry> entries;
@@ -253,7 +253,7 @@ std::vector<DirEntry> GuestfsFilesystem::list(const std::string& directory) {
     if (stat.type == FileType::Symlink) stat.link_target = targets.get()[i];
     entries.push_back(DirEntry{name_pointers[i], std::move(stat)});
   }
-  guestfs_free_statns_list(stats);
+  libguestfs().free_statns_list(stats);
   std::sort(entries.begin(), entries.end(), [](const DirEntry& a, const DirEntry& b) { return a.name < b.name; });
   return entries;
 }
@@ -267,7 +267,7 @@ void GuestfsFilesystem::read(const std::string& path, const ByteSink& sink) {
   std::int64_t offset = 0;
   while (true) {
     std::size_t got = 0;
-    char* bytes = guestfs_pread(g(), inside.c_str(), static_cast<int>(kChunkBytes), offset, &got);
+    char* bytes = libguestfs().pread(g(), inside.c_str(), static_cast<int>(kChunkBytes), offset, &got);
     if (bytes == nullptr) fail(path, "cannot read");
     std::unique_ptr<char, decltype(&std::free)> owned(bytes, &std::free);
     if (got == 0) break;
@@ -287,7 +287,7 @@ std::string GuestfsFilesystem::temp_name(const std::string& path) {
 
 void GuestfsFilesystem::discard(const std::string& temp) noexcept {
   try {
-    guestfs_rm_f(g(), guest(temp).c_str());
+    libguestfs().rm_f(g(), guest(temp).c_str());
   } catch (...) {
     // Best effort on an error path: the error being reported matters more.
   }
@@ -298,14 +298,15 @@ void GuestfsFilesystem::set_attributes(const std::string& path, const Attributes
                                        bool directory) {
   const std::string inside = guest(path);
   if (keeps_permissions(options_.fs_type)) {
-    check(guestfs_lchown(g(), static_cast<int>(attributes.uid), static_cast<int>(attributes.gid), inside.c_str()), path,
+    check(libguestfs().lchown(g(), static_cast<int>(attributes.uid), static_cast<int>(attributes.gid), inside.c_str()), path,
           "cannot set the owner");
-    if (set_mode) check(guestfs_chmod(g(), static_cast<int>(attributes.mode & 07777), inside.c_str()), path, "cannot set the mode");
+    if (set_mode)
+      check(libguestfs().chmod(g(), static_cast<int>(attributes.mode & 07777), inside.c_str()), path, "cannot set the mode");
   } else {
     require_representable(path, attributes.mode, attributes.uid, attributes.gid, directory);
   }
   const std::int64_t mtime = attributes.mtime ? *attributes.mtime : reproducible_now();
-  check(guestfs_utimens(g(), inside.c_str(), mtime, 0, mtime, 0), path, "cannot set the times");
+  check(libguestfs().utimens(g(), inside.c_str(), mtime, 0, mtime, 0), path, "cannot set the times");
 }
 
 // Copies content into the (empty) temp file; zero blocks are skipped and become holes.
@@ -342,8 +343,8 @@ void GuestfsFilesystem::fill(const std::string& temp, ByteSource& content, const
       }
       std::size_t written = position;
       while (written < run_end) {
-        const int n = guestfs_pwrite(g(), inside.c_str(), buffer.data() + written, run_end - written,
-                                     size + static_cast<std::int64_t>(written));
+        const int n = libguestfs().pwrite(g(), inside.c_str(), buffer.data() + written, run_end - written,
+                                          size + static_cast<std::int64_t>(written));
         if (n <= 0) fail(path, "cannot write");
         written += static_cast<std::size_t>(n);
       }
@@ -353,7 +354,7 @@ void GuestfsFilesystem::fill(const std::string& temp, ByteSource& content, const
     if (filled < buffer.size()) break;
   }
   // Trailing zeros (or an all-zero file) are a hole up to the size.
-  check(guestfs_truncate_size(g(), inside.c_str(), size), path, "cannot set the file size");
+  check(libguestfs().truncate_size(g(), inside.c_str(), size), path, "cannot set the file size");
 }
 
 void GuestfsFilesystem::write(const std::string& path, ByteSource& content, const Attributes& attributes) {
@@ -371,12 +372,13 @@ void GuestfsFilesystem::write(const std::string& path, ByteSource& content, cons
   const std::string temp = temp_name(path);
   try {
     const std::string inside = guest(temp);
-    check(guestfs_write(g(), inside.c_str(), "", 0), path, "cannot create the file");
+    check(libguestfs().write(g(), inside.c_str(), "", 0), path, "cannot create the file");
     // Private while the bytes go in (they may be a key).
-    if (keeps_permissions(options_.fs_type)) check(guestfs_chmod(g(), 0600, inside.c_str()), path, "cannot set the mode");
+    if (keeps_permissions(options_.fs_type))
+      check(libguestfs().chmod(g(), 0600, inside.c_str()), path, "cannot set the mode");
     fill(temp, content, path);
     set_attributes(temp, attributes, true, false);
-    check(guestfs_rename(g(), inside.c_str(), guest(path).c_str()), path, "cannot move the new file in place");
+    check(libguestfs().rename(g(), inside.c_str(), guest(path).c_str()), path, "cannot move the new file in place");
   } catch (...) {
     discard(temp);
     throw;
@@ -388,7 +390,7 @@ void GuestfsFilesystem::mkdir(const std::string& path, const Attributes& attribu
   const std::optional<Location> location = locate(path, false);
   if (location->entry) throw Error(at(path) + " already exists", ErrorCode::Exists);
   require_representable(path, attributes.mode, attributes.uid, attributes.gid, true);
-  check(guestfs_mkdir_mode(g(), guest(path).c_str(), static_cast<int>(attributes.mode & 0777)), path,
+  check(libguestfs().mkdir_mode(g(), guest(path).c_str(), static_cast<int>(attributes.mode & 0777)), path,
         "cannot create directory");
   set_attributes(path, attributes, true, true);
 }
@@ -410,9 +412,9 @@ void GuestfsFilesystem::symlink(const std::string& path, const std::string& targ
   // Built beside and renamed over: `ln -sf` would follow an existing link to a directory.
   const std::string temp = temp_name(path);
   try {
-    check(guestfs_ln_s(g(), target.c_str(), guest(temp).c_str()), path, "cannot create symlink");
+    check(libguestfs().ln_s(g(), target.c_str(), guest(temp).c_str()), path, "cannot create symlink");
     set_attributes(temp, attributes, false, false);  // a link's own mode is always 0777
-    check(guestfs_rename(g(), guest(temp).c_str(), guest(path).c_str()), path, "cannot move the new symlink in place");
+    check(libguestfs().rename(g(), guest(temp).c_str(), guest(path).c_str()), path, "cannot move the new symlink in place");
   } catch (...) {
     discard(temp);
     throw;
@@ -430,7 +432,7 @@ void GuestfsFilesystem::chmod(const std::string& path, unsigned mode) {
     require_representable(path, mode, 0, 0, S_ISDIR(entry.st_mode));
     return;
   }
-  check(guestfs_chmod(g(), static_cast<int>(mode & 07777), guest(path).c_str()), path, "cannot set the mode");
+  check(libguestfs().chmod(g(), static_cast<int>(mode & 07777), guest(path).c_str()), path, "cannot set the mode");
 }
 
 void GuestfsFilesystem::chown(const std::string& path, std::uint32_t uid, std::uint32_t gid) {
@@ -440,14 +442,14 @@ void GuestfsFilesystem::chown(const std::string& path, std::uint32_t uid, std::u
     require_representable(path, S_ISDIR(entry.st_mode) ? 0755 : 0644, uid, gid, S_ISDIR(entry.st_mode));
     return;
   }
-  check(guestfs_lchown(g(), static_cast<int>(uid), static_cast<int>(gid), guest(path).c_str()), path,
+  check(libguestfs().lchown(g(), static_cast<int>(uid), static_cast<int>(gid), guest(path).c_str()), path,
         "cannot set the owner");
 }
 
 void GuestfsFilesystem::set_mtime(const std::string& path, std::int64_t mtime) {
   require_writable(path);
   existing(path);
-  check(guestfs_utimens(g(), guest(path).c_str(), mtime, 0, mtime, 0), path, "cannot set the times");
+  check(libguestfs().utimens(g(), guest(path).c_str(), mtime, 0, mtime, 0), path, "cannot set the times");
 }
 
 void GuestfsFilesystem::remove(const std::string& path, bool recursive) {
@@ -457,13 +459,13 @@ void GuestfsFilesystem::remove(const std::string& path, bool recursive) {
   if (!location->entry) throw Error(at(path) + ": no such file or directory", ErrorCode::NotFound);
   const std::string inside = guest(path);
   if (!S_ISDIR(location->entry->st_mode)) {
-    check(guestfs_rm(g(), inside.c_str()), path, "cannot remove");
+    check(libguestfs().rm(g(), inside.c_str()), path, "cannot remove");
   } else if (recursive) {
     // rm -rf removes links inside the tree, never what they point to.
-    check(guestfs_rm_rf(g(), inside.c_str()), path, "cannot remove the directory");
+    check(libguestfs().rm_rf(g(), inside.c_str()), path, "cannot remove the directory");
   } else {
-    if (guestfs_rmdir(g(), inside.c_str()) == -1) {
-      if (guestfs_last_errno(g()) == ENOTEMPTY || guestfs_last_errno(g()) == EEXIST) {
+    if (libguestfs().rmdir(g(), inside.c_str()) == -1) {
+      if (libguestfs().last_errno(g()) == ENOTEMPTY || libguestfs().last_errno(g()) == EEXIST) {
         throw Error(at(path) + ": directory not empty", ErrorCode::NotEmpty);
       }
       fail(path, "cannot remove the directory");

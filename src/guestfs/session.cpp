@@ -7,7 +7,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <glob.h>
-#include <guestfs.h>
 #include <linux/kvm.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -30,6 +29,7 @@
 
 #include "imprint/core/error.hpp"
 #include "imprint/core/lifetime.hpp"
+#include "api.hpp"
 
 namespace imprint {
 
@@ -42,7 +42,7 @@ bool g_told_tcg = false;
 
 // The first line: libguestfs appends a multi-line "Do: export LIBGUESTFS_DEBUG=1..." hint.
 std::string last_error(guestfs_h* g) {
-  const char* message = guestfs_last_error(g);
+  const char* message = libguestfs().last_error(g);
   std::string text = message != nullptr ? message : "unknown libguestfs error";
   return text.substr(0, text.find('\n'));
 }
@@ -247,7 +247,7 @@ int launch_watched(guestfs_h* g, int seconds, bool& timed_out) {
       }
     }
   });
-  const int result = guestfs_launch(g);
+  const int result = libguestfs().launch(g);
   {
     std::lock_guard lock(mutex);
     done = true;
@@ -261,7 +261,7 @@ int launch_watched(guestfs_h* g, int seconds, bool& timed_out) {
 // ~15 s supermin appliance every time. Keep it in /var/tmp unless the user chose a cache.
 void choose_cachedir(guestfs_h* g) {
   if (std::getenv("LIBGUESTFS_CACHEDIR") != nullptr) return;
-  guestfs_set_cachedir(g, cache_directory().c_str());
+  libguestfs().set_cachedir(g, cache_directory().c_str());
 }
 
 }  // namespace
@@ -308,7 +308,7 @@ std::string GuestfsSession::partition_device(std::size_t drive, int number) {
 
 void GuestfsSession::close() noexcept {
   qemu_.release();  // libguestfs reaps it: its pid may be reused afterwards
-  if (handle_ != nullptr) guestfs_close(handle_);
+  if (handle_ != nullptr) libguestfs().close(handle_);
   handle_ = nullptr;
   mounted_.clear();
   nbd_->stop();
@@ -321,6 +321,11 @@ guestfs_h* GuestfsSession::handle() {
 
 void GuestfsSession::launch() {
   const std::string what = drives_.size() == 1 ? drives_.front().name : std::to_string(drives_.size()) + " images";
+  try {
+    libguestfs();  // loaded first: without it, one error line and nothing started or created
+  } catch (const Error& error) {
+    throw Error("cannot launch the libguestfs appliance for " + what + ": " + error.what(), error.code());
+  }
   std::string first_error;
   // Without usable KVM, TCG at once: a KVM launch would only time out (30 s) first.
   const std::string kvm = g_use_tcg || environment_forces_tcg() ? "" : kvm_problem();
@@ -333,19 +338,19 @@ void GuestfsSession::launch() {
   }
   for (int attempt = 0; attempt < 2; ++attempt) {
     const bool tcg = tcg_already || attempt == 1;
-    guestfs_h* g = guestfs_create();
+    guestfs_h* g = libguestfs().create();
     if (g == nullptr) throw Error("cannot create a libguestfs handle for " + what + " (out of memory?)");
-    guestfs_set_error_handler(g, nullptr, nullptr);  // errors are reported as imprint::Error
+    libguestfs().set_error_handler(g, nullptr, nullptr);  // errors are reported as imprint::Error
     // libguestfs' own temp and socket directories go into one that imprint removes on a signal,
     // and whose removal the guardian takes over after kill -9. The socket directory has no setter
     // in libguestfs 1.48: it follows XDG_RUNTIME_DIR, read here from a list, not the environment.
     if (!temp_) temp_ = std::make_unique<PrivateTempDir>("imprint-guestfs-");
     const std::string runtime_dir = "XDG_RUNTIME_DIR=" + temp_->path();
     char* environment[] = {const_cast<char*>(runtime_dir.c_str()), nullptr};
-    guestfs_parse_environment_list(g, environment);
-    guestfs_set_tmpdir(g, temp_->path().c_str());
+    libguestfs().parse_environment_list(g, environment);
+    libguestfs().set_tmpdir(g, temp_->path().c_str());
     choose_cachedir(g);
-    if (tcg) guestfs_set_backend_setting(g, "force_tcg", "1");
+    if (tcg) libguestfs().set_backend_setting(g, "force_tcg", "1");
     nbd_->stop();
     if (!overlays_created_) create_overlays(g);
     for (const Drive& drive : drives_) {
@@ -355,35 +360,35 @@ void GuestfsSession::launch() {
         const std::string server =
             "unix:" + nbd_->serve(temp_->path(), drive.path, drive.backing.empty() ? "raw" : "qcow2", drive.writable, drive.name);
         char* servers[] = {const_cast<char*>(server.c_str()), nullptr};
-        added = guestfs_add_drive_opts(g, "", GUESTFS_ADD_DRIVE_OPTS_FORMAT, "raw", GUESTFS_ADD_DRIVE_OPTS_PROTOCOL, "nbd",
-                                       GUESTFS_ADD_DRIVE_OPTS_SERVER, servers, GUESTFS_ADD_DRIVE_OPTS_READONLY,
-                                       drive.writable ? 0 : 1, GUESTFS_ADD_DRIVE_OPTS_CACHEMODE,
-                                       drive.writable ? "unsafe" : "writeback", -1);
+        added = libguestfs().add_drive_opts(g, "", GUESTFS_ADD_DRIVE_OPTS_FORMAT, "raw", GUESTFS_ADD_DRIVE_OPTS_PROTOCOL,
+                                            "nbd", GUESTFS_ADD_DRIVE_OPTS_SERVER, servers, GUESTFS_ADD_DRIVE_OPTS_READONLY,
+                                            drive.writable ? 0 : 1, GUESTFS_ADD_DRIVE_OPTS_CACHEMODE,
+                                            drive.writable ? "unsafe" : "writeback", -1);
       } else {
-        added = guestfs_add_drive_opts(g, drive.path.c_str(), GUESTFS_ADD_DRIVE_OPTS_FORMAT,
-                                       drive.backing.empty() ? "raw" : "qcow2",
-                                       GUESTFS_ADD_DRIVE_OPTS_READONLY, drive.writable ? 0 : 1,
-                                       GUESTFS_ADD_DRIVE_OPTS_CACHEMODE, drive.writable ? "unsafe" : "writeback", -1);
+        added = libguestfs().add_drive_opts(g, drive.path.c_str(), GUESTFS_ADD_DRIVE_OPTS_FORMAT,
+                                            drive.backing.empty() ? "raw" : "qcow2", GUESTFS_ADD_DRIVE_OPTS_READONLY,
+                                            drive.writable ? 0 : 1, GUESTFS_ADD_DRIVE_OPTS_CACHEMODE,
+                                            drive.writable ? "unsafe" : "writeback", -1);
       }
       if (added != 0) {
         const std::string message = last_error(g);
-        guestfs_close(g);
+        libguestfs().close(g);
         throw Error(drive.name + ": cannot add the image to the libguestfs appliance: " + message);
       }
     }
     const auto start = std::chrono::steady_clock::now();
     bool timed_out = false;
-    if (launch_watched(g, tcg ? 0 : kvm_deadline_seconds(), timed_out) == 0 && guestfs_umask(g, 0) != -1) {
+    if (launch_watched(g, tcg ? 0 : kvm_deadline_seconds(), timed_out) == 0 && libguestfs().umask(g, 0) != -1) {
       launch_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       handle_ = g;
-      if (const int qemu = guestfs_get_pid(g); qemu > 0) qemu_ = ChildRegistration(qemu, true);
+      if (const int qemu = libguestfs().get_pid(g); qemu > 0) qemu_ = ChildRegistration(qemu, true);
       // KVM failed and TCG works: that is this machine's KVM, not a missing appliance.
       if (attempt == 1) remember_kvm_failure();
       return;
     }
     const std::string message =
         timed_out ? "the KVM launch did not finish within " + std::to_string(kvm_deadline_seconds()) + " s" : last_error(g);
-    guestfs_close(g);
+    libguestfs().close(g);
     if (tcg) {
       throw Error("cannot launch the libguestfs appliance for " + what + ": " +
                       (first_error.empty() ? message : first_error + "; with TCG: " + message) +
@@ -401,10 +406,10 @@ void GuestfsSession::launch() {
 void GuestfsSession::create_overlays(guestfs_h* g) {
   for (const Drive& drive : drives_) {
     if (drive.backing.empty()) continue;
-    if (guestfs_disk_create(g, drive.path.c_str(), "qcow2", -1, GUESTFS_DISK_CREATE_BACKINGFILE, drive.backing.c_str(),
-                            GUESTFS_DISK_CREATE_BACKINGFORMAT, "raw", -1) != 0) {
+    if (libguestfs().disk_create(g, drive.path.c_str(), "qcow2", -1, GUESTFS_DISK_CREATE_BACKINGFILE, drive.backing.c_str(),
+                                 GUESTFS_DISK_CREATE_BACKINGFORMAT, "raw", -1) != 0) {
       const std::string message = last_error(g);
-      guestfs_close(g);
+      libguestfs().close(g);
       throw Error(drive.name + ": cannot create the libguestfs overlay over it: " + message);
     }
   }
@@ -423,14 +428,14 @@ std::string GuestfsSession::mountpoint(std::size_t drive, int number, const std:
     if (it->device != device) continue;
     if (it->writable || !writable) return point;
     // Read-only so far and now written: remount read-write.
-    if (guestfs_umount(g, point.c_str()) != 0) {
+    if (libguestfs().umount(g, point.c_str()) != 0) {
       throw Error(name + ": cannot unmount " + device + " in the libguestfs appliance: " + last_error(g));
     }
     mounted_.erase(it);
     created = true;
     break;
   }
-  if (!created && guestfs_mkmountpoint(g, point.c_str()) != 0) {
+  if (!created && libguestfs().mkmountpoint(g, point.c_str()) != 0) {
     throw Error(name + ": cannot create mount point " + point + " in the libguestfs appliance: " + last_error(g));
   }
   std::string options = writable ? "rw" : "ro";
@@ -439,7 +444,7 @@ std::string GuestfsSession::mountpoint(std::size_t drive, int number, const std:
   if (fs_type == "xfs") options += ",nouuid";
   // FAT keeps no owners or permissions: show files 0644 and directories 0755 (root:root).
   if (fs_type == "vfat" || fs_type == "msdos") options += ",uid=0,gid=0,fmask=0133,dmask=0022";
-  if (guestfs_mount_options(g, options.c_str(), device.c_str(), point.c_str()) != 0) {
+  if (libguestfs().mount_options(g, options.c_str(), device.c_str(), point.c_str()) != 0) {
     throw Error(name + ": cannot mount " + device + " (" + fs_type + ") in the libguestfs appliance: " + last_error(g),
                 ErrorCode::Corrupt);
   }
@@ -457,9 +462,9 @@ void GuestfsSession::shutdown() {
     close();
     return Error(what + ": cannot write the changes out of the libguestfs appliance: " + message);
   };
-  if (guestfs_sync(g) != 0 || guestfs_umount_all(g) != 0) throw fail();
+  if (libguestfs().sync(g) != 0 || libguestfs().umount_all(g) != 0) throw fail();
   qemu_.release();  // guestfs_shutdown reaps it
-  if (guestfs_shutdown(g) != 0) throw fail();
+  if (libguestfs().shutdown(g) != 0) throw fail();
   close();
 }
 

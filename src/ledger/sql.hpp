@@ -35,7 +35,14 @@ class SqlSession {
 };
 
 std::unique_ptr<SqlSession> open_sqlite(const std::string& path, bool init);
+// Loads the PostgreSQL backend (imprint-postgres.so, next to the executable) on first use.
 std::unique_ptr<SqlSession> open_postgres(const std::string& url, bool init);
 std::unique_ptr<Ledger> make_sql_ledger(std::unique_ptr<SqlSession> session, bool init);
 
 }  // namespace imprint::detail
+
+// The PostgreSQL backend module's entry point (src/ledger/postgres/postgres.cpp): a new session on
+// url, whose messages name it as `location` (redacted), or an Error. Both sides are built from this
+// declaration, so the pointer open_postgres looks up has this type.
+extern "C" imprint::detail::SqlSession* imprint_open_postgres(const std::string& url, const std::string& location,
+                                                              bool init);

@@ -2,12 +2,17 @@
 // the next free row is taken with SELECT ... FOR UPDATE SKIP LOCKED, so concurrent stations pick
 // different rows without waiting on each other, and a station that dies mid-transaction loses its
 // connection, which rolls the transaction back and releases its row lock.
+//
+// Built as a module of its own (imprint-postgres.so, loaded by src/ledger/postgres_module.cpp when a
+// postgres:// ledger is opened): libpqxx and libpq pull ~28 shared libraries (Kerberos, LDAP,
+// GnuTLS...) that every other command would load at start. It uses nothing of imprint's that is
+// not in a header (Error, SqlSession): the executable exports no symbols to it.
 #include <optional>
 
 #include <pqxx/pqxx>
 
 #include "imprint/core/error.hpp"
-#include "sql.hpp"
+#include "../sql.hpp"
 
 namespace imprint::detail {
 
@@ -15,7 +20,7 @@ namespace {
 
 class PostgresSession final : public SqlSession {
  public:
-  PostgresSession(const std::string& url, bool init) : location_(redact_location(url)) {
+  PostgresSession(const std::string& url, const std::string& location, bool init) : location_(location) {
     try {
       connection_.emplace(url);
       // CREATE ... IF NOT EXISTS and friends send NOTICEs, which libpqxx prints to stderr.
@@ -82,6 +87,8 @@ class PostgresSession final : public SqlSession {
 
 }  // namespace
 
-std::unique_ptr<SqlSession> open_postgres(const std::string& url, bool init) { return std::make_unique<PostgresSession>(url, init); }
-
 }  // namespace imprint::detail
+
+extern "C" imprint::detail::SqlSession* imprint_open_postgres(const std::string& url, const std::string& location, bool init) {
+  return new imprint::detail::PostgresSession(url, location, init);
+}

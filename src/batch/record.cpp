@@ -6,6 +6,7 @@
 
 #include "imprint/batch/flash.hpp"
 #include "imprint/image/bmap.hpp"
+#include "imprint/image/golden_cache.hpp"
 #include "imprint/core/bytes.hpp"
 #include "imprint/core/error.hpp"
 #include "imprint/core/fileio.hpp"
@@ -61,6 +62,8 @@ std::string sparse_file_sha256(const std::string& path) {
 
 namespace imprint {
 
-std::string golden_digest(const std::string& path) { return detail::sparse_file_sha256(path); }
+// From the golden cache (golden_cache.hpp) that batches keep: flash -p --manifest on the line would
+// otherwise read and hash the whole golden again for every card.
+std::string golden_digest(const std::string& path) { return GoldenCache(default_cache_directory(), path).digest(); }
 
 }  // namespace imprint

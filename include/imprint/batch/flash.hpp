@@ -76,6 +76,7 @@ FlashResult flash(const FlashRequest& request);
 
 // The golden_sha256 of records: SHA-256 of the golden file as named (a compressed one's compressed
 // bytes), read sparse-aware. batch, flash -p and the station record the same digest for one file.
+// Kept in the golden cache ($XDG_CACHE_HOME/imprint, see golden_cache.hpp) between runs.
 std::string golden_digest(const std::string& path);
 
 // The refusals for a block device: mounted (itself or a partition of it; "/" makes it "the running

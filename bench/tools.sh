@@ -89,8 +89,8 @@ tool_flash_bmaptool() {
   bmaptool copy --bmap "$FLASH_BMAP" "$FLASH_IMAGE" "$1"
 }
 
-# imprint flash -p: stamp the device into an unnamed temp file (reflink or sparse copy of the golden
-# image, the plan applied), then write and read back as above: no named intermediate image.
+# imprint flash -p: the plan stamped into an in-memory overlay on the golden (opened read-only), then the
+# golden's mapped ranges with the overlay on top written and read back as above: no copy of the image.
 tool_flash_stamp() {
   "$IMPRINT" flash -p "$PROFILE" -i "$FLASH_GOLDEN" --device "$DEVICE" --target "$1" --force \
     --set "key_file=$KEY_PEM" --set "cert_file=$CERT_PEM" --set "pfx_file=$PFX" --set "dps_client=$CLIENT"

@@ -77,7 +77,7 @@ TEST(GuestfsBoot, LibraryListsReadsWritesAndRemovesOnVfat) {
   TempDir dir;
   const std::string image = copy_fixture("mbr.img", dir);
   const std::string uenv = mtype(image, "/uEnv.txt");
-  auto session = std::make_shared<GuestfsSession>(std::vector<GuestfsSession::Drive>{{image, true, image}});
+  auto session = std::make_shared<GuestfsSession>(std::vector<GuestfsSession::Drive>{{image, true, image, false, {}}});
   auto boot = open_guestfs(GuestfsOpenOptions{session, 0, 1, "vfat", true, "boot (p1)"});
 
   std::vector<std::string> names;

@@ -143,7 +143,7 @@ TEST(GuestfsCrossCheck, NativeAndGuestfsAgreeBothWaysAndRefuseTheSameThings) {
   }
 
   // 3. One appliance over the image: read everything back, then write through it.
-  auto session = std::make_shared<GuestfsSession>(std::vector<GuestfsSession::Drive>{{image, true, image}});
+  auto session = std::make_shared<GuestfsSession>(std::vector<GuestfsSession::Drive>{{image, true, image, false, {}}});
   std::map<int, std::unique_ptr<Filesystem>> guest;
   for (int number : {1, 2, 3, 4}) {
     guest[number] = open_guestfs(GuestfsOpenOptions{session, 0, number, number == 1 ? "vfat" : "ext4", true,

@@ -67,7 +67,7 @@ void StampOptions::run() {
     // OUT.bmap for OUT.img and OUT.img.zst alike (batch names its bmaps so): the bmap maps the image.
     std::string out = request.output_path;
     for (const char* suffix : {".gz", ".xz", ".zst"}) {
-      if (out.ends_with(suffix)) out.resize(out.size() - std::string_view(suffix).size());
+      if (out.ends_with(suffix)) out.erase(out.size() - std::string_view(suffix).size());
     }
     request.bmap_path = (out.ends_with(".img") ? out.substr(0, out.size() - 4) : out) + ".bmap";
   }

@@ -160,15 +160,9 @@ std::string source_sha256(const Source& source) {
   if (!source.overlay) return sparse_image_sha256(source.fd.get(), source.size, source.data, source.name);
   Sha256 digest;
   std::vector<char> buffer(1 << 20);
-  const std::vector<char> zeros(buffer.size(), 0);
-  auto feed_zeros = [&](std::uint64_t length) {
-    for (; length > 0; length -= std::min<std::uint64_t>(length, zeros.size())) {
-      digest.update(std::string_view(zeros.data(), std::min<std::uint64_t>(length, zeros.size())));
-    }
-  };
   std::uint64_t position = 0;
   for (const Extent& extent : source.data) {
-    feed_zeros(extent.offset - position);
+    hash_zeros(digest, extent.offset - position);
     for (std::uint64_t at = extent.offset; at < extent.end();) {
       const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), extent.end() - at));
       read_source(source, buffer.data(), want, at);
@@ -177,7 +171,7 @@ std::string source_sha256(const Source& source) {
     }
     position = extent.end();
   }
-  feed_zeros(source.size - position);
+  hash_zeros(digest, source.size - position);
   return digest.hex_digest();
 }
 

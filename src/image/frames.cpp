@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "imprint/core/error.hpp"
+#include "imprint/image/bmap.hpp"
 
 namespace imprint {
 
@@ -162,16 +163,8 @@ std::uint64_t frame_count(std::uint64_t size, std::uint64_t frame_size) { return
 
 // Hashes a frame's bytes: `bytes`, or `length` zeros for a frame without data (bytes empty).
 void hash_frame(Sha256& digest, const std::vector<char>& bytes, std::uint64_t length) {
-  if (!bytes.empty()) {
-    digest.update(std::string_view(bytes.data(), bytes.size()));
-    return;
-  }
-  static const std::vector<char> zeros(1 << 20, '\0');
-  for (std::uint64_t left = length; left > 0;) {
-    const auto part = static_cast<std::size_t>(std::min<std::uint64_t>(left, zeros.size()));
-    digest.update(std::string_view(zeros.data(), part));
-    left -= part;
-  }
+  if (bytes.empty()) return hash_zeros(digest, length);
+  digest.update(std::string_view(bytes.data(), bytes.size()));
 }
 
 // An unnamed file for compressed frames: in `directory` (the outputs' filesystem), else in $TMPDIR.

@@ -213,7 +213,7 @@ std::optional<std::string> redo_reason(const Context& context, const Prepared& p
   }
   if (!bmap && record.contains("bmap") && !record["bmap"].is_null())
     return "it was recorded with a bmap, now none is asked for";
-  if (detail::sparse_file_sha256(output) != text("output_sha256"))
+  if (sparse_file_sha256(output) != text("output_sha256"))
     return output + " changed since it was stamped (sha256 differs from the manifest)";
   try {
     DiskImage image = DiskImage::open(output, OpenMode::ReadOnly, context.request.backend);

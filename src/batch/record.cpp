@@ -1,11 +1,8 @@
 #include "record.hpp"
 
-#include <sys/stat.h>
-
 #include <ctime>
 
 #include "imprint/batch/flash.hpp"
-#include "imprint/image/bmap.hpp"
 #include "imprint/image/golden_cache.hpp"
 #include "imprint/core/bytes.hpp"
 #include "imprint/core/error.hpp"
@@ -47,15 +44,6 @@ ManifestRecord timing(std::chrono::system_clock::time_point started) {
   std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
   const double elapsed = std::chrono::duration<double>(std::chrono::system_clock::now() - started).count();
   return {{"started", text}, {"seconds", static_cast<double>(static_cast<long long>(elapsed * 1000)) / 1000.0}};
-}
-
-std::string sparse_file_sha256(const std::string& path) {
-  UniqueFd fd = open_read(path);
-  struct stat info {};
-  if (::fstat(fd.get(), &info) != 0) throw_errno("cannot stat " + path);
-  if (!S_ISREG(info.st_mode)) return sha256_file_hex(path);
-  const auto size = static_cast<std::uint64_t>(info.st_size);
-  return sparse_image_sha256(fd.get(), size, data_extents(fd.get()), path);
 }
 
 }  // namespace imprint::detail

@@ -20,7 +20,4 @@ ManifestRecord device_record(const DevicePlan& device, const std::optional<Devic
 // {"started": "2024-01-31T12:00:00Z", "seconds": 1.234}
 ManifestRecord timing(std::chrono::system_clock::time_point started);
 
-// sha256 of a host file, hashing its holes without reading them.
-std::string sparse_file_sha256(const std::string& path);
-
 }  // namespace imprint::detail

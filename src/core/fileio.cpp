@@ -158,6 +158,12 @@ void fsync_directory_of(const std::string& path) {
 }
 }  // namespace
 
+std::string default_cache_directory() {
+  if (const char* cache = std::getenv("XDG_CACHE_HOME"); cache != nullptr && *cache == '/') return std::string(cache) + "/imprint";
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home == '/') return std::string(home) + "/.cache/imprint";
+  return "";
+}
+
 void EarlyWriteback::written_up_to(std::uint64_t end) {
   if (end < started_ + window_) return;
   ::sync_file_range(fd_, static_cast<off64_t>(started_), static_cast<off64_t>(end - started_), SYNC_FILE_RANGE_WRITE);

@@ -28,6 +28,7 @@
 #include <thread>
 
 #include "imprint/core/error.hpp"
+#include "imprint/core/fileio.hpp"
 #include "imprint/core/lifetime.hpp"
 #include "api.hpp"
 
@@ -282,11 +283,8 @@ std::string kvm_problem() {
 }
 
 std::string tcg_note_marker() {
-  const char* cache = std::getenv("XDG_CACHE_HOME");
-  if (cache != nullptr && *cache == '/') return std::string(cache) + "/imprint/tcg-noted";
-  const char* home = std::getenv("HOME");
-  if (home != nullptr && *home == '/') return std::string(home) + "/.cache/imprint/tcg-noted";
-  return "";
+  const std::string directory = default_cache_directory();
+  return directory.empty() ? "" : directory + "/tcg-noted";
 }
 
 GuestfsSession::GuestfsSession(std::vector<Drive> drives)

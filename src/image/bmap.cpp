@@ -1,6 +1,7 @@
 // bmaptool-format block maps (see yoctoproject/bmaptool BmapCreate.py for the layout reproduced).
 #include "imprint/image/bmap.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <libxml/parser.h>
@@ -15,6 +16,8 @@
 
 #include "imprint/core/bytes.hpp"
 #include "imprint/core/error.hpp"
+#include "imprint/core/fileio.hpp"
+#include "imprint/image/copy.hpp"
 
 namespace imprint {
 
@@ -289,6 +292,14 @@ MappedImage map_image(int fd, std::uint64_t image_size, const std::vector<Extent
 
 std::string sparse_image_sha256(int fd, std::uint64_t image_size, const std::vector<Extent>& extents, const std::string& name) {
   return hash_image(fd, image_size, extents, {}, name, nullptr);
+}
+
+std::string sparse_file_sha256(const std::string& path) {
+  UniqueFd fd = open_read(path);
+  struct stat info {};
+  if (::fstat(fd.get(), &info) != 0) throw_errno("cannot stat " + path);
+  if (!S_ISREG(info.st_mode)) return sha256_file_hex(path);
+  return sparse_image_sha256(fd.get(), static_cast<std::uint64_t>(info.st_size), data_extents(fd.get()), path);
 }
 
 std::string format_bmap(const Bmap& bmap) {

@@ -12,7 +12,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <system_error>
@@ -68,12 +67,6 @@ void evict(const std::string& directory, const std::string& index, const std::ve
 
 }  // namespace
 
-std::string default_cache_directory() {
-  if (const char* cache = std::getenv("XDG_CACHE_HOME"); cache != nullptr && *cache == '/') return std::string(cache) + "/imprint";
-  if (const char* home = std::getenv("HOME"); home != nullptr && *home == '/') return std::string(home) + "/.cache/imprint";
-  return "";
-}
-
 GoldenCache::GoldenCache(std::string directory, std::string golden_path)
     : directory_(std::move(directory)), golden_path_(std::move(golden_path)), key_(identity_key(golden_path_)) {}
 
@@ -95,12 +88,10 @@ std::string GoldenCache::digest() {
       // not cached yet (or unreadable): computed below
     }
   }
-  UniqueFd fd = open_read(golden_path_);
-  struct stat info {};
-  if (::fstat(fd.get(), &info) != 0) throw_errno("cannot stat " + golden_path_);
-  if (!S_ISREG(info.st_mode)) return digest_ = sha256_file_hex(golden_path_);
-  digest_ = sparse_image_sha256(fd.get(), static_cast<std::uint64_t>(info.st_size), data_extents(fd.get()), golden_path_);
-  store_digest(digest_);
+  digest_ = sparse_file_sha256(golden_path_);
+  // A golden on a block device has no identity the key can trust (its bytes change without its
+  // inode's times): its digest is never kept.
+  if (std::filesystem::is_regular_file(golden_path_)) store_digest(digest_);
   return digest_;
 }
 

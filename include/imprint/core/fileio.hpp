@@ -76,6 +76,10 @@ UniqueFd unnamed_temp_file(const std::string& purpose);
 // descriptors, so it becomes "/proc/<our pid>/..."; any other path is returned as it is.
 std::string path_for_another_process(const std::string& path);
 
+// Where imprint keeps what outlives a run (the golden cache, the TCG note): $XDG_CACHE_HOME/imprint,
+// else $HOME/.cache/imprint; "" when neither is set (nothing is kept).
+std::string default_cache_directory();
+
 // Starts the kernel's writeback of what a writer has put in a file so far, a window at a time
 // (sync_file_range(SYNC_FILE_RANGE_WRITE): asynchronous), so the disk writes while the writer makes the
 // rest and the final fsync finds little left. With plenty of RAM the kernel otherwise holds gigabytes

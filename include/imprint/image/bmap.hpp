@@ -44,6 +44,8 @@ MappedImage map_image(int fd, std::uint64_t image_size, const std::vector<Extent
                       const std::string& name);
 // The sha256 of the whole image alone (what `sha256sum` prints), reading only the mapped ranges.
 std::string sparse_image_sha256(int fd, std::uint64_t image_size, const std::vector<Extent>& extents, const std::string& name);
+// The same for a host file by name (a block device or other non-regular file: read whole).
+std::string sparse_file_sha256(const std::string& path);
 
 // bmaptool's XML, byte for byte the layout BmapCreate writes, with BmapFileChecksum computed over
 // the text with the checksum field all "0" (as bmaptool checks it).

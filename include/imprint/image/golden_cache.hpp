@@ -13,13 +13,11 @@
 #include <optional>
 #include <string>
 
+#include "imprint/core/fileio.hpp"  // default_cache_directory
 #include "imprint/image/copy.hpp"
 #include "imprint/image/frames.hpp"
 
 namespace imprint {
-
-// $XDG_CACHE_HOME/imprint, else $HOME/.cache/imprint; "" when neither is set (nothing is cached).
-std::string default_cache_directory();
 
 class GoldenCache {
  public:

@@ -19,11 +19,11 @@ io_manager overlay_io_manager();
 io_manager overlay_sink_io_manager();
 using OverlaySink = std::function<void(std::uint64_t offset, std::string_view bytes)>;
 void overlay_set_sink(io_channel channel, OverlaySink sink);
-// Where a channel reads what it has not written itself (offset in the image file): instead of the
-// file, e.g. the golden plus a batch's shared overlay. It may throw (the read then fails with EIO).
-// Given while the channel opens (ext2fs_open2 reads the superblock and group descriptors during its
-// open, before any setter could run): the sink channels opened on this thread while it lives read
-// through `source`.
+// Where a sink channel reads what it has not written itself (offset in the image file) instead of
+// the file, e.g. the golden plus a batch's shared overlay; it may throw (the read then fails with
+// EIO). It is given while the channel opens, because ext2fs_open2 reads the superblock and group
+// descriptors during its open, before any setter could run: every sink channel opened on this
+// thread while a ScopedOverlaySource lives reads through its source.
 using OverlaySource = std::function<void(std::uint64_t offset, std::size_t size, char* out)>;
 class ScopedOverlaySource {
  public:

@@ -137,7 +137,6 @@ class Appender {
     end_ += bytes;
     writeback_.written_up_to(end_);
   }
-  int fd() const { return fd_; }
 
  private:
   int fd_;

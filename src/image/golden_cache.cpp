@@ -41,7 +41,7 @@ std::string identity_key(const std::string& golden_path) {
 
 std::string compression_name(Compression compression) { return compression_suffix(compression).substr(1); }
 
-// Creates the cache's subdirectory (private: the user's cache), or "" when it cannot be.
+// Creates the cache's subdirectory (private: the user's cache); false when it cannot be (nothing is cached then).
 bool make_private_directory(const std::string& path) {
   std::error_code error;
   std::filesystem::create_directories(path, error);

@@ -1,7 +1,8 @@
 // A device's image without a copy of the golden: the golden (opened read-only) plus the bytes the
 // plan wrote, kept here. Writes arrive from the filesystems' commits (ext4 io_manager overlays) at
-// image byte offsets; they are kept in memory up to a limit and past it in an unnamed temp file, so
-// a plan that writes much keeps the process's memory flat. Reads (range by range: stamp -o's output,
+// image byte offsets; they are kept in the process's memory up to a limit and past it in a memfd
+// (never a file on the host's disk: the pages hold keys), so a plan that writes much keeps the
+// process's memory flat. Reads (range by range: stamp -o's output,
 // flash -p's card) yield the golden's bytes with the written ones on top.
 #pragma once
 
@@ -20,7 +21,7 @@ namespace imprint {
 class ImageOverlay {
  public:
   static constexpr std::uint64_t kPage = 512;  // a sector: partitions and ext blocks align to it
-  // memory_limit: bytes kept in memory before the rest spills to an unnamed temp file.
+  // memory_limit: bytes kept in the process's heap before the rest spills to a memfd.
   explicit ImageOverlay(std::uint64_t memory_limit = 16ull << 20) : memory_limit_(memory_limit) {}
   // A layer over another overlay (a batch device's over the shared ops'): reads see the golden, then
   // `below`'s pages, then this one's; extents(), bytes() and write_to() are this layer's own.

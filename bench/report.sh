@@ -47,6 +47,16 @@ function median(key,    n, i, j, tmp, a) {
   lo[key] = a[1]; hi[key] = a[n]
   return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
+# Median of the time of A over the time of B, run by run (runs where both succeeded): a pair runs back to back, so
+# the ratio holds when the disk speed drifts between runs; prange is the range of the pairs.
+function pair_median(a, b,    n, r, i, j, tmp, x) {
+  n = 0
+  for (r = 1; r <= maxrun; r++) if (((a, r) in byrun) && ((b, r) in byrun) && byrun[b, r] > 0) x[++n] = byrun[a, r] / byrun[b, r]
+  if (n == 0) return 0
+  for (i = 2; i <= n; i++) { tmp = x[i]; for (j = i - 1; j >= 1 && x[j] > tmp; j--) x[j + 1] = x[j]; x[j + 1] = tmp }
+  prange = sprintf("%.2f-%.2f over %d pairs", x[1], x[n], n)
+  return n % 2 ? x[(n + 1) / 2] : (x[n / 2] + x[n / 2 + 1]) / 2
+}
 function has(size, tool) { return count[size, tool] > 0 }
 function mib(kib) { return kib == "-" || kib == "" ? "-" : sprintf("%.1f", kib / 1024) }
 function verdict(ok) { return ok ? "**met**" : "**missed**" }
@@ -74,7 +84,7 @@ NR == 1 { next }
   if (!(key in seen)) { seen[key] = 1; order[++nkeys] = key; if (!($1 in sizeseen)) { sizeseen[$1] = 1; sizes[++nsizes] = $1 } }
   if ($7 != "" && $7 != "-") mapped[key] = $7
   if ($6 != "ok") { bad[key] = bad[key] " run " $3 ": " $6; next }
-  count[key]++; t[key, count[key]] = $4
+  count[key]++; t[key, count[key]] = $4; byrun[key, $3] = $4; if ($3 + 0 > maxrun) maxrun = $3 + 0
   if ($5 != "-" && $5 + 0 > rss[key] + 0) rss[key] = $5
   if ($8 != "" && $8 + 0 > written[key] + 0) written[key] = $8
 }
@@ -167,8 +177,8 @@ END {
       kind = kk == 1 ? "file" : "loop"
       im = sizes[s] SUBSEP "flash_imprint:" kind; st = sizes[s] SUBSEP "flash_stamp:" kind
       if (count[im] == 0 || count[st] == 0) continue
-      r = med[st] / med[im]
-      printf "- imprint flash -p at most 1.1x imprint flash of the stamped image (%s GiB, %s): %.2fx, %s", sizes[s], label(kind), r, verdict(r <= 1.1)
+      r = pair_median(st, im)
+      printf "- imprint flash -p at most 1.1x imprint flash of the stamped image (%s GiB, %s): %.2fx (median of the per-run ratios, %s; ratio of the medians %.2fx), %s", sizes[s], label(kind), r, prange, med[st] / med[im], verdict(r <= 1.1)
       if (kind == "file" && (st in written) && (im in written)) {
         extra = written[st] - written[im]
         printf "; written to storage by the process: %.1f MiB on the fly vs %.1f MiB from the stamped image (extra %.1f MiB: %s)", written[st] / 1048576, written[im] / 1048576, extra / 1048576, verdict(extra < 64 * 1048576)

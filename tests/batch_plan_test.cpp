@@ -52,6 +52,31 @@ TEST(BatchPlan, OwnOpsGoToAnOverlayOnlyWhenEveryPartitionTheyWriteIsNativeExt) {
   EXPECT_FALSE(overlay_takes(base, Plan{"a", {file("p9:/x", "a")}}));
 }
 
+// Shared ops on the vfat boot partition would cost the base an appliance launch of its own; when
+// every device launches one anyway (an own op there), they go with each device's ops, first, in
+// their order, and the native ones stay shared. One device that writes only native partitions
+// keeps them in the base: its one launch then serves every device.
+TEST(BatchPlan, SharedBootOpsGoWithTheDevicesWhenEveryDeviceLaunchesAnApplianceAnyway) {
+  using Targets = std::vector<std::string>;
+  DiskImage base = DiskImage::open_overlay(test::fixture("mbr.img"), nullptr);
+  const PlanOp fleet = file("/uboot/fleet.txt", "fleet");
+  const PlanOp conf = file("/etc/mender/mender.conf", "{}");
+  const PlanOp logo = file("/uboot/logo.txt", "logo");
+  const Plan a{"a", {fleet, conf, logo, file("/uboot/device-id", "a")}};
+  const Plan b{"b", {fleet, conf, logo, file("/uboot/device-id", "b"), file("/data/device-id", "b")}};
+  SharedOps split = split_shared_ops({&a, &b});
+  EXPECT_EQ(fold_appliance_ops_into_devices(base, split), 2u);
+  EXPECT_EQ(targets(split.common), Targets{"/etc/mender/mender.conf"});
+  EXPECT_EQ(targets(split.own[0].ops), (Targets{"/uboot/fleet.txt", "/uboot/logo.txt", "/uboot/device-id"}));
+  EXPECT_EQ(targets(split.own[1].ops), (Targets{"/uboot/fleet.txt", "/uboot/logo.txt", "/uboot/device-id", "/data/device-id"}));
+
+  const Plan c{"c", {fleet, conf, logo, file("/data/device-id", "c")}};
+  SharedOps kept = split_shared_ops({&a, &c});
+  EXPECT_EQ(fold_appliance_ops_into_devices(base, kept), 0u);
+  EXPECT_EQ(targets(kept.common), (Targets{"/uboot/fleet.txt", "/etc/mender/mender.conf", "/uboot/logo.txt"}));
+  EXPECT_EQ(targets(kept.own[1].ops), Targets{"/data/device-id"});
+}
+
 TEST(BatchPlan, AnyDifferenceKeepsAnOpOwnAndAFreshPfxIsNeverShared) {
   const PlanOp base = file("/etc/x", "x");
   const auto differing = [&](const std::function<void(PlanOp&)>& change) {

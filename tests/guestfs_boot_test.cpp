@@ -178,8 +178,12 @@ TEST(GuestfsBoot, BatchWritesEachDevicesBootPartition) {
   write_file(dir / "devices.csv", "device_id\nboot-dev-1\nboot-dev-2\n");
   const std::string golden_before = file_sha256(fixture("mbr.img"));
   CommandResult batch = run_imprint({"batch", "-p", dir / "profile.yaml", "-i", fixture("mbr.img"), "--devices",
-                                     dir / "devices.csv", "-O", dir / "out", "-j", "2"});
+                                     dir / "devices.csv", "-O", dir / "out", "-j", "2", "-v"});
   ASSERT_EQ(batch.status, 0) << batch.err;
+  // fleet.txt is the same for both, but each device launches an appliance for its device-id.txt
+  // anyway: the shared base gets no launch of its own, fleet.txt goes with each device's writes.
+  EXPECT_EQ(count(batch.err, "(vfat, libguestfs, read-write)"), 2u) << batch.err;
+  EXPECT_EQ(count(batch.err, "1 shared operation(s) on partitions libguestfs writes go with each device's own"), 1u) << batch.err;
   for (const std::string id : {"boot-dev-1", "boot-dev-2"}) {
     const std::string image = dir / ("out/" + id + ".img");
     EXPECT_EQ(mtype(image, "/device-id.txt"), id + "\n");

@@ -550,12 +550,16 @@ struct SharedBase {
 };
 
 // Checks every plan against the golden's image, and splits off the operations all devices share.
-void accept_and_split(ImageView& image, const std::string& csv, std::vector<Prepared> prepared, SharedBase& base,
+void accept_and_split(DiskImage& image, const std::string& csv, std::vector<Prepared> prepared, SharedBase& base,
                       BatchResult& result) {
   base.good = rows_the_image_accepts(image, csv, std::move(prepared), result);
   std::vector<const Plan*> plans;
   for (const Prepared& item : base.good) plans.push_back(&item.device.plan);
   SharedOps split = split_shared_ops(plans);
+  if (const std::size_t moved = fold_appliance_ops_into_devices(image, split)) {
+    verbose_note(std::to_string(moved) + " shared operation(s) on partitions libguestfs writes go with each device's own: "
+                 "every device launches an appliance anyway, so the shared base needs none");
+  }
   for (std::size_t i = 0; i < base.good.size(); ++i) base.good[i].own = std::move(split.own[i]);
   base.common = Plan{"", split.common};
 }

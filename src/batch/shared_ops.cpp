@@ -14,7 +14,33 @@ bool contains_op(const std::vector<PlanOp>& ops, const PlanOp& op) {
   return std::any_of(ops.begin(), ops.end(), [&](const PlanOp& other) { return same_op(other, op); });
 }
 
+// Whether `op` writes a partition that only the appliance opens. A target that does not resolve is
+// left where it is (false): the device's run reports it as it always has.
+bool needs_appliance(DiskImage& base, const PlanOp& op) {
+  try {
+    const std::vector<Location> locations = resolve(op.target, base);
+    return std::any_of(locations.begin(), locations.end(), [&](const Location& location) {
+      return base.backend_for(base.partition_number(location.partition)) != Backend::Native;
+    });
+  } catch (const Error&) {
+    return false;
+  }
+}
+
 }  // namespace
+
+std::size_t fold_appliance_ops_into_devices(DiskImage& base, SharedOps& split) {
+  if (split.own.empty()) return 0;
+  const bool every_device_launches = std::all_of(split.own.begin(), split.own.end(), [&](const Plan& own) {
+    return std::any_of(own.ops.begin(), own.ops.end(), [&](const PlanOp& op) { return needs_appliance(base, op); });
+  });
+  if (!every_device_launches) return 0;
+  std::vector<PlanOp> kept, moved;
+  for (PlanOp& op : split.common) (needs_appliance(base, op) ? moved : kept).push_back(std::move(op));
+  split.common = std::move(kept);
+  for (Plan& own : split.own) own.ops.insert(own.ops.begin(), moved.begin(), moved.end());
+  return moved.size();
+}
 
 bool same_op(const PlanOp& a, const PlanOp& b) {
   return a.kind == b.kind && a.target.role == b.target.role && a.target.path == b.target.path && a.bytes == b.bytes &&

@@ -125,7 +125,10 @@ TEST(StampBootstrap, FlashWritesTheRenewedBootstrapOntoTheCard) {
   arguments[0] = "flash";
   arguments.erase(arguments.begin() + 7, arguments.begin() + 9);  // -o ""
   shell("truncate -s 200M " + (dir / "card.img"));
-  const CommandResult result = run_imprint(with(arguments, {"--target", dir / "card.img", "--force"}));
+  // The renewal needs the plan on a copy, which holds the device's key: in memory, never in TMPDIR
+  // (a directory that does not exist: any temp file there would be an error).
+  const CommandResult result =
+      run_imprint(with(arguments, {"--target", dir / "card.img", "--force"}), "", {"TMPDIR=" + (dir / "no-such-dir")});
   ASSERT_EQ(result.status, 0) << result.err;
   const std::string renewed = bootstrap_of(dir / "card.img", dir, "card.mender");
   EXPECT_NE(artifact_info(renewed).find("rootfs-image.checksum: " + partition_sha256(dir / "card.img", 2)), std::string::npos);

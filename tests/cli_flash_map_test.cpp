@@ -284,7 +284,8 @@ TEST_F(FlashMap, ATargetThatIsAnInputIsRefusedHoweverItIsNamed) {
 // flash -p stamps onto the card straight from the golden and an in-memory overlay: nothing goes to
 // the host's temp directory (TMPDIR names a directory that does not exist: any temp file would be an
 // error), and the card is what stamp -o makes for the same device, checked by the filesystems' tools
-// and imprint verify --structure, for a file and a loop device.
+// and imprint verify --structure, for a file and a loop device; the same for flash and verify of the
+// stamped image compressed.
 TEST_F(FlashMap, StampModeWritesNoTempCopyOfTheGolden) {
   TempDir dir;
   const std::vector<std::string> environment{"TMPDIR=" + (dir / "no-such-dir"), "SOURCE_DATE_EPOCH=1700000000"};
@@ -310,5 +311,16 @@ TEST_F(FlashMap, StampModeWritesNoTempCopyOfTheGolden) {
   expect_card_is_image(stamped, loop.device, "flash -p onto a loop device");
   const CommandResult verified = run_imprint({"verify", "-p", path("profile.yaml"), "--device", "card-p", "--structure", loop.device});
   EXPECT_EQ(verified.status, 0) << verified.out << verified.err;
+
+  // The stamped image compressed for shipping holds the device's key too: flash and verify
+  // decompress it beside itself (unnamed), never into TMPDIR.
+  ASSERT_EQ(run({"zstd", "-q", "-k", stamped}).status, 0);
+  const std::string from_zst = dir / "card-from-zst.img";
+  const CommandResult zst = run_imprint({"flash", stamped + ".zst", "--target", from_zst, "--force"}, "", environment);
+  ASSERT_EQ(zst.status, 0) << zst.err;
+  expect_card_is_image(stamped, from_zst, "flash of the stamped image, compressed");
+  const CommandResult verified_zst =
+      run_imprint({"verify", "-p", path("profile.yaml"), "--device", "card-p", stamped + ".zst"}, "", environment);
+  EXPECT_EQ(verified_zst.status, 0) << verified_zst.out << verified_zst.err;
   EXPECT_FALSE(std::filesystem::exists(dir / "no-such-dir"));
 }

@@ -126,15 +126,26 @@ Source stamped_source(const FlashRequest& request) {
   source.device_id = request.device_id;
   StampResult stamped;
   stamped.plan = device.plan;
-  if (auto overlay = stamp_overlay(request.golden_path, stamped, request.backend, flash_qcow2_beside())) {
+  // A compressed golden is decompressed first. It holds no device's secrets ($TMPDIR will do), and
+  // the device's writes then go to an overlay as over a raw golden, never into a stamped copy.
+  UniqueFd decompressed;
+  std::string golden = request.golden_path;
+  if (is_compressed_image(golden)) {
+    decompressed = unnamed_temp_file("decompressing " + golden);
+    decompress_image(golden, decompressed.get());
+    golden = fd_path(decompressed.get());
+  }
+  if (auto overlay = stamp_overlay(golden, stamped, request.backend, flash_qcow2_beside(), request.golden_path)) {
     // Nothing of the image is copied: the card gets the golden's ranges with the overlay on top.
-    source.fd = open_read(request.golden_path);
+    source.fd = open_read(golden);
     source.overlay = std::move(overlay);
     source.warnings = stamped.warnings;
     map_overlay_source(source);
   } else {
-    source.fd = unnamed_temp_file(source.name);
-    copy_image(request.golden_path, source.fd.get());
+    // A bootstrap Artifact to renew: the plan goes to a copy, which holds the device's secrets, so
+    // it is kept in memory (a memfd: only the image's data, its holes stay holes), never in $TMPDIR.
+    source.fd = memory_file("imprint-stamped-image");
+    copy_image(golden, source.fd.get());
     {
       DiskImage image = DiskImage::open(fd_path(source.fd.get()), OpenMode::ReadWrite, request.backend, request.golden_path);
       stamp_open_image(image, stamped);
@@ -145,8 +156,8 @@ Source stamped_source(const FlashRequest& request) {
   }
   source.record = detail::device_record(device, device_exports(device));
   source.record["profile_sha256"] = sha256_hex(read_host_file(request.profile_path));
-  const std::string golden = golden_sha256.get();
-  source.record["golden_sha256"] = golden.empty() ? nlohmann::json() : nlohmann::json(golden);
+  const std::string golden_digest_hex = golden_sha256.get();
+  source.record["golden_sha256"] = golden_digest_hex.empty() ? nlohmann::json() : nlohmann::json(golden_digest_hex);
   return source;
 }
 
@@ -180,7 +191,7 @@ Source image_source(const FlashRequest& request) {
   source.name = request.image_path;
   source.device_id = request.device_id.empty() ? image_stem(request.image_path) : request.device_id;
   if (is_compressed_image(request.image_path)) {
-    source.fd = unnamed_temp_file("decompressing " + request.image_path);
+    source.fd = unnamed_file_beside(request.image_path);  // a stamped image holds a device's keys: never in $TMPDIR
     decompress_image(request.image_path, source.fd.get());
   } else {
     source.fd = open_read(request.image_path);

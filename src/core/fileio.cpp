@@ -1,6 +1,7 @@
 #include "imprint/core/fileio.hpp"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -323,6 +324,18 @@ UniqueFd unnamed_temp_file(const std::string& purpose) {
   if (!named) throw_errno(failure);
   ::unlink(pattern.c_str());  // unnamed from here on
   return named;
+}
+
+UniqueFd memory_file(const std::string& name) {
+  UniqueFd fd(::memfd_create(name.c_str(), MFD_CLOEXEC));
+  if (!fd) throw_errno("cannot create a memory file (" + name + ")");
+  return fd;
+}
+
+UniqueFd unnamed_file_beside(const std::string& path) {
+  const std::filesystem::path directory = std::filesystem::absolute(path).parent_path();
+  UniqueFd fd(::open(directory.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+  return fd ? std::move(fd) : memory_file("imprint-decompressed");
 }
 
 std::string path_for_another_process(const std::string& path) {

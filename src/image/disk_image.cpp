@@ -73,7 +73,7 @@ DiskImage DiskImage::open(const std::string& path, OpenMode mode, Backend backen
       throw Error(path + " is compressed; write commands need a raw image (decompress it first, or use stamp)",
                   ErrorCode::Unsupported);
     }
-    image.fd_ = unnamed_temp_file("decompressing " + path);
+    image.fd_ = unnamed_file_beside(path);  // a stamped image holds a device's keys: never in $TMPDIR
     decompress_image(path, image.fd_.get());
     image.io_path_ = fd_path(image.fd_.get());
   } else {

@@ -1,7 +1,6 @@
 // ImageOverlay (see overlay.hpp): written pages over a read-only golden.
 #include "imprint/image/overlay.hpp"
 
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -27,15 +26,6 @@ void pread_or_zero(int fd, char* out, std::size_t size, std::uint64_t offset) {
   std::memset(out + done, 0, size - done);
 }
 
-// The spill holds what the plan wrote: keys and certificates among it. A memfd keeps it in memory
-// (swappable like tmpfs, never a file on the host's disk, gone with the process), and its pages are
-// not mapped, so they do not count in the process's RSS.
-UniqueFd spill_file() {
-  UniqueFd fd(::memfd_create("imprint-overlay-spill", MFD_CLOEXEC));
-  if (!fd) throw_errno("cannot create the overlay's spill (memfd)");
-  return fd;
-}
-
 }  // namespace
 
 void ImageOverlay::write(std::uint64_t offset, std::string_view bytes) {
@@ -53,7 +43,9 @@ void ImageOverlay::write(std::uint64_t offset, std::string_view bytes) {
     } else if (memory_.size() * kPage < memory_limit_) {
       std::memcpy(memory_[index].data(), data, kPage);
     } else {
-      if (!spill_) spill_ = spill_file();
+      // The spill holds what the plan wrote, keys among it: a memfd, never a file on the host's disk
+      // (its pages are not mapped, so they do not count in the process's RSS).
+      if (!spill_) spill_ = memory_file("imprint-overlay-spill");
       pwrite_all(spill_.get(), std::string_view(data, kPage), spill_end_, "the overlay's spill file");
       spilled_.emplace(index, spill_end_);
       spill_end_ += kPage;

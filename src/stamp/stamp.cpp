@@ -342,10 +342,10 @@ PendingFile compress_output(const PendingFile& raw, const std::string& output, C
 }  // namespace
 
 std::shared_ptr<ImageOverlay> stamp_overlay(const std::string& golden_path, StampResult& result, Backend backend,
-                                            const std::string& qcow2_beside) {
+                                            const std::string& qcow2_beside, const std::string& name) {
   if (is_compressed_image(golden_path)) return nullptr;  // its bytes exist only once decompressed
   auto overlay = std::make_shared<ImageOverlay>();
-  DiskImage golden = DiskImage::open_overlay(golden_path, overlay, backend, {}, qcow2_beside);
+  DiskImage golden = DiskImage::open_overlay(golden_path, overlay, backend, name, qcow2_beside);
   if (!overlay_applies(golden, result.plan)) return nullptr;
   stamp_open_image(golden, result);
   return overlay;

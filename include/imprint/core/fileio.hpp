@@ -67,10 +67,17 @@ std::string fd_path(int fd);
 // even on kill -9. An empty UniqueFd when that filesystem has no O_TMPFILE (vfat, NFS, ...), so the
 // caller picks its fallback; Error "FAILURE: <strerror>" for any other error.
 UniqueFd open_unnamed(const std::string& directory, const std::string& failure);
-// An unnamed scratch file in temp_directory() (a decompressed golden, a stamped image on its way to a
-// card); where that filesystem has no O_TMPFILE, a named one unlinked at once. Errors say
+// An unnamed scratch file in temp_directory() for bytes that hold no device's secrets (a decompressed
+// golden); where that filesystem has no O_TMPFILE, a named one unlinked at once. Errors say
 // "cannot create a temp file in DIR for PURPOSE".
 UniqueFd unnamed_temp_file(const std::string& purpose);
+// An unnamed file for bytes that may hold a device's secrets (a stamped image decompressed), never in
+// $TMPDIR: beside `path`, the file they come from, which holds them already (O_TMPFILE in its
+// directory); where that directory takes none (read-only, no O_TMPFILE), a memfd: memory, swappable
+// like tmpfs. Either vanishes with the process, kill -9 included.
+UniqueFd unnamed_file_beside(const std::string& path);
+// A memfd called `name` (as /proc/PID/fd shows it): bytes kept off every disk.
+UniqueFd memory_file(const std::string& name);
 
 // A path another process (qemu, e2fsck) can open for the same file: "/proc/self/..." names our own
 // descriptors, so it becomes "/proc/<our pid>/..."; any other path is returned as it is.

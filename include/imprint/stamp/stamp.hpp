@@ -62,8 +62,9 @@ class ImageOverlay;
 // join the overlay; an empty qcow2_beside leaves such plans to the copy. Null (nothing applied) where
 // the overlay does not apply: a compressed golden, such a partition without qcow2_beside, or a
 // bootstrap Artifact to renew; then the caller copies the golden and edits the copy instead.
+// `name`: the golden as messages call it, when golden_path is not that (a decompressed copy).
 std::shared_ptr<ImageOverlay> stamp_overlay(const std::string& golden_path, StampResult& result, Backend backend,
-                                            const std::string& qcow2_beside = {});
+                                            const std::string& qcow2_beside = {}, const std::string& name = {});
 // Why golden + overlay does not apply to this plan on this golden (opened with open_overlay): "the
 // plan writes boot (p1), which only libguestfs opens", the bootstrap Artifact to renew, or the error
 // the golden gave; nullopt when it applies.

@@ -199,6 +199,12 @@ TEST(VerifyGolden, ACompressedGoldenIsDecompressedOnceAMissingOneIsNamed) {
   shell("gzip -k -1 '" + image + "'");
   result = verify(profile, "dev-01", fixture("mbr.img.zst"), image + ".gz");
   EXPECT_EQ(result.status, 0) << result.out << result.err;
+  // It holds the device's key: decompressed beside itself, never in TMPDIR (a missing directory here).
+  result = run_imprint({"-v", "verify", "-p", profile, "--device", "dev-01", "--golden", fixture("mbr.img"), image + ".gz"}, "",
+                       {kEpoch, "TMPDIR=" + (dir / "no-such-dir")});
+  EXPECT_EQ(result.status, 0) << result.out << result.err;
+  EXPECT_NE(result.err.find(image + ".gz is compressed: decompressed once into an unnamed file beside it"), std::string::npos)
+      << result.err;
 
   for (const std::string& missing : {dir / "missing.img", dir.path()}) {
     result = verify(profile, "dev-01", missing, image);

@@ -126,13 +126,12 @@ Source stamped_source(const FlashRequest& request) {
   source.device_id = request.device_id;
   StampResult stamped;
   stamped.plan = device.plan;
-  // A compressed golden is decompressed first. It holds no device's secrets ($TMPDIR will do), and
-  // the device's writes then go to an overlay as over a raw golden, never into a stamped copy.
+  // A compressed golden is decompressed first, so the device's writes go to an overlay as over a raw
+  // golden, never into a stamped copy.
   UniqueFd decompressed;
   std::string golden = request.golden_path;
   if (is_compressed_image(golden)) {
-    decompressed = unnamed_temp_file("decompressing " + golden);
-    decompress_image(golden, decompressed.get());
+    decompressed = decompressed_golden(golden);
     golden = fd_path(decompressed.get());
   }
   if (auto overlay = stamp_overlay(golden, stamped, request.backend, flash_qcow2_beside(), request.golden_path)) {
@@ -191,8 +190,7 @@ Source image_source(const FlashRequest& request) {
   source.name = request.image_path;
   source.device_id = request.device_id.empty() ? image_stem(request.image_path) : request.device_id;
   if (is_compressed_image(request.image_path)) {
-    source.fd = unnamed_file_beside(request.image_path);  // a stamped image holds a device's keys: never in $TMPDIR
-    decompress_image(request.image_path, source.fd.get());
+    source.fd = decompressed_beside(request.image_path);  // a stamped image, with the device's key
   } else {
     source.fd = open_read(request.image_path);
   }

@@ -311,6 +311,18 @@ std::vector<Extent> decompress_stoppable(const std::string& path, int dst_fd, co
 
 std::vector<Extent> decompress_image(const std::string& path, int dst_fd) { return decompress_stoppable(path, dst_fd, nullptr); }
 
+UniqueFd decompressed_beside(const std::string& path) {
+  UniqueFd fd = unnamed_file_beside(path);
+  decompress_image(path, fd.get());
+  return fd;
+}
+
+UniqueFd decompressed_golden(const std::string& path) {
+  UniqueFd fd = unnamed_temp_file("decompressing " + path);
+  decompress_image(path, fd.get());
+  return fd;
+}
+
 std::vector<Extent> copy_image(const std::string& path, int dst_fd, const std::atomic<bool>* stop) {
   if (is_compressed_image(path)) return decompress_stoppable(path, dst_fd, stop);
   // A golden is a file: copy_sparse sizes the copy by st_size, which a block device does not have.

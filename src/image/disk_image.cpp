@@ -73,8 +73,7 @@ DiskImage DiskImage::open(const std::string& path, OpenMode mode, Backend backen
       throw Error(path + " is compressed; write commands need a raw image (decompress it first, or use stamp)",
                   ErrorCode::Unsupported);
     }
-    image.fd_ = unnamed_file_beside(path);  // a stamped image holds a device's keys: never in $TMPDIR
-    decompress_image(path, image.fd_.get());
+    image.fd_ = decompressed_beside(path);  // it may be a stamped image, with a device's key
     image.io_path_ = fd_path(image.fd_.get());
   } else {
     image.fd_ = open_image(path, mode);

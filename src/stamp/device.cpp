@@ -215,10 +215,6 @@ void check_source_fits(const PlanOp& op, const Partition& partition) {
               ErrorCode::Invalid);
 }
 
-}  // namespace
-
-namespace {
-
 // The profile's checks; the first failure in the profile's order is the one reported. The identity
 // script's check spends its time waiting for its sandbox (two processes, ~10 ms), so it runs on a
 // second thread while the others run on this one (the sandbox prepares everything before it forks:

@@ -17,22 +17,23 @@ namespace imprint {
 namespace {
 
 // An image's raw bytes: the file or card itself, or a compressed image decompressed once into an
-// unnamed temp file (gone with the process).
+// unnamed file (gone with the process): the golden's in $TMPDIR, the verified image's beside it.
 struct RawImage {
   UniqueFd fd;
   std::string io_path;  // what libraries open: the path itself, or /proc/self/fd/N of the decompressed copy
   std::uint64_t size = 0;
 };
 
-RawImage raw_image(const std::string& path, InputKind kind, std::string_view noun) {
+RawImage raw_image(const std::string& path, InputKind kind, std::string_view noun, bool golden) {
   RawImage raw;
   raw.fd = open_read(path, kind, noun);  // first: a missing or unfit input is named as such
   raw.io_path = path;
   if (is_compressed_image(path)) {
-    raw.fd = unnamed_temp_file("decompressing " + path);
-    decompress_image(path, raw.fd.get());
+    // The image verified may be a stamped one, with a device's key: never in $TMPDIR.
+    raw.fd = golden ? decompressed_golden(path) : decompressed_beside(path);
     raw.io_path = fd_path(raw.fd.get());
-    verbose_note(path + " is compressed: decompressed once into an unnamed temp file to compare with");
+    verbose_note(path + " is compressed: decompressed once into an unnamed " + (golden ? "temp file" : "file beside it") +
+                 " to compare with");
   }
   const off_t end = ::lseek(raw.fd.get(), 0, SEEK_END);  // a block device has no st_size
   if (end < 0) throw_errno("cannot get the size of " + path);
@@ -83,10 +84,10 @@ std::uint64_t total_length(const std::vector<Extent>& extents) {
 
 std::vector<std::string> verify_against_golden(const std::string& golden_path, const std::string& image_path, const DevicePlan& device,
                                                Backend backend) {
-  const RawImage golden = raw_image(golden_path, InputKind::File, "a golden image");
+  const RawImage golden = raw_image(golden_path, InputKind::File, "a golden image", /*golden=*/true);
   Layout layout;
   const std::shared_ptr<ImageOverlay> overlay = expected_overlay(golden, golden_path, device, backend, layout);
-  const RawImage image = raw_image(image_path, InputKind::FileOrBlockDevice, "a disk image");
+  const RawImage image = raw_image(image_path, InputKind::FileOrBlockDevice, "a disk image", /*golden=*/false);
   const OverlayComparison comparison =
       compare_with_overlay(golden.fd.get(), golden.size, *overlay, image.fd.get(), image.size, layout, image_path);
 

@@ -192,9 +192,8 @@ void Station::Impl::prepare_golden() {
   golden_ = options_.golden_path;
   golden_sha256_ = golden_digest(options_.golden_path);
   if (is_compressed_image(options_.golden_path)) {
-    golden_fd_ = unnamed_temp_file("the decompressed golden image " + options_.golden_path);
-    decompress_image(options_.golden_path, golden_fd_.get());
-    golden_ = "/proc/self/fd/" + std::to_string(golden_fd_.get());
+    golden_fd_ = decompressed_golden(options_.golden_path);
+    golden_ = fd_path(golden_fd_.get());
   }
   struct stat info {};
   if (::stat(golden_.c_str(), &info) != 0) throw_errno("cannot stat " + options_.golden_path);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "imprint/core/extent.hpp"
+#include "imprint/core/fileio.hpp"
 
 namespace imprint {
 
@@ -23,6 +24,14 @@ std::vector<Extent> copy_sparse(int src_fd, int dst_fd, const std::string& src_n
 // Decompresses a compressed image (any filter libarchive reads; a .zip with exactly one .img
 // member) into dst_fd, writing holes for all-zero blocks. Returns the data extents.
 std::vector<Extent> decompress_image(const std::string& path, int dst_fd);
+
+// A compressed image decompressed into an unnamed file that goes with the process, kill -9 included.
+// Where it goes depends on what it may hold:
+// - decompressed_beside: any image, a stamped one too (a device's key never goes to $TMPDIR): beside
+//   `path` (unnamed_file_beside: that directory holds those bytes already), else in memory.
+// - decompressed_golden: a golden, which holds no device's secrets: in $TMPDIR (unnamed_temp_file).
+UniqueFd decompressed_beside(const std::string& path);
+UniqueFd decompressed_golden(const std::string& path);
 
 // Copies or decompresses `path` into dst_fd, whichever it needs. A set `stop` ends it between
 // chunks with an Error.
